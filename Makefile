@@ -1,0 +1,44 @@
+# Two entry points, each doing all set-up it needs on a fresh Debian machine:
+#   make demo   installs what is missing, then runs the end-to-end job on bundled inputs
+#   make test   installs what is missing, then runs the test suite
+# A second run is fast: the venv is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+DEMO_OUT ?= demo-run
+APT_PACKAGES := chromium tesseract-ocr fonts-dejavu-core
+
+.PHONY: demo test install system-deps clean
+
+demo: install
+	$(VENV)/bin/vlforge demo --out $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+install: system-deps $(STAMP)
+
+# Debian packages only when one is missing (apt-get needs root, as on these machines).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# torch first, from the CPU wheel on disk: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[dev,airflow]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

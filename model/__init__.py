@@ -1,0 +1,1 @@
+"""vlforge model package."""

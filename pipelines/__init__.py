@@ -1,0 +1,1 @@
+"""Beam pipelines, the Sample record, shard I/O and the vlforge CLI."""

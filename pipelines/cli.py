@@ -1,0 +1,94 @@
+"""The `vlforge` command: a table of subcommands, each imported only when used.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args, extra) -> int`` (``extra`` holds unrecognised ``--flags``, which pipeline
+commands pass on to Apache Beam). Keeping heavy imports out of this file keeps
+``vlforge --help`` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+# name -> (module, one-line help). Grouped in the order a user meets them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pipelines.demo", "run the whole job end to end on bundled inputs"),
+    "pdf": ("pipelines.pdf", "render PDFs and e-books into page/figure/table shards"),
+    "crawl": ("pipelines.web", "screenshot web pages with Chromium into shards"),
+    "images": ("pipelines.images", "turn image files into shards"),
+    "ocr": ("pipelines.ocr_cli", "OCR images or PDF pages (rapidocr, paddleocr, tesseract)"),
+    "ocr-eval": ("pipelines.ocr_eval", "compare OCR with the text layer of a run: CER/WER"),
+    "chart": ("pipelines.chart_cli", "recover the data behind a chart (SVG, PDF page, image)"),
+    "label": ("taxonomy.label_cli", "label samples or prompts by the use-case taxonomy"),
+    "taxonomy": ("taxonomy.cli", "validate, show and edit the use-case taxonomy"),
+    "sft": ("taxonomy.sft_cli", "build instruction-tuning conversations from runs"),
+    "audit": ("pipelines.audit", "check that a run accounts for every input"),
+    "retry": ("pipelines.retry_cli", "re-run only the failed items of a run"),
+    "shards": ("pipelines.shards_cli", "inspect shards or export them to parquet / HF datasets"),
+    "model": ("model.cli", "model presets: info, init"),
+    "chat": ("model.chat", "chat with a model about images"),
+    "train": ("training.cli", "train a stage (1 adaptor, 2 joint, 3 SFT) on run directories"),
+    "eval": ("training.eval_cli", "evaluate a model on a run directory"),
+    "report": ("pipelines.report", "write an HTML data card for runs"),
+}
+
+# Commands whose unknown --flags are Beam pipeline options rather than mistakes.
+PASSES_EXTRA_FLAGS = {"pdf", "crawl", "images", "label", "sft", "retry", "demo"}
+
+
+def top_level_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: vlforge COMMAND [options]   (vlforge COMMAND --help for details)", "",
+             "Build vision-language training data and train DeepSeek-VL-style models.", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(top_level_help())
+        return 0
+    if argv[0] == "--version":
+        from importlib.metadata import version
+
+        print(version("vlforge"))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"vlforge: unknown command {name!r}\n\n{top_level_help()}", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"vlforge {name}", description=help_,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    module.add_arguments(parser)
+    if name in PASSES_EXTRA_FLAGS:
+        args, extra = parser.parse_known_args(rest)
+        stray = [a for a in extra if not a.startswith("--")]
+        if stray:
+            parser.error("unrecognized arguments: " + " ".join(stray))
+    else:
+        args, extra = parser.parse_args(rest), []
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(module.main(args, extra) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        if args.verbose:
+            raise
+        print(f"vlforge {name}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

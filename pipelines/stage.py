@@ -1,0 +1,78 @@
+"""The base of every pipeline stage: a DoFn over one stream of Samples and Outcomes.
+
+A stage only implements `process_sample`. The base passes Outcomes from earlier stages
+through untouched, turns any exception into an error Outcome (so one bad element never
+stops a run), counts what it did with Beam `Metrics`, and opens heavy resources once per
+worker in `setup`. Because Samples and Outcomes share one stream, a pipeline is a plain
+chain ``records | StageA() | StageB() | WriteRun(...)`` with no side outputs to merge.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipelines.outcome import Outcome
+from pipelines.sample import Sample
+
+log = logging.getLogger(__name__)
+
+Record = Sample | Outcome
+
+
+class StageFn(beam.DoFn):
+    """Subclass and implement `process_sample`; set `stage` to the stage's name.
+
+    `process_sample` yields Samples (kept or new) and Outcomes (drops, errors, expansions).
+    Keep ``__init__`` to plain picklable settings; load models and browsers in `open`.
+    """
+
+    stage = "Stage"
+
+    def open(self) -> None:
+        """Load heavy resources (once per worker). Override instead of `setup`."""
+
+    def close(self) -> None:
+        """Release what `open` took. Override instead of `teardown`."""
+
+    def process_sample(self, sample: Sample) -> Iterable[Record]:
+        raise NotImplementedError
+
+    # -- Beam plumbing -----------------------------------------------------------------
+    def setup(self) -> None:
+        self.open()
+
+    def teardown(self) -> None:
+        self.close()
+
+    def process(self, record: Record) -> Iterator[Record]:
+        if isinstance(record, Outcome):
+            yield record
+            return
+        try:
+            for out in self.process_sample(record):
+                self._count(out)
+                yield out
+        except Exception as exc:  # one bad element must never stop the run
+            log.warning("%s failed on %s: %s", self.stage, record.key, exc)
+            out = Outcome.error(record, self.stage, exc)
+            self._count(out)
+            yield out
+
+    def _count(self, out: Record) -> None:
+        if isinstance(out, Outcome):
+            Metrics.counter(self.stage, f"{out.kind}_{out.reason}").inc()
+        else:
+            Metrics.counter(self.stage, "samples_out").inc()
+
+    # Lets a stage run outside Beam too (tests, small scripts, `vlforge ocr FILE`).
+    def run_local(self, records: Iterable[Record]) -> list[Record]:
+        """Apply this stage to `records` in-process, with setup/teardown around it."""
+        self.setup()
+        try:
+            return [out for record in records for out in self.process(record)]
+        finally:
+            self.teardown()

@@ -1,0 +1,82 @@
+"""The Beam sink: write a stream of Samples and Outcomes into a run directory, per task.
+
+Records of one task arrive within one bundle (the task expands inside one `process` call
+and every stage up to this sink is fused), so at `finish_bundle` each task seen is
+complete: its shards are closed and renamed, then its manifest, outcomes and done marker
+are written. A bundle that fails leaves no done marker, and its task is redone on re-run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipelines.outcome import Outcome
+from pipelines.run_dir import RunDir
+from pipelines.sample import Sample
+from pipelines.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardWriter
+
+
+class _TaskBuffer:
+    """Open shard writer and outcome list for one task."""
+
+    def __init__(self, run: RunDir, pipeline: str, task_id: str, max_bytes: int, max_count: int):
+        self.writer = ShardWriter(run.url, prefix=f"{pipeline}-{task_id}",
+                                  max_bytes=max_bytes, max_count=max_count)
+        self.outcomes: list[Outcome] = []
+        self.keys: set[str] = set()
+
+
+class WriteRunFn(beam.DoFn):
+    """Writes shards, manifests, outcomes and per-task done markers."""
+
+    def __init__(self, run_url: str, pipeline: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_count: int = DEFAULT_MAX_COUNT):
+        self.run_url = run_url
+        self.pipeline = pipeline
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+
+    def setup(self) -> None:
+        self.run = RunDir(self.run_url)
+
+    def start_bundle(self) -> None:
+        self.tasks: dict[str, _TaskBuffer] = {}
+
+    def process(self, record: Sample | Outcome) -> None:
+        task_id = (record.task if isinstance(record, Outcome)
+                   else record.lineage.get("task", "")) or "t00000"
+        buffer = self.tasks.get(task_id)
+        if buffer is None:
+            buffer = self.tasks[task_id] = _TaskBuffer(
+                self.run, self.pipeline, task_id, self.max_bytes, self.max_count)
+        if isinstance(record, Outcome):
+            buffer.outcomes.append(record)
+            Metrics.counter("WriteRun", f"outcome_{record.kind}").inc()
+        elif record.key in buffer.keys:
+            # The same key twice in one task would be a duplicate sample: account, don't write.
+            buffer.outcomes.append(Outcome.dropped(record, "WriteRun", "duplicate_key"))
+            Metrics.counter("WriteRun", "outcome_dropped").inc()
+        else:
+            buffer.keys.add(record.key)
+            buffer.writer.write(record)
+            Metrics.counter("WriteRun", "samples_written").inc()
+
+    def finish_bundle(self) -> None:
+        for task_id, buffer in self.tasks.items():
+            shards = buffer.writer.close()
+            self.run.write_task(task_id, shards, buffer.writer.rows, buffer.outcomes)
+        self.tasks = {}
+
+
+class WriteRun(beam.PTransform):
+    """``records | WriteRun(run_url, pipeline)``: the terminal step of every pipeline."""
+
+    def __init__(self, run_url: str, pipeline: str, **bounds: Any):
+        super().__init__()
+        self.fn = WriteRunFn(run_url, pipeline, **bounds)
+
+    def expand(self, records):
+        return records | "WriteTasks" >> beam.ParDo(self.fn)
