@@ -30,6 +30,7 @@ class Outcome:
     message: the human explanation (the exception text for errors).
     input_id: the root input this item descends from.
     item_id: the accounting unit (a page id, a URL id).
+    parent_item: for a child item (a page), the item it was expanded from.
     key: the sample key, when one was known.
     input_ref: JSON-able description of the input sufficient to retry this item alone.
     parts: for "expanded", how many child items it fanned out into.
@@ -42,6 +43,7 @@ class Outcome:
     message: str = ""
     input_id: str = ""
     item_id: str = ""
+    parent_item: str = ""
     key: str = ""
     input_ref: Mapping[str, Any] = field(default_factory=dict)
     parts: int = 0
@@ -74,6 +76,7 @@ class Outcome:
         return cls(kind=kind, stage=stage, reason=reason, message=message,
                    input_id=input_ref.get("input_id", ""),
                    item_id=input_ref.get("item_id", input_ref.get("input_id", "")),
+                   parent_item=input_ref.get("parent_item", ""),
                    input_ref=dict(input_ref), parts=parts, task=task)
 
     @classmethod
@@ -82,6 +85,7 @@ class Outcome:
         lineage = sample.lineage
         return cls(kind=kind, stage=stage, reason=reason, message=message,
                    input_id=lineage.get("input_id", ""), item_id=sample.item_id,
+                   parent_item=lineage.get("parent_item", ""),
                    key=sample.key, input_ref=dict(lineage.get("input_ref", {})),
                    task=lineage.get("task", ""))
 

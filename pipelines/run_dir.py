@@ -47,7 +47,7 @@ MANIFEST_SCHEMA = pa.schema([
 OUTCOME_SCHEMA = pa.schema([
     ("kind", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
     ("message", pa.string()), ("input_id", pa.string()), ("item_id", pa.string()),
-    ("key", pa.string()), ("input_ref", pa.string()), ("parts", pa.int64()),
+    ("parent_item", pa.string()), ("key", pa.string()), ("input_ref", pa.string()), ("parts", pa.int64()),
     ("task", pa.string()),
 ])
 INPUT_SCHEMA = pa.schema([("input_id", pa.string()), ("task", pa.string()),
