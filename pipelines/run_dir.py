@@ -205,6 +205,7 @@ class RunDir:
         Returns the stats.
         """
         done = sorted(self.done_tasks(), key=_task_order)
+        self._remove_orphan_shards(done)
         manifests, outcome_tables = [], []
         for task_id in done:
             manifests.append(self.read_table("tasks", f"{task_id}.manifest.parquet"))
@@ -222,6 +223,17 @@ class RunDir:
             with self.fs.open(self.path(SUCCESS), "w") as handle:
                 handle.write(_now() + "\n")
         return stats
+
+    def _remove_orphan_shards(self, done: list[str]) -> None:
+        """Delete tars no done task lists (left by a killed attempt) so globs see none."""
+        listed = set()
+        for task_id in done:
+            listed.update(self.read_json("tasks", f"{task_id}.json").get("shards", []))
+        for name in self.fs.ls(self.root, detail=False):
+            base = name.rsplit("/", 1)[-1]
+            if base.startswith(TMP_MARK) or (base.endswith(".tar") and base not in listed):
+                log.info("removing leftover %s", base)
+                self.fs.rm(name)
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self) -> pa.Table:

@@ -52,6 +52,11 @@ def manifest_row(sample: Sample, shard: str) -> dict[str, Any]:
     }
 
 
+def tar_size(group: dict[str, Any]) -> int:
+    """Bytes a WebDataset group occupies in a tar: a 512-byte header + padded data each."""
+    return sum(512 + -(-len(v) // 512) * 512 for k, v in group.items() if k != "__key__")
+
+
 @dataclass
 class ShardWriter:
     """Append samples to ``{directory}/{prefix}-{index:06d}.tar``, rolling over at the bounds.
@@ -80,7 +85,7 @@ class ShardWriter:
     def write(self, sample: Sample) -> dict[str, Any]:
         """Write one sample; returns its manifest row."""
         group = sample.to_wds()
-        size = sum(len(v) + 512 for k, v in group.items() if k != "__key__")
+        size = tar_size(group)
         if self._tar is not None and (self._count >= self.max_count
                                       or (self._count and self._bytes + size > self.max_bytes)):
             self._finish_shard()

@@ -28,6 +28,9 @@ class StageFn(beam.DoFn):
 
     `process_sample` yields Samples (kept or new) and Outcomes (drops, errors, expansions).
     Keep ``__init__`` to plain picklable settings; load models and browsers in `open`.
+    Stay element-wise: yield a sample's outputs from its own `process_sample` call and
+    never hold elements back for later (the sink relies on a task's records arriving
+    together; batch *inside* one element's work instead).
     """
 
     stage = "Stage"

@@ -1,9 +1,10 @@
 """The Beam sink: write a stream of Samples and Outcomes into a run directory, per task.
 
-Records of one task arrive within one bundle (the task expands inside one `process` call
-and every stage up to this sink is fused), so at `finish_bundle` each task seen is
-complete: its shards are closed and renamed, then its manifest, outcomes and done marker
-are written. A bundle that fails leaves no done marker, and its task is redone on re-run.
+Records of one task arrive contiguously (the task expands inside one `process` call and
+every stage up to this sink is fused and element-wise), so when the task id changes, or
+the bundle ends, the previous task is complete: its shards are closed and renamed, then
+its manifest, outcomes and done marker are written. Done markers therefore appear task by
+task as the run progresses, and a killed run loses at most the tasks in flight.
 """
 
 from __future__ import annotations
@@ -44,12 +45,19 @@ class WriteRunFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self.tasks: dict[str, _TaskBuffer] = {}
+        self.finished: set[str] = set()
 
     def process(self, record: Sample | Outcome) -> None:
         task_id = (record.task if isinstance(record, Outcome)
                    else record.lineage.get("task", "")) or "t00000"
         buffer = self.tasks.get(task_id)
         if buffer is None:
+            if task_id in self.finished:
+                raise RuntimeError(
+                    f"task {task_id} sent records after it was finished: a stage between "
+                    "ExpandTasks and WriteRun buffers or regroups elements; stages must be "
+                    "element-wise and fused (no GroupByKey, Reshuffle or cross-element batching)")
+            self._finish_tasks()
             buffer = self.tasks[task_id] = _TaskBuffer(
                 self.run, self.pipeline, task_id, self.max_bytes, self.max_count)
         if isinstance(record, Outcome):
@@ -65,9 +73,13 @@ class WriteRunFn(beam.DoFn):
             Metrics.counter("WriteRun", "samples_written").inc()
 
     def finish_bundle(self) -> None:
+        self._finish_tasks()
+
+    def _finish_tasks(self) -> None:
         for task_id, buffer in self.tasks.items():
             shards = buffer.writer.close()
             self.run.write_task(task_id, shards, buffer.writer.rows, buffer.outcomes)
+            self.finished.add(task_id)
         self.tasks = {}
 
 

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from pipelines.outcome import Outcome
+from pipelines.sample import Sample, image_extension, stable_key
+from tests.pipelines.fixtures import png_bytes
+
+
+def test_round_trip_keeps_every_field():
+    sample = Sample.create(
+        "pdf", "sha256:abc#page=3", lineage={"input_id": "in1", "task": "t00000"},
+        image=png_bytes(seed=1), extra_images=(png_bytes(seed=2), png_bytes(seed=3)),
+        text="hello", markdown="# hello", html="<p>hello</p>",
+        meta={"pdf": {"page": 3, "lines": [{"box": [0.1, 0.2, 0.3, 0.4], "text": "hello"}]}})
+    group = sample.to_wds()
+    assert set(group) == {"__key__", "png", "1.png", "2.png", "txt", "md", "html", "json"}
+    back = Sample.from_wds(group)
+    assert back == sample
+    assert back.images == (png_bytes(seed=1), png_bytes(seed=2), png_bytes(seed=3))
+
+
+def test_text_only_sample_round_trips():
+    sample = Sample.create("text", "corpus#1", text="just words")
+    group = sample.to_wds()
+    assert "png" not in group
+    assert Sample.from_wds(group) == sample
+
+
+def test_keys_are_stable_and_dot_free():
+    assert stable_key("web", "http://a.example/x") == stable_key("web", "http://a.example/x")
+    assert stable_key("web", "http://a.example/x") != stable_key("pdf", "http://a.example/x")
+    assert "." not in stable_key("web", "http://a.example/x.html")
+
+
+def test_stages_never_mutate():
+    sample = Sample.create("test", "x", text="a")
+    labeled = sample.with_meta("taxonomy", {"leaf": "recognition"})
+    assert "taxonomy" not in sample.meta
+    assert labeled.meta["taxonomy"] == {"leaf": "recognition"}
+    with pytest.raises(Exception):
+        sample.text = "b"
+
+
+def test_derived_sample_points_at_its_parent():
+    page = Sample.create("pdf", "doc#page=1", lineage={"input_id": "in", "task": "t00001"})
+    figure = page.derive("doc#page=1/figure=0", image=png_bytes())
+    assert figure.lineage["derived_from"] == page.key
+    assert figure.lineage["input_id"] == "in" and figure.lineage["task"] == "t00001"
+    assert figure.key != page.key
+
+
+def test_image_extension_from_magic_bytes():
+    assert image_extension(png_bytes()) == "png"
+    assert image_extension(b"\xff\xd8\xff\xe0rest") == "jpg"
+    assert image_extension(b"nonsense") == "bin"
+
+
+def test_outcome_row_round_trip_and_kind_check():
+    sample = Sample.create("web", "http://x", lineage={
+        "input_id": "i", "task": "t00002", "input_ref": {"url": "http://x"}})
+    error = Outcome.error(sample, "ScreenshotPages", TimeoutError("navigation timed out"))
+    assert error.reason == "TimeoutError" and "navigation timed out" in error.message
+    assert error.input_ref == {"url": "http://x"} and error.task == "t00002"
+    assert Outcome.from_row(error.to_row()) == error
+    assert json.loads(error.to_row()["input_ref"]) == {"url": "http://x"}
+    with pytest.raises(ValueError):
+        Outcome(kind="lost", stage="x", reason="y")
