@@ -1,0 +1,132 @@
+"""``vlforge ocr FILE... [--backend B] [--json]``: OCR image files or the pages of PDFs.
+
+Images are read as they are; PDF (and other PyMuPDF documents: EPUB, XPS, CBZ) pages are
+rendered with PyMuPDF at ``--dpi`` first. Plain output prints each page's text with
+low-confidence lines marked ``[?]``; ``--json`` prints one object with every line's box,
+text and confidence, as the `OcrImages` stage stores them. A file that cannot be read is
+reported (and makes the exit status 1) without stopping the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from PIL import Image
+
+from pipelines.ocr_backends import (BACKENDS, DEFAULT_BACKEND, DEFAULT_LOW_CONFIDENCE,
+                                    lines_result, load_backend, parse_options)
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_SUFFIXES = (".pdf", ".epub", ".xps", ".oxps", ".cbz", ".fb2", ".mobi")
+
+
+def parse_pages(spec: str | None) -> set[int] | None:
+    """``"1,3-5"`` (1-based, as people count pages) -> ``{0, 2, 3, 4}``; None = all pages."""
+    if not spec:
+        return None
+    pages: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"--pages: {part!r} is not a page number or range like 3-5")
+        if lo < 1 or hi < lo:
+            raise ValueError(f"--pages: bad range {part!r} (pages count from 1)")
+        pages.update(range(lo - 1, hi))
+    return pages
+
+
+def is_document(path: Path) -> bool:
+    if path.suffix.lower() in DOCUMENT_SUFFIXES:
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(5) == b"%PDF-"
+
+
+def iter_images(path: Path, dpi: int, pages: set[int] | None) -> Iterator[tuple[int | None, Image.Image]]:
+    """``(page index or None, RGB image)`` for an image file or each selected document page."""
+    if not is_document(path):
+        with Image.open(path) as image:
+            image.load()
+            yield None, image.copy()
+        return
+    import pymupdf
+
+    with pymupdf.open(path) as document:
+        for index in range(document.page_count):
+            if pages is not None and index not in pages:
+                continue
+            pixmap = document[index].get_pixmap(dpi=dpi, alpha=False)
+            yield index, Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("OCR image files or PDF pages and print the text (or, with --json, "
+                          "every line with its normalised box and confidence).")
+    parser.add_argument("files", nargs="+", help="image files (PNG, JPEG, ...) or PDFs")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
+                        help="rapidocr (default: PP-OCR as ONNX, bundled, offline), tesseract, "
+                             "or paddleocr (needs local models: --ocr-option det_model_dir=DIR "
+                             "--ocr-option rec_model_dir=DIR)")
+    parser.add_argument("--ocr-option", action="append", metavar="KEY=VALUE", default=[],
+                        help="backend option, repeatable (e.g. lang=deu psm=6 for tesseract, "
+                             "threads=2 for rapidocr)")
+    parser.add_argument("--dpi", type=int, default=150,
+                        help="resolution PDF pages are rendered at (default 150)")
+    parser.add_argument("--pages", help="PDF pages to read, 1-based, e.g. 1,3-5 (default all)")
+    parser.add_argument("--low-confidence", type=float, default=DEFAULT_LOW_CONFIDENCE,
+                        help="lines below this confidence (0..1) are marked low_confidence "
+                             f"and left out of the text (default {DEFAULT_LOW_CONFIDENCE})")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: {backend, engine, results: [{file, page (0-based), "
+                             "width, height, seconds, lines, text}]}")
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    pages = parse_pages(args.pages)
+    engine = load_backend(args.backend, **parse_options(args.ocr_option))
+    results: list[dict[str, Any]] = []
+    failed = 0
+    from tqdm import tqdm
+
+    progress = tqdm(desc="ocr", unit="page", disable=None, file=sys.stderr)
+    for name in args.files:
+        path = Path(name)
+        try:
+            for page, image in iter_images(path, args.dpi, pages):
+                started = time.perf_counter()
+                lines = engine.read(image)
+                result = {"file": str(path), "page": page, "width": image.width,
+                          "height": image.height, **lines_result(lines, args.low_confidence),
+                          "seconds": round(time.perf_counter() - started, 4)}
+                results.append(result)
+                progress.update(1)
+                if not args.json:
+                    print_result(result)
+        except Exception as exc:  # one unreadable file must not stop the others
+            failed += 1
+            message = f"{type(exc).__name__}: {exc}"
+            log.debug("ocr failed on %s", path, exc_info=True)
+            results.append({"file": str(path), "error": message})
+            print(f"vlforge ocr: {path}: {message}", file=sys.stderr)
+    progress.close()
+    if args.json:
+        print(json.dumps({"backend": args.backend, "engine": engine.describe(),
+                          "results": results}, indent=2, ensure_ascii=False))
+    return 1 if failed else 0
+
+
+def print_result(result: dict[str, Any]) -> None:
+    where = result["file"] + (f" (page {result['page'] + 1})" if result["page"] is not None else "")
+    print(f"== {where}  {len(result['lines'])} lines, {result['seconds']:.2f}s")
+    for line in result["lines"]:
+        mark = "[?] " if line["low_confidence"] else ""
+        print(f"{mark}{line['text']}")

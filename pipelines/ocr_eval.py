@@ -1,0 +1,159 @@
+"""``vlforge ocr-eval RUN_DIR``: how well each OCR backend reads the images of a finished run.
+
+Takes the samples of RUN_DIR that carry both an image and trustworthy text for it — the
+PDF text layer (``meta["pdf"]["lines"]``, pages not flagged ``needs_ocr``) or the DOM text
+of a web screenshot (``meta["web"]["lines"]``) — OCRs each image with every requested
+backend, and compares the OCR text with that ground truth (both put in the same reading
+order by their boxes; whitespace collapsed). Reports per backend: samples, CER and WER
+(total edits / total reference characters or words, so long pages weigh more), the mean
+per-sample CER, and pages/s. Samples whose run already stored OCR with CER (``--ocr-policy
+always``) are also summarised as ``stored:<backend>``, without re-running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from pipelines.ocr_backends import BACKENDS, OcrBackendUnavailable, load_backend, parse_options
+from pipelines.ocr_metrics import error_counts, ground_truth_lines, lines_text, rates
+from pipelines.run_dir import RunDir
+from pipelines.sample import Sample
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKENDS = ("rapidocr", "tesseract")  # the ones that run here without extra models
+COUNT_KEYS = ("char_edits", "ref_chars", "word_edits", "ref_words")
+
+
+def select_samples(run_url: str, limit: int | None) -> list[tuple[Sample, str, str]]:
+    """``(sample, origin, reference text)`` for samples with an image and ground truth."""
+    run = RunDir(run_url).require_complete()
+    chosen = []
+    for sample in run.iter_samples():
+        truth = ground_truth_lines(sample.meta) if sample.image is not None else None
+        if truth is None:
+            continue
+        reference = lines_text(truth[1])
+        if reference.strip():
+            chosen.append((sample, truth[0], reference))
+            if limit and len(chosen) >= limit:
+                break
+    return chosen
+
+
+def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, Any]:
+    """Totals, CER/WER and speed over per-sample rows holding `COUNT_KEYS`."""
+    totals = {key: sum(row[key] for row in rows) for key in COUNT_KEYS}
+    per_sample = [row["cer"] for row in rows if row.get("cer") is not None]
+    summary: dict[str, Any] = {"samples": len(rows), **totals, **rates(totals),
+                               "mean_sample_cer": statistics.fmean(per_sample) if per_sample else None,
+                               "by_origin": dict(Counter(row["origin"] for row in rows))}
+    if seconds is not None:
+        summary["seconds"] = round(seconds, 3)
+        summary["pages_per_s"] = round(len(rows) / seconds, 3) if seconds > 0 else None
+    return summary
+
+
+def evaluate_backend(name: str, options: dict[str, Any],
+                     samples: list[tuple[Sample, str, str]]) -> tuple[dict[str, Any], list[dict]]:
+    """OCR every selected sample with backend `name`; summary + per-sample rows."""
+    engine = load_backend(name, **options)
+    from tqdm import tqdm
+
+    rows, spent = [], 0.0
+    for sample, origin, reference in tqdm(samples, desc=name, unit="page", disable=None,
+                                          file=sys.stderr):
+        started = time.perf_counter()
+        try:
+            lines = engine.read(sample.image)
+        except Exception as exc:  # an unreadable image is reported, not fatal
+            rows.append({"key": sample.key, "locator": sample.locator, "origin": origin,
+                         "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        spent += time.perf_counter() - started
+        counts = error_counts(reference, "\n".join(line.text for line in lines))
+        rows.append({"key": sample.key, "locator": sample.locator, "origin": origin,
+                     **counts, **rates(counts)})
+    good = [row for row in rows if "error" not in row]
+    summary = summarise(good, spent)
+    summary["errors"] = len(rows) - len(good)
+    summary["engine"] = engine.describe()
+    return summary, rows
+
+
+def stored_summaries(samples: list[tuple[Sample, str, str]]) -> dict[str, dict[str, Any]]:
+    """Summaries of OCR results the run itself stored with CER (``--ocr-policy always``)."""
+    by_backend: dict[str, list[dict[str, Any]]] = {}
+    for sample, origin, _ in samples:
+        ocr = sample.meta.get("ocr") or {}
+        if all(key in ocr for key in COUNT_KEYS):
+            row = {key: ocr[key] for key in COUNT_KEYS}
+            by_backend.setdefault(f"stored:{ocr.get('backend', '?')}", []).append(
+                {**row, **rates(row), "origin": origin})
+    return {name: summarise(rows, None) for name, rows in by_backend.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Compare OCR with the PDF text layer / DOM text of a finished run "
+                          "and report CER and WER per backend.")
+    parser.add_argument("run_dir", help="a finished run directory (with _SUCCESS)")
+    parser.add_argument("--backend", action="append", choices=sorted(BACKENDS), default=None,
+                        help="backend to evaluate, repeatable (default: "
+                             + " and ".join(DEFAULT_BACKENDS) + ")")
+    parser.add_argument("--ocr-option", action="append", metavar="KEY=VALUE", default=[],
+                        help="backend option passed to every backend, repeatable")
+    parser.add_argument("--limit", type=int, default=50,
+                        help="evaluate at most this many samples (default 50; 0 = all)")
+    parser.add_argument("--details", action="store_true",
+                        help="with --json, include one row per sample and backend")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    backends = args.backend or list(DEFAULT_BACKENDS)
+    options = parse_options(args.ocr_option)
+    samples = select_samples(args.run_dir, args.limit or None)
+    report: dict[str, Any] = {"run": args.run_dir, "samples": len(samples), "backends": {},
+                              "stored": stored_summaries(samples)}
+    details: dict[str, list[dict]] = {}
+    unavailable = 0
+    if not samples:
+        print(f"vlforge ocr-eval: {args.run_dir} has no samples with both an image and a "
+              "text layer / DOM text to compare with", file=sys.stderr)
+    for name in backends if samples else []:
+        try:
+            report["backends"][name], details[name] = evaluate_backend(name, options, samples)
+        except OcrBackendUnavailable as exc:
+            unavailable += 1
+            report["backends"][name] = {"error": str(exc)}
+            print(f"vlforge ocr-eval: {name}: {exc}", file=sys.stderr)
+    if args.json:
+        if args.details:
+            report["details"] = details
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print_table(report)
+    return 1 if unavailable or not samples else 0
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"run: {report['run']}  samples with ground truth: {report['samples']}")
+    print(f"  {'backend':<20} {'samples':>7} {'ref chars':>9} {'CER':>7} {'WER':>7} "
+          f"{'mean CER':>8} {'pages/s':>7}")
+    rows = {**report["backends"], **report["stored"]}
+    for name, summary in rows.items():
+        if "error" in summary:
+            print(f"  {name:<20} unavailable: {summary['error'][:100]}")
+            continue
+        pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+        speed = summary.get("pages_per_s")
+        print(f"  {name:<20} {summary['samples']:>7} {summary['ref_chars']:>9} "
+              f"{pct(summary['cer']):>7} {pct(summary['wer']):>7} "
+              f"{pct(summary['mean_sample_cer']):>8} {'-' if speed is None else speed:>7}")

@@ -1,0 +1,107 @@
+"""How far OCR text is from ground truth: edit distance, CER, WER, and the ground truth itself.
+
+CER = character edits / reference characters, WER = word edits / reference words, both
+after collapsing whitespace (line breaks and spacing are layout, not recognition). The
+edit distance is Hyyrö's bit-parallel form of Myers' algorithm on Python integers: one
+pass over the hypothesis with a handful of big-integer operations per symbol, so a whole
+page (thousands of characters) costs milliseconds instead of the seconds a quadratic
+table would take in pure Python.
+
+Ground truth for an image sample is its trustworthy text layer: the PDF text lines
+(``meta["pdf"]["lines"]`` unless the page ``needs_ocr``) or the DOM text lines of a web
+screenshot (``meta["web"]["lines"]``). Both OCR lines and ground-truth lines are put in
+the same reading order (by their boxes) before being compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Mapping, Sequence
+
+from pipelines.ocr_backends import reading_order
+
+
+def edit_distance(reference: Sequence[Hashable], hypothesis: Sequence[Hashable]) -> int:
+    """Levenshtein distance (insert, delete, substitute = 1) between two sequences."""
+    # Common prefix/suffix cost nothing and are most of a good OCR result.
+    start = 0
+    while start < min(len(reference), len(hypothesis)) and reference[start] == hypothesis[start]:
+        start += 1
+    end_r, end_h = len(reference), len(hypothesis)
+    while end_r > start and end_h > start and reference[end_r - 1] == hypothesis[end_h - 1]:
+        end_r, end_h = end_r - 1, end_h - 1
+    a, b = reference[start:end_r], hypothesis[start:end_h]
+    if not a:
+        return len(b)
+    if not b:
+        return len(a)
+    m = len(a)
+    full = (1 << m) - 1
+    last = 1 << (m - 1)
+    peq: dict[Hashable, int] = {}
+    for i, symbol in enumerate(a):
+        peq[symbol] = peq.get(symbol, 0) | (1 << i)
+    pv, mv, score = full, 0, m  # vertical deltas of column 0 are all +1
+    for symbol in b:
+        eq = peq.get(symbol, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | (~(xh | pv) & full)
+        mh = pv & xh
+        if ph & last:
+            score += 1
+        elif mh & last:
+            score -= 1
+        ph = ((ph << 1) | 1) & full  # row 0 grows by one per column (global alignment)
+        mh = (mh << 1) & full
+        pv = mh | (~(xv | ph) & full)
+        mv = ph & xv
+    return score
+
+
+def normalise_text(text: str) -> str:
+    """Collapse all whitespace runs to one space and strip the ends."""
+    return " ".join(text.split())
+
+
+def error_counts(reference: str, hypothesis: str) -> dict[str, int]:
+    """Character and word edits plus reference lengths, for summing over many samples."""
+    ref, hyp = normalise_text(reference), normalise_text(hypothesis)
+    ref_words, hyp_words = ref.split(), hyp.split()
+    return {"char_edits": edit_distance(ref, hyp), "ref_chars": len(ref),
+            "word_edits": edit_distance(ref_words, hyp_words), "ref_words": len(ref_words)}
+
+
+def rates(counts: Mapping[str, int]) -> dict[str, float | None]:
+    """CER and WER from (possibly summed) `error_counts`; None where the reference is empty."""
+    return {"cer": counts["char_edits"] / counts["ref_chars"] if counts["ref_chars"] else None,
+            "wer": counts["word_edits"] / counts["ref_words"] if counts["ref_words"] else None}
+
+
+def cer(reference: str, hypothesis: str) -> float | None:
+    return rates(error_counts(reference, hypothesis))["cer"]
+
+
+def wer(reference: str, hypothesis: str) -> float | None:
+    return rates(error_counts(reference, hypothesis))["wer"]
+
+
+def ground_truth_lines(meta: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]]] | None:
+    """``(origin, lines)`` of the sample's trustworthy text layer, or None if it has none.
+
+    origin is "pdf" or "web". A PDF page flagged ``needs_ocr`` has no trustworthy layer.
+    """
+    pdf = meta.get("pdf") or {}
+    if pdf.get("lines") and not pdf.get("needs_ocr"):
+        return "pdf", list(pdf["lines"])
+    web = meta.get("web") or {}
+    if web.get("lines"):
+        return "web", list(web["lines"])
+    return None
+
+
+def lines_text(lines: Sequence[Mapping[str, Any]]) -> str:
+    """Text of box-carrying lines in reading order (lines without a box keep their place)."""
+    boxed = [line for line in lines if line.get("box") and len(line["box"]) == 4]
+    if len(boxed) == len(lines):
+        lines = reading_order(list(lines), box=lambda line: line["box"])
+    return "\n".join(str(line.get("text", "")) for line in lines)
