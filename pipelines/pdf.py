@@ -1,0 +1,318 @@
+"""PDFs and e-books → page, figure and table samples.
+
+``vlforge pdf FILE|DIR|GLOB|LIST... --out RUN_DIR`` (any format PyMuPDF opens: PDF, EPUB,
+XPS, FB2, CBZ, MOBI). Each document expands into one item per page; each page becomes a
+sample with its image (long side ``--target``, default 1024 px), text layer (words and lines
+with normalised boxes, reading order kept), markdown (pymupdf4llm) and vector drawings in
+``meta["pdf"]``. Figures and tables become *derived* samples (cropped image, caption found
+nearby, tables also as markdown + CSV) whose ``lineage["derived_from"]`` is the page key.
+
+Filters (each a drop with a reason): ``duplicate_file`` (same sha256 as an earlier input,
+across the whole run: hashed when the inputs are planned), ``blank_page``,
+``near_duplicate_page`` (perceptual hash within a task, i.e. among the pages of the
+``--task-size`` documents processed together; pages with text must also share 80% of
+their words), ``encrypted``, ``no_pages``, ``degenerate_page``, ``image_too_large``
+(decompression bombs). Errors: ``corrupt_file``, ``timeout``, ``renderer_crashed``...
+Rendering runs in an isolated child process (`pipelines.pdf_isolation`) with a per-page and
+per-document time limit and an address-space cap, so no document can stop or hang a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from typing import Any, Iterable, Iterator
+
+import pymupdf
+
+from pipelines.inputs import expand_paths
+from pipelines.outcome import Outcome
+from pipelines.pdf_isolation import IsolatedRenderer, RendererFailure
+from pipelines.pdf_render import RenderSettings
+from pipelines.post_stages import add_post_stage_arguments, post_stage_config, post_stages
+from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
+                              shard_bounds)
+from pipelines.sample import Sample, stable_key
+from pipelines.stage import Record, StageFn
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_SUFFIXES = (".pdf", ".epub", ".xps", ".oxps", ".fb2", ".cbz", ".mobi")
+STAGE = "RenderPdfPages"
+
+
+def page_locator(file_sha: str, page: int) -> str:
+    return f"sha256:{file_sha}#page={page}"
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class NearDuplicateIndex:
+    """Perceptual hashes seen so far; finds a page within `max_bits` of an earlier one.
+
+    The 256-bit hash is split into 16 bands of 16 bits: two hashes that differ in at most
+    15 bits share at least one band exactly, so only pages sharing a band are compared.
+    """
+
+    BANDS = 16
+
+    def __init__(self, max_bits: int = 10, min_word_overlap: float = 0.8):
+        if max_bits >= self.BANDS:
+            raise ValueError(f"max_bits must be below {self.BANDS}")
+        self.max_bits, self.min_word_overlap = max_bits, min_word_overlap
+        self.entries: list[tuple[int, frozenset, str]] = []
+        self.bands: dict[tuple[int, str], list[int]] = {}
+
+    def find_or_add(self, phash: str, words: frozenset, locator: str) -> tuple[str, int] | None:
+        """The (locator, distance) of an earlier near-duplicate, else remember this page."""
+        value = int(phash, 16)
+        width = len(phash) // self.BANDS
+        bands = [(i, phash[i * width:(i + 1) * width]) for i in range(self.BANDS)]
+        seen: set[int] = set()
+        for band in bands:
+            for index in self.bands.get(band, ()):
+                if index in seen:
+                    continue
+                seen.add(index)
+                other, other_words, other_locator = self.entries[index]
+                distance = bin(value ^ other).count("1")
+                if distance <= self.max_bits and self._same_words(words, other_words):
+                    return other_locator, distance
+        for band in bands:
+            self.bands.setdefault(band, []).append(len(self.entries))
+        self.entries.append((value, words, locator))
+        return None
+
+    def _same_words(self, a: frozenset, b: frozenset) -> bool:
+        if len(a) < 20 or len(b) < 20:  # too little text to tell pages apart by it
+            return True
+        return len(a & b) / len(a | b) >= self.min_word_overlap
+
+
+class RenderPdfPagesFn(StageFn):
+    """Seed (a document, or one page of it on retry) → page samples + figure/table samples."""
+
+    stage = STAGE
+
+    def __init__(self, settings: dict[str, Any] | None = None, page_timeout: float = 60.0,
+                 doc_timeout: float = 900.0, max_memory_mb: int = 4096,
+                 near_duplicate_bits: int = 10, drop_blank: bool = True):
+        self.settings = RenderSettings(**(settings or {})).to_dict()
+        self.page_timeout, self.doc_timeout = page_timeout, doc_timeout
+        self.max_memory_mb = max_memory_mb
+        self.near_duplicate_bits = near_duplicate_bits
+        self.drop_blank = drop_blank
+
+    def open(self) -> None:
+        self.renderer = IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
+                                         self.max_memory_mb)
+        self.start_bundle()
+
+    def close(self) -> None:
+        self.renderer.stop()
+
+    def start_bundle(self) -> None:
+        # Dedup state lives per task: a task's records all arrive in one bundle.
+        self.files_seen: dict[str, dict[str, str]] = {}
+        self.pages_seen: dict[str, NearDuplicateIndex] = {}
+
+    def process_sample(self, seed: Sample) -> Iterable[Record]:
+        ref = seed.lineage["input_ref"]
+        path = ref["path"]
+        if ref.get("duplicate_of"):
+            yield Outcome.dropped(seed, self.stage, "duplicate_file",
+                                  f"{path} is byte-identical to {ref['duplicate_of']}")
+            return
+        sha = file_sha256(path)
+        task = seed.lineage.get("task", "")
+        if "page" in ref:  # a retry of one page
+            yield from self._render(seed, path, sha, [int(ref["page"])], expand=False)
+            return
+        files = self.files_seen.setdefault(task, {})
+        if sha in files:
+            yield Outcome.dropped(seed, self.stage, "duplicate_file",
+                                  f"{path} is byte-identical to {files[sha]}")
+            return
+        files[sha] = path
+        yield from self._render(seed, path, sha, None, expand=True)
+
+    # -- one document ------------------------------------------------------------------
+    def _render(self, seed: Sample, path: str, sha: str, pages: list[int] | None,
+                expand: bool) -> Iterator[Record]:
+        pending: dict[int, Sample] = {}  # pages announced but not yet answered
+        expanded = False
+        try:
+            for message in self.renderer.render(path, pages):
+                kind = message[0]
+                if kind == "rejected":
+                    _, outcome_kind, reason, text = message
+                    if expanded or not expand and pending:
+                        raise RendererFailure(reason, text)
+                    yield (Outcome.dropped(seed, self.stage, reason, text)
+                           if outcome_kind == "dropped"
+                           else Outcome.error(seed, self.stage, text, reason=reason))
+                    return
+                if kind == "doc":
+                    count = message[1]["page_count"]
+                    if expand:
+                        yield Outcome.expanded(seed, self.stage, parts=count,
+                                               message=f"{count} pages")
+                        expanded = True
+                        pending = {i: self._page_seed(seed, path, sha, i) for i in range(count)}
+                    else:
+                        pending = {i: seed for i in pages}
+                elif kind == "page":
+                    _, index, result = message
+                    page_seed = pending.pop(index, None)
+                    if page_seed is None:
+                        continue
+                    yield from self._page_records(page_seed, sha, result, seed)
+        except RendererFailure as failure:
+            if not pending and not expanded:
+                yield Outcome.error(seed, self.stage, failure.message, reason=failure.reason)
+                return
+            for page_seed in pending.values():
+                yield Outcome.error(page_seed, self.stage, failure.message, reason=failure.reason)
+
+    def _page_seed(self, seed: Sample, path: str, sha: str, index: int) -> Sample:
+        """The payload-less sample of page `index`: its own item, retryable alone."""
+        locator = page_locator(sha, index)
+        item_id = stable_key("pdf", locator)
+        parent = seed.lineage["input_ref"]
+        ref = {"path": path, "page": index, "input_id": parent["input_id"], "item_id": item_id,
+               "parent_item": seed.item_id, "locator": locator}
+        lineage = {"input_id": parent["input_id"], "task": seed.lineage.get("task", ""),
+                   "item_id": item_id, "parent_item": seed.item_id, "input_ref": ref}
+        return Sample.create("pdf", locator, lineage=lineage)
+
+    def _page_records(self, page_seed: Sample, sha: str, result: dict,
+                      seed: Sample) -> Iterator[Record]:
+        if result["status"] == "error":
+            yield Outcome.error(page_seed, self.stage, f"{result['reason']}: {result['message']}",
+                                reason=result["reason"])
+            return
+        if result["status"] == "dropped":
+            yield Outcome.dropped(page_seed, self.stage, result["reason"], result["message"])
+            return
+        meta = {"file_sha256": sha, "path": page_seed.lineage["input_ref"]["path"],
+                **result["meta"], "phash": result["phash"]}
+        page = page_seed.replace(image=result["image"], text=result["text"],
+                                 markdown=result["markdown"]).with_meta("pdf", meta)
+        if self.drop_blank and result["blank"]:
+            yield Outcome.dropped(page, self.stage, "blank_page", "page renders to one colour")
+            return
+        if self.near_duplicate_bits >= 0:
+            index = self.pages_seen.setdefault(page_seed.lineage.get("task", ""),
+                                               NearDuplicateIndex(self.near_duplicate_bits))
+            words = frozenset(w["text"].lower() for w in meta["words"])
+            match = index.find_or_add(result["phash"], words, page.locator)
+            if match:
+                yield Outcome.dropped(page, self.stage, "near_duplicate_page",
+                                      f"perceptual hash {match[1]} bits from {match[0]}")
+                return
+        yield page
+        counters: dict[str, int] = {}
+        for part in result["derived"]:
+            kind = part["kind"]
+            number = counters[kind] = counters.get(kind, -1) + 1
+            part_meta = {"file_sha256": sha, "page_key": page.key, **part["meta"]}
+            yield page.derive(f"{page.locator}&{kind}={number}", image=part["image"],
+                              text=part["text"], markdown=part["markdown"],
+                              meta={"pdf": part_meta})
+
+
+# -- pipeline wiring -----------------------------------------------------------------------
+def build_stages(config: dict[str, Any]) -> list[StageFn]:
+    """RenderPdfPages, then the shared post stages (OCR, charts, labels) as configured."""
+    render = RenderPdfPagesFn(
+        settings=config.get("render"), page_timeout=config.get("page_timeout", 60.0),
+        doc_timeout=config.get("doc_timeout", 900.0),
+        max_memory_mb=config.get("max_memory_mb", 4096),
+        near_duplicate_bits=config.get("near_duplicate_bits", 10),
+        drop_blank=config.get("drop_blank", True))
+    return [render, *post_stages(config)]
+
+
+def pdf_refs(paths: Iterable[str], progress: bool = False) -> list[dict[str, Any]]:
+    """One input ref per file; byte-identical files (sha256) after the first are marked
+    ``duplicate_of`` so the render stage drops them (run-wide, independent of tasks)."""
+    paths = list(paths)
+    first_by_sha: dict[str, str] = {}
+    refs = []
+    iterator = paths
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(paths, desc="hashing inputs", unit="file", leave=False)
+    for path in iterator:
+        fields: dict[str, Any] = {"path": path}
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:  # the render stage will report it as an error record
+            log.warning("cannot read %s: %s", path, exc)
+            sha = ""
+        if sha and sha in first_by_sha:
+            fields["duplicate_of"] = first_by_sha[sha]
+        elif sha:
+            first_by_sha[sha] = path
+        fields["sha256"] = sha
+        refs.append(input_ref("pdf", f"file://{path}", **fields))
+    return refs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Render PDFs and e-books (EPUB, XPS, FB2, CBZ, MOBI) into page samples (image, words "
+        "and lines with boxes, markdown, vector drawings) plus figure and table samples. "
+        "Blank pages, near-duplicate pages and identical files are dropped with a reason; "
+        "broken, encrypted or hostile files become error/drop records, never a stopped run.")
+    parser.add_argument("inputs", nargs="+", help="documents, directories, globs or list files")
+    parser.add_argument("--target", type=int, default=1024,
+                        help="long side of page images in px (default 1024)")
+    parser.add_argument("--max-pixels", type=int, default=4096 * 4096,
+                        help="pixel cap per page image; the DPI is lowered to fit (default 16M)")
+    parser.add_argument("--no-markdown", dest="markdown", action="store_false",
+                        help="skip page markdown (pymupdf4llm)")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="skip figure samples")
+    parser.add_argument("--no-tables", dest="tables", action="store_false",
+                        help="skip table samples")
+    parser.add_argument("--keep-blank", dest="drop_blank", action="store_false",
+                        help="keep blank pages instead of dropping them")
+    parser.add_argument("--near-duplicate-bits", type=int, default=10,
+                        help="perceptual-hash bits (of 256) within which pages are near "
+                             "duplicates; -1 disables the filter (default 10)")
+    parser.add_argument("--page-timeout", type=float, default=60.0,
+                        help="seconds to open a document or render one page (default 60)")
+    parser.add_argument("--doc-timeout", type=float, default=900.0,
+                        help="seconds for a whole document (default 900)")
+    parser.add_argument("--max-memory-mb", type=int, default=4096,
+                        help="address-space cap of the renderer process (default 4096)")
+    add_post_stage_arguments(parser)
+    add_run_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    render = {"target": args.target, "max_pixels": args.max_pixels, "markdown": args.markdown,
+              "figures": args.figures, "tables": args.tables}
+    return {"render": render, "page_timeout": args.page_timeout,
+            "doc_timeout": args.doc_timeout, "max_memory_mb": args.max_memory_mb,
+            "near_duplicate_bits": args.near_duplicate_bits, "drop_blank": args.drop_blank,
+            "pymupdf_version": pymupdf.VersionBind, **post_stage_config(args)}
+
+
+def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    paths = expand_paths(args.inputs, DOCUMENT_SUFFIXES)
+    refs = pdf_refs(paths, progress=True)
+    stats = run_pipeline("pdf", refs, config_from_args(args), args.out, beam_args,
+                         task_size=args.task_size, overwrite=args.overwrite,
+                         **shard_bounds(args))
+    print_run_summary(stats, args.out, args.json)
+    return 0

@@ -1,0 +1,190 @@
+"""Render documents in a child process, so a renderer crash, hang or memory blow-up costs
+one document, never the run.
+
+`IsolatedRenderer` (the parent side) keeps one long-lived child per pipeline worker
+(``python -m pipelines.pdf_isolation``) and sends it one request per document. The child
+streams back ``("doc", info)``, ``("page", index, result)``... ``("end",)`` or
+``("rejected", kind, reason, message)`` (see `pipelines.pdf_render.iter_document`).
+The parent waits at most `page_timeout` seconds for each message and `doc_timeout` for the
+whole document; when the child dies (a segfault, the kernel's OOM killer, its own address
+space limit) or runs out of time, the parent kills it, reports what is missing as errors
+and starts a fresh child for the next document. Keeping the child alive between documents
+costs one interpreter start per worker instead of one per document.
+
+Wire format: each message is an 8-byte big-endian length followed by a pickle, on a pipe
+the child duplicates away from fd 1 (libraries that print to stdout can't corrupt it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+HEADER = struct.Struct(">Q")
+
+
+class RendererFailure(Exception):
+    """The child did not answer: `reason` is "timeout" or "renderer_crashed"."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+class IsolatedRenderer:
+    """Parent side: sends documents to a child renderer and yields its messages."""
+
+    def __init__(self, settings: dict[str, Any], page_timeout: float = 60.0,
+                 doc_timeout: float = 900.0, max_memory_mb: int = 4096):
+        self.settings = settings
+        self.page_timeout = page_timeout
+        self.doc_timeout = doc_timeout
+        self.max_memory_mb = max_memory_mb
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH"))
+                                            if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.pdf_isolation", str(self.max_memory_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+
+    def stop(self) -> None:
+        """End the child (politely: closing its stdin ends its loop; then by force)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=5)
+        except Exception:
+            proc.kill()
+            proc.wait()
+        finally:
+            proc.stdout.close()
+
+    def _kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stdin.close()
+            self.restarts += 1
+
+    def render(self, path: str, pages: list[int] | None = None) -> Iterator[tuple]:
+        """Yield the child's messages for one document; raise `RendererFailure` on a
+        timeout or crash (after killing the child, so the next call starts a fresh one)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        try:
+            _write_frame(self.proc.stdin.fileno(),
+                         {"path": path, "pages": pages, "settings": self.settings})
+        except (BrokenPipeError, OSError) as exc:
+            self._kill()
+            raise RendererFailure("renderer_crashed", f"renderer not accepting work: {exc}")
+        doc_deadline = time.monotonic() + self.doc_timeout
+        while True:
+            deadline = min(doc_deadline, time.monotonic() + self.page_timeout)
+            try:
+                message = _read_frame(self.proc.stdout.fileno(), deadline)
+            except TimeoutError:
+                which = ("document" if deadline == doc_deadline else "page")
+                limit = self.doc_timeout if which == "document" else self.page_timeout
+                self._kill()
+                raise RendererFailure("timeout", f"{path}: no result within the {which} "
+                                      f"time limit ({limit:g} s); renderer killed")
+            except EOFError:
+                code = self.proc.wait()
+                self._kill()
+                raise RendererFailure("renderer_crashed",
+                                      f"{path}: renderer died ({_describe_exit(code)})")
+            yield message
+            if message[0] in ("end", "rejected"):
+                return
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def _write_frame(fd: int, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int, deadline: float | None = None) -> Any:
+    (size,) = HEADER.unpack(_read_exact(fd, HEADER.size, deadline))
+    return pickle.loads(_read_exact(fd, size, deadline))
+
+
+# -- child side ------------------------------------------------------------------------------
+def serve(max_memory_mb: int) -> None:
+    """The child's loop: read a request, stream its messages, until stdin closes."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the message pipe
+    if max_memory_mb > 0:
+        import resource
+
+        limit = max_memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import pymupdf4llm  # noqa: F401  (imported once here, not per document)
+
+    from pipelines import pdf_render
+
+    pymupdf4llm.use_layout(False)  # the layout model path is slow and runs OCR itself
+    pdf_render.quiet_mupdf()
+    while True:
+        try:
+            request = _read_frame(0)
+        except EOFError:
+            return
+        settings = pdf_render.RenderSettings(**request["settings"])
+        try:
+            for message in pdf_render.iter_document(request["path"], request["pages"], settings):
+                _write_frame(out_fd, message)
+        except MemoryError:
+            # The address-space cap hit outside a page (opening the document): report it
+            # as a rejection so the parent moves on; the child stays usable.
+            _write_frame(out_fd, ("rejected", "error", "out_of_memory",
+                                  f"{request['path']}: over the {max_memory_mb} MB cap"))
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

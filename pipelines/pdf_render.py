@@ -1,0 +1,436 @@
+"""Everything PyMuPDF does for the PDF pipeline: open a document, render a page, extract
+its text layer (words and lines with boxes), its markdown, vector drawings, figures and
+tables.
+
+This module runs inside the isolated renderer process (`pipelines.pdf_isolation`), so it
+returns plain picklable dicts and never builds `Sample`s itself.
+
+Coordinates: every box and drawing point is normalised to 0..1 of the image it belongs to
+(the rendered page for pages, the crop for figures/tables), with the page rotation applied,
+so ``x * width`` gives an image pixel. ``meta["pdf"]["drawings"]`` is a list of vector
+paths: ``{"type": "f"|"s"|"fs" (fill/stroke), "box", "fill": [r,g,b]|None,
+"stroke": [r,g,b]|None, "width": stroke width in image px, "items": [["l", x0, y0, x1, y1],
+["re", x0, y0, x1, y1], ["c", x0, y0, ..., x3, y3], ["qu", x0, y0, ..., x3, y3]]}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+import pymupdf
+
+log = logging.getLogger(__name__)
+
+CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|exhibit|graph|diagram)\b\.?",
+                           re.IGNORECASE)
+# Characters that mark a text layer as untrustworthy (broken font encodings).
+GARBAGE_CHARS = re.compile("[\ufffd\ue000-\uf8ff\x00-\x08]")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How pages are rendered and what is extracted (plain values: sent to the renderer)."""
+
+    target: int = 1024  # long side of the page image in px (DeepSeek-VL's hi-res branch)
+    max_pixels: int = 4096 * 4096  # pixel cap: the scale is lowered so a page never exceeds it
+    min_side: int = 16  # pages whose short side would be below this are dropped (degenerate)
+    max_image_pixels: int = 150_000_000  # an embedded image larger than this is a bomb: drop page
+    max_drawings: int = 3000  # vector paths kept in meta per page (flagged when truncated)
+    markdown: bool = True  # page markdown via pymupdf4llm
+    figures: bool = True  # figure samples (embedded images, vector graphics)
+    tables: bool = True  # table samples (markdown + CSV)
+    min_figure_fraction: float = 0.01  # a figure covers at least this share of the page
+    max_figures: int = 20  # per page
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DocumentRejected(Exception):
+    """A document that cannot yield pages: `kind` is "dropped" or "error", `reason` a tag."""
+
+    def __init__(self, kind: str, reason: str, message: str):
+        super().__init__(message)
+        self.kind, self.reason, self.message = kind, reason, message
+
+
+def quiet_mupdf() -> None:
+    """Keep MuPDF's warnings out of stderr; they are collected per document instead."""
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+
+
+def open_document(path: str) -> pymupdf.Document:
+    """Open any format PyMuPDF reads, or raise `DocumentRejected` with a clear reason."""
+    try:
+        doc = pymupdf.open(path)
+    except pymupdf.FileDataError as exc:
+        raise DocumentRejected("error", "corrupt_file", f"cannot open {path}: {exc}") from exc
+    except pymupdf.FileNotFoundError as exc:
+        raise DocumentRejected("error", "file_not_found", str(exc)) from exc
+    except Exception as exc:  # unsupported formats raise various types
+        raise DocumentRejected("error", "unreadable_file",
+                               f"cannot open {path}: {type(exc).__name__}: {exc}") from exc
+    if doc.needs_pass:
+        doc.close()
+        raise DocumentRejected("dropped", "encrypted",
+                               f"{path} is password-protected; no password was given")
+    try:
+        count = doc.page_count
+    except Exception as exc:
+        raise DocumentRejected("error", "corrupt_file", f"page tree unreadable: {exc}") from exc
+    if count == 0:
+        doc.close()
+        raise DocumentRejected("dropped", "no_pages", f"{path} has zero pages")
+    return doc
+
+
+def page_scale(width: float, height: float, settings: RenderSettings) -> float:
+    """Scale (px per point) giving the target long side, lowered to respect the pixel cap."""
+    scale = settings.target / max(width, height)
+    if width * height * scale * scale > settings.max_pixels:
+        scale = (settings.max_pixels / (width * height)) ** 0.5
+    return scale
+
+
+def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings) -> dict[str, Any]:
+    """Render page `index` and extract everything; returns a picklable result dict.
+
+    ``status`` is "ok" (with image, text, markdown, meta, phash, blank, derived) or
+    "dropped" (with reason and message) for pages that cannot make a sample.
+    """
+    page = doc[index]
+    rect = page.rect
+    if rect.is_empty or rect.width < 1 or rect.height < 1:
+        return _dropped("empty_page_box", f"page box {tuple(rect)} has no area")
+    bomb = _oversized_image(page, settings.max_image_pixels)
+    if bomb:
+        return _dropped("image_too_large", bomb)
+    scale = page_scale(rect.width, rect.height, settings)
+    width, height = round(rect.width * scale), round(rect.height * scale)
+    if min(width, height) < settings.min_side:
+        return _dropped("degenerate_page", f"page {rect.width:.0f}x{rect.height:.0f} pt renders "
+                        f"to {width}x{height} px (aspect ratio too extreme)")
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
+    png = pix.tobytes("png")
+    to_image = page.rotation_matrix  # unrotated page coords -> rotated page coords
+    norm = _Normaliser(to_image, rect.width, rect.height)
+
+    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
+    words = [{"box": norm.box(w[:4]), "text": w[4]}
+             for w in page.get_text("words", textpage=textpage)]
+    blocks = page.get_text("dict", textpage=textpage)["blocks"]
+    lines = [{"box": norm.box(line["bbox"]), "text": "".join(s["text"] for s in line["spans"])}
+             for block in blocks if block.get("type") == 0 for line in block["lines"]]
+    lines = [line for line in lines if line["text"].strip()]
+    text = page.get_text("text", textpage=textpage)
+    text_layer = assess_text_layer(text)
+
+    raw_drawings = page.get_drawings()
+    drawings = [norm.drawing(d, scale) for d in raw_drawings[:settings.max_drawings]]
+
+    markdown, table_boxes_md = (_page_markdown(doc, index) if settings.markdown else (None, []))
+    image = _pil_image(pix)
+    thumb = image.convert("L")
+    thumb.thumbnail((256, 256))
+    meta = {
+        "page": index, "page_count": doc.page_count, "kind": "page",
+        "width": width, "height": height, "dpi": round(72 * scale, 2),
+        "page_size_pt": [round(rect.width, 2), round(rect.height, 2)],
+        "rotation": page.rotation, "lines": lines, "words": words,
+        "needs_ocr": text_layer != "ok", "text_layer": text_layer,
+        "drawings": drawings, "drawings_total": len(raw_drawings),
+        "drawings_truncated": len(raw_drawings) > settings.max_drawings,
+        "drawings_units": "normalised", "format": doc.metadata.get("format", ""),
+        "pymupdf_version": pymupdf.VersionBind,
+    }
+    derived = []
+    tables = _find_tables(page, raw_drawings, norm) if settings.tables else []
+    if settings.figures:
+        derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings)
+    for table in tables:
+        derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
+                                    text=table["csv"], markdown=table["markdown"],
+                                    extra={"rows": table["rows"], "cols": table["cols"]}))
+    return {
+        "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
+        "phash": _phash(thumb), "blank": _is_blank(pix, thumb) and not text.strip(),
+        "derived": derived, "tables_in_markdown": len(table_boxes_md),
+    }
+
+
+def assess_text_layer(text: str) -> str:
+    """"ok", "none" (too little text to trust) or "garbled" (broken encodings)."""
+    chars = len(re.sub(r"\s", "", text))
+    if chars < 20:
+        return "none"
+    if len(GARBAGE_CHARS.findall(text)) / chars > 0.25:
+        return "garbled"
+    return "ok"
+
+
+def iter_document(path: str, pages: list[int] | None,
+                  settings: RenderSettings) -> Iterator[tuple]:
+    """The renderer's message stream for one request (see `pipelines.pdf_isolation`).
+
+    ("doc", info) first, then ("page", index, result) per page, then ("end",); or a single
+    ("rejected", kind, reason, message) when the document yields no pages.
+    """
+    pymupdf.TOOLS.mupdf_warnings(reset=True)
+    try:
+        doc = open_document(path)
+    except DocumentRejected as rejected:
+        yield ("rejected", rejected.kind, rejected.reason, rejected.message)
+        return
+    with doc:
+        count = doc.page_count
+        yield ("doc", {"page_count": count, "format": doc.metadata.get("format", ""),
+                       "is_pdf": doc.is_pdf})
+        for index in (range(count) if pages is None else pages):
+            if not 0 <= index < count:
+                yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
+                continue
+            try:
+                result = render_page(doc, index, settings)
+            except Exception as exc:  # a broken page must not lose the others
+                result = _error(type(exc).__name__, str(exc))
+            warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
+            if warnings and result["status"] == "ok":
+                result["meta"]["mupdf_warnings"] = warnings[:1000]
+            yield ("page", index, result)
+    yield ("end",)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _dropped(reason: str, message: str) -> dict[str, Any]:
+    return {"status": "dropped", "reason": reason, "message": message}
+
+
+def _error(error_type: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "reason": error_type, "message": message}
+
+
+def _oversized_image(page: pymupdf.Page, limit: int) -> str:
+    """A message naming an embedded image over `limit` pixels (a decompression bomb), or ""."""
+    if not page.parent.is_pdf:
+        return ""
+    for image in page.get_images(full=True):
+        width, height = image[2], image[3]
+        if width * height > limit:
+            return (f"embedded image xref {image[0]} is {width}x{height} px "
+                    f"(> {limit:,} px cap; likely a decompression bomb)")
+    return ""
+
+
+class _Normaliser:
+    """Maps unrotated page coordinates to 0..1 of the rendered (rotated) page image."""
+
+    def __init__(self, matrix: pymupdf.Matrix, width: float, height: float):
+        self.matrix, self.width, self.height = matrix, width, height
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        p = pymupdf.Point(x, y) * self.matrix
+        return (min(max(p.x / self.width, 0.0), 1.0), min(max(p.y / self.height, 0.0), 1.0))
+
+    def box(self, bbox) -> list[float]:
+        r = pymupdf.Rect(bbox) * self.matrix
+        r.normalize()
+        return [round(min(max(v / d, 0.0), 1.0), 5) for v, d in
+                ((r.x0, self.width), (r.y0, self.height), (r.x1, self.width), (r.y1, self.height))]
+
+    def drawing(self, path: dict, scale: float) -> dict[str, Any]:
+        items = []
+        for item in path.get("items", []):
+            op, args = item[0], item[1:]
+            if op == "re":
+                items.append(["re", *self.box(args[0])])
+            elif op == "qu":
+                quad = args[0]
+                items.append(["qu", *[round(v, 5) for p in (quad.ul, quad.ur, quad.lr, quad.ll)
+                                      for v in self.point(p.x, p.y)]])
+            else:  # "l" (2 points) or "c" (4 points)
+                items.append([op, *[round(v, 5) for p in args for v in self.point(p.x, p.y)]])
+        return {"type": path.get("type"), "box": self.box(path["rect"]),
+                "fill": _rgb(path.get("fill")), "stroke": _rgb(path.get("color")),
+                "width": round((path.get("width") or 0) * scale, 3), "items": items}
+
+
+def _rgb(color) -> list[float] | None:
+    return [round(c, 4) for c in color] if color else None
+
+
+def _page_markdown(doc: pymupdf.Document, index: int) -> tuple[str | None, list]:
+    """The page as markdown (headings, lists, tables) with pymupdf4llm's fast path."""
+    from pymupdf4llm.helpers import pymupdf_rag  # the classic path: no layout model, no OCR
+
+    try:
+        chunk = pymupdf_rag.to_markdown(doc, pages=[index], page_chunks=True, ignore_images=True,
+                                        show_progress=False, table_strategy="lines_strict")[0]
+    except Exception as exc:  # markdown is a bonus; the page stays usable without it
+        log.debug("markdown failed on page %d: %s", index, exc)
+        return None, []
+    return (chunk.get("text") or None), chunk.get("tables") or []
+
+
+def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[dict[str, Any]]:
+    """Ruled tables (the "lines_strict" strategy: only pages with vector lines can have one)."""
+    rules = sum(1 for d in drawings for it in d.get("items", []) if it[0] in ("l", "re"))
+    if rules < 4:
+        return []
+    try:
+        found = page.find_tables(strategy="lines_strict").tables
+    except Exception as exc:
+        log.debug("find_tables failed: %s", exc)
+        return []
+    tables = []
+    for table in found:
+        rows = table.extract()
+        if table.row_count < 2 or table.col_count < 2:
+            continue
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([["" if c is None else c for c in row] for row in rows])
+        tables.append({"box": norm.box(table.bbox), "rect": tuple(table.bbox),
+                       "markdown": table.to_markdown(clean=False), "csv": buffer.getvalue(),
+                       "rows": table.row_count, "cols": table.col_count})
+    return tables
+
+
+def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings) -> list[dict]:
+    """Embedded images and clusters of vector graphics large enough to be figures."""
+    area = page.rect.width * page.rect.height
+    candidates: list[tuple[str, pymupdf.Rect]] = []
+    for info in page.get_image_info():
+        candidates.append(("image", pymupdf.Rect(info["bbox"])))
+    if drawings:
+        try:
+            candidates += [("vector", r) for r in page.cluster_drawings(drawings=drawings)]
+        except Exception as exc:
+            log.debug("cluster_drawings failed: %s", exc)
+    table_rects = [pymupdf.Rect(t["rect"]) for t in tables]
+    kept: list[tuple[str, pymupdf.Rect]] = []
+    for source, rect in candidates:
+        rect = rect & _unrotated_rect(page)
+        share = rect.get_area() / area if area else 0
+        if not settings.min_figure_fraction <= share <= 0.9:
+            continue  # too small to matter, or the whole page (a scan, a background)
+        if min(rect.width, rect.height) < 0.03 * min(page.rect.width, page.rect.height):
+            continue  # a rule or a thin bar
+        if any((rect & t).get_area() > 0.5 * rect.get_area() for t in table_rects):
+            continue  # a table's ruling, already a table sample
+        if any(rect in other for _, other in kept) or any(
+                (rect & other).get_area() > 0.8 * rect.get_area() for _, other in kept):
+            continue
+        kept.append((source, rect))
+        if len(kept) >= settings.max_figures:
+            break
+    figures = []
+    for source, rect in kept:
+        inside = [d for d in drawings if pymupdf.Rect(d["rect"]).intersects(rect)]
+        figures.append(_crop_sample(image, "figure", norm.box(rect), page_meta, blocks, norm,
+                                    extra={"figure_source": source},
+                                    drawings=[norm.drawing(d, page_meta["dpi"] / 72)
+                                              for d in inside]))
+    return figures
+
+
+def _unrotated_rect(page: pymupdf.Page) -> pymupdf.Rect:
+    """The page area in unrotated coordinates (where drawings and images live)."""
+    return page.rect * page.derotation_matrix
+
+
+def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: list,
+                 norm: _Normaliser, text: str | None = None, markdown: str | None = None,
+                 extra: dict | None = None, drawings: list | None = None) -> dict[str, Any]:
+    """A figure/table cut out of the page image, with caption and the text inside it."""
+    width, height = image.size
+    px = (round(box[0] * width), round(box[1] * height), round(box[2] * width),
+          round(box[3] * height))
+    crop = image.crop(px)
+    buffer = io.BytesIO()
+    crop.save(buffer, format="PNG")
+    caption = find_caption(box, blocks, norm)
+    cw, ch = max(box[2] - box[0], 1e-9), max(box[3] - box[1], 1e-9)
+
+    def to_crop(b):
+        return [round(min(max((b[0] - box[0]) / cw, 0), 1), 5),
+                round(min(max((b[1] - box[1]) / ch, 0), 1), 5),
+                round(min(max((b[2] - box[0]) / cw, 0), 1), 5),
+                round(min(max((b[3] - box[1]) / ch, 0), 1), 5)]
+
+    def within(b):
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+    words = [{"box": to_crop(w["box"]), "text": w["text"]} for w in page_meta["words"]
+             if within(w["box"])]
+    lines = [{"box": to_crop(line["box"]), "text": line["text"]} for line in page_meta["lines"]
+             if within(line["box"])]
+    if drawings is not None:
+        for d in drawings:  # re-normalise from page to crop coordinates
+            d["box"] = to_crop(d["box"])
+            d["items"] = [[it[0], *_points_to_crop(it[1:], box, cw, ch)] for it in d["items"]]
+    meta = {k: page_meta[k] for k in ("page", "page_count", "dpi", "format", "pymupdf_version")}
+    meta.update({"kind": kind, "box": box, "width": crop.width, "height": crop.height,
+                 "caption": caption, "words": words, "lines": lines,
+                 "needs_ocr": len(words) == 0, "drawings": drawings or [],
+                 "drawings_units": "normalised", **(extra or {})})
+    return {"kind": kind, "image": buffer.getvalue(), "text": text if text is not None
+            else (caption or None), "markdown": markdown, "meta": meta}
+
+
+def _points_to_crop(values, box, cw, ch) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        out.append(round((v - box[0]) / cw, 5) if i % 2 == 0 else round((v - box[1]) / ch, 5))
+    return out
+
+
+def find_caption(box: list[float], blocks: list, norm: _Normaliser) -> str:
+    """The text block just above or below `box` (normalised), preferring "Figure 3:" style."""
+    best, best_score = "", None
+    for block in blocks:
+        if block.get("type") != 0:
+            continue
+        text = " ".join("".join(s["text"] for s in line["spans"])
+                        for line in block["lines"]).strip()
+        if not text:
+            continue
+        b = norm.box(block["bbox"])
+        overlap = min(b[2], box[2]) - max(b[0], box[0])
+        if overlap <= 0:
+            continue
+        gap = b[1] - box[3] if b[1] >= box[3] - 0.005 else box[1] - b[3]
+        if gap < -0.005 or gap > 0.08:
+            continue  # inside the figure, or too far away to be its caption
+        score = gap - (0.1 if CAPTION_START.match(text) else 0.0)
+        if best_score is None or score < best_score:
+            best, best_score = text, score
+    return best[:2000]
+
+
+def _pil_image(pix: pymupdf.Pixmap):
+    from PIL import Image
+
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[pix.n]
+    return Image.frombytes(mode, (pix.width, pix.height), pix.samples).convert("RGB")
+
+
+def _phash(thumb) -> str:
+    import imagehash
+
+    return str(imagehash.phash(thumb, hash_size=16))
+
+
+def _is_blank(pix: pymupdf.Pixmap, thumb) -> bool:
+    """One colour, or so close to it that nothing is legible (scanner noise on white)."""
+    if pix.is_unicolor:
+        return True
+    from PIL import ImageStat
+
+    low, high = thumb.getextrema()
+    return high - low < 12 or ImageStat.Stat(thumb).stddev[0] < 1.0
