@@ -11,6 +11,7 @@ import io
 import logging
 import tarfile
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -25,12 +26,17 @@ DEFAULT_MAX_COUNT = 10_000
 TMP_MARK = ".tmp-"
 
 
-def manifest_row(sample: Sample, shard: str) -> dict[str, Any]:
-    """The manifest row for one written sample (see `pipelines.run_dir.MANIFEST_SCHEMA`)."""
+def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None,
+                 image_sha256: str | None = None) -> dict[str, Any]:
+    """The manifest row for one written sample (see `pipelines.run_dir.MANIFEST_SCHEMA`).
+
+    `group` is the sample's already-encoded WebDataset group and `image_sha256` its image
+    checksum, when the caller has them (computed here otherwise).
+    """
     lineage = sample.lineage
     taxonomy = sample.meta.get("taxonomy") or {}
     image = sample.image or b""
-    payload = sample.to_wds()
+    payload = group if group is not None else sample.to_wds()
     return {
         "key": sample.key,
         "shard": shard,
@@ -41,7 +47,8 @@ def manifest_row(sample: Sample, shard: str) -> dict[str, Any]:
         "parent_item": lineage.get("parent_item", ""),
         "derived_from": lineage.get("derived_from", ""),
         "task": lineage.get("task", ""),
-        "image_sha256": sha256_hex(image) if image else "",
+        "image_sha256": (image_sha256 if image_sha256 is not None
+                         else sha256_hex(image) if image else ""),
         "image_bytes": len(image),
         "num_images": len(sample.images),
         "text_chars": len(sample.text or ""),
@@ -77,47 +84,50 @@ class ShardWriter:
         self.fs, self.root = fsspec.core.url_to_fs(self.directory)
         self.fs.makedirs(self.root, exist_ok=True)
         self._index = self.start_index
-        self._file = None
-        self._tar: tarfile.TarFile | None = None
+        self._file = None  # the open temporary shard
         self._count = 0
         self._bytes = 0
+        # sha256 releases the GIL: hashing images on a thread overlaps it with tar writes.
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-sha256")
+        self._pending: list[tuple[dict[str, Any], Future]] = []
 
     def write(self, sample: Sample) -> dict[str, Any]:
-        """Write one sample; returns its manifest row."""
+        """Write one sample; returns its manifest row (its image_sha256 is set by `close`)."""
         group = sample.to_wds()
         size = tar_size(group)
-        if self._tar is not None and (self._count >= self.max_count
+        if self._file is not None and (self._count >= self.max_count
                                       or (self._count and self._bytes + size > self.max_bytes)):
             self._finish_shard()
-        if self._tar is None:
+        if self._file is None:
             self._open_shard()
         for ext, data in group.items():
-            if ext == "__key__":
-                continue
-            info = tarfile.TarInfo(f"{sample.key}.{ext}")
-            info.size = len(data)
-            info.mtime = 0  # deterministic bytes for the same samples
-            info.mode = 0o644
-            self._tar.addfile(info, io.BytesIO(data))
+            if ext != "__key__":
+                self._add_member(f"{sample.key}.{ext}", data)
         self._count += 1
         self._bytes += size
-        row = manifest_row(sample, self._current_name)
+        row = manifest_row(sample, self._current_name, group, image_sha256="")
+        if sample.image:
+            self._pending.append((row, self._hasher.submit(sha256_hex, sample.image)))
         self.rows.append(row)
         return row
 
     def close(self) -> list[str]:
-        """Finish the open shard; returns the names of all shards written."""
-        if self._tar is not None:
+        """Finish the open shard and fill in checksums; returns all shard names written."""
+        if self._file is not None:
             self._finish_shard()
+        for row, future in self._pending:
+            row["image_sha256"] = future.result()
+        self._pending.clear()
+        self._hasher.shutdown()
         return list(self.shards)
 
     def abort(self) -> None:
         """Drop the open shard's temporary file (used when a task fails)."""
-        if self._tar is not None:
-            self._tar.close()
+        self._hasher.shutdown(cancel_futures=True)
+        if self._file is not None:
             self._file.close()
             self.fs.rm(self._tmp_path)
-            self._tar = None
+            self._file = None
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -129,21 +139,35 @@ class ShardWriter:
             self.abort()
 
     # -- internals ---------------------------------------------------------------------
+    # Members are written as raw ustar blocks (header, data, zero padding): the same bytes
+    # tarfile writes, without its per-16KB copy loop, which leaves room for the checksums.
+    def _add_member(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0  # deterministic bytes for the same samples
+        info.mode = 0o644
+        self._file.write(info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8"))
+        self._file.write(data)
+        padding = -len(data) % tarfile.BLOCKSIZE
+        if padding:
+            self._file.write(tarfile.NUL * padding)
+
     def _open_shard(self) -> None:
         self._current_name = f"{self.prefix}-{self._index:06d}.tar"
         self._tmp_path = f"{self.root}/{TMP_MARK}{uuid.uuid4().hex[:8]}-{self._current_name}"
         self._file = self.fs.open(self._tmp_path, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
         self._count = 0
         self._bytes = 0
 
     def _finish_shard(self) -> None:
-        self._tar.close()
+        end = self._bytes + 2 * tarfile.BLOCKSIZE  # two zero blocks end the archive
+        self._file.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE)))
         self._file.close()
         final = f"{self.root}/{self._current_name}"
-        self.fs.mv(self._tmp_path, final)  # atomic on local disks and object stores alike
+        # a rename on local disks; on object stores a copy that appears whole or not at all
+        self.fs.mv(self._tmp_path, final)
         self.shards.append(self._current_name)
-        self._tar = None
+        self._file = None
         self._index += 1
 
 
