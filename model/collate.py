@@ -209,6 +209,18 @@ class VLCollator:
         encoded = EncodedSample(sample.key, kind, input_ids, labels, images, target)
         return self._truncate(encoded)
 
+    def encode_prompt(self, conversation: Sequence[dict], images: Sequence[Any] = (),
+                      key: str = "prompt") -> EncodedSample:
+        """A generation prompt: the conversation so far, ending in ``Assistant:``.
+
+        `images` are PIL images or encoded bytes, filling the placeholders in order.
+        """
+        images = [decode_image(i) if isinstance(i, (bytes, bytearray)) else i.convert("RGB")
+                  for i in images]
+        segments = self.conversation_segments(conversation, len(images), add_generation_prompt=True)
+        input_ids, labels = self._encode_segments(segments)
+        return EncodedSample(key, "conversation", input_ids, labels, list(images))
+
     def _truncate(self, encoded: EncodedSample) -> EncodedSample:
         if self.max_length is None or len(encoded.input_ids) <= self.max_length:
             return encoded
