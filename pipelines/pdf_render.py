@@ -65,8 +65,14 @@ def quiet_mupdf() -> None:
     pymupdf.TOOLS.mupdf_display_warnings(False)
 
 
-def open_document(path: str) -> pymupdf.Document:
-    """Open any format PyMuPDF reads, or raise `DocumentRejected` with a clear reason."""
+def open_document(path: str) -> tuple[pymupdf.Document, str]:
+    """Open any format PyMuPDF reads as a PDF, with its original format name, or raise
+    `DocumentRejected` with a clear reason.
+
+    E-books (EPUB, FB2, MOBI) and XPS/CBZ are converted to PDF once here: their pages are
+    laid out on the fly, and pymupdf4llm re-lays a reflowable document out (invalidating
+    its pages), so every later step works on one fixed PDF instead.
+    """
     try:
         doc = pymupdf.open(path)
     except pymupdf.FileDataError as exc:
@@ -87,7 +93,17 @@ def open_document(path: str) -> pymupdf.Document:
     if count == 0:
         doc.close()
         raise DocumentRejected("dropped", "no_pages", f"{path} has zero pages")
-    return doc
+    source_format = doc.metadata.get("format", "") or ""
+    if not doc.is_pdf:
+        try:
+            converted = pymupdf.open("pdf", doc.convert_to_pdf())
+        except Exception as exc:
+            raise DocumentRejected("error", "conversion_failed",
+                                   f"cannot lay out {path} ({source_format}): {exc}") from exc
+        finally:
+            doc.close()
+        doc = converted
+    return doc, source_format
 
 
 def page_scale(width: float, height: float, settings: RenderSettings) -> float:
@@ -98,7 +114,8 @@ def page_scale(width: float, height: float, settings: RenderSettings) -> float:
     return scale
 
 
-def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings) -> dict[str, Any]:
+def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
+                source_format: str = "") -> dict[str, Any]:
     """Render page `index` and extract everything; returns a picklable result dict.
 
     ``status`` is "ok" (with image, text, markdown, meta, phash, blank, derived) or
@@ -118,7 +135,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings) -> 
                         f"to {width}x{height} px (aspect ratio too extreme)")
     pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
     png = pix.tobytes("png")
-    to_image = page.rotation_matrix  # unrotated page coords -> rotated page coords
+    rotation = page.rotation if doc.is_pdf else 0  # only PDF pages carry a rotation
+    to_image = page.rotation_matrix if rotation else pymupdf.Identity  # unrotated -> image
     norm = _Normaliser(to_image, rect.width, rect.height)
 
     textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
@@ -142,11 +160,12 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings) -> 
         "page": index, "page_count": doc.page_count, "kind": "page",
         "width": width, "height": height, "dpi": round(72 * scale, 2),
         "page_size_pt": [round(rect.width, 2), round(rect.height, 2)],
-        "rotation": page.rotation, "lines": lines, "words": words,
+        "rotation": rotation, "lines": lines, "words": words,
         "needs_ocr": text_layer != "ok", "text_layer": text_layer,
         "drawings": drawings, "drawings_total": len(raw_drawings),
         "drawings_truncated": len(raw_drawings) > settings.max_drawings,
-        "drawings_units": "normalised", "format": doc.metadata.get("format", ""),
+        "drawings_units": "normalised",
+        "format": source_format or doc.metadata.get("format", ""),
         "pymupdf_version": pymupdf.VersionBind,
     }
     derived = []
@@ -183,20 +202,19 @@ def iter_document(path: str, pages: list[int] | None,
     """
     pymupdf.TOOLS.mupdf_warnings(reset=True)
     try:
-        doc = open_document(path)
+        doc, source_format = open_document(path)
     except DocumentRejected as rejected:
         yield ("rejected", rejected.kind, rejected.reason, rejected.message)
         return
     with doc:
         count = doc.page_count
-        yield ("doc", {"page_count": count, "format": doc.metadata.get("format", ""),
-                       "is_pdf": doc.is_pdf})
+        yield ("doc", {"page_count": count, "format": source_format})
         for index in (range(count) if pages is None else pages):
             if not 0 <= index < count:
                 yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
                 continue
             try:
-                result = render_page(doc, index, settings)
+                result = render_page(doc, index, settings, source_format)
             except Exception as exc:  # a broken page must not lose the others
                 result = _error(type(exc).__name__, str(exc))
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
@@ -328,9 +346,15 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings) -
         kept.append((source, rect))
         if len(kept) >= settings.max_figures:
             break
+    words = [pymupdf.Rect(w[:4]) for w in page.get_text("words")] if kept else []
     figures = []
     for source, rect in kept:
-        inside = [d for d in drawings if pymupdf.Rect(d["rect"]).intersects(rect)]
+        if source == "vector":  # take in the axis labels and legends drawn as text around it
+            margin = pymupdf.Rect(rect.x0 - 15, rect.y0 - 15, rect.x1 + 15, rect.y1 + 15)
+            for word in words:
+                if word.intersects(margin):
+                    rect |= word
+        inside = [d for d in drawings if _touches(pymupdf.Rect(d["rect"]), rect)]
         figures.append(_crop_sample(image, "figure", norm.box(rect), page_meta, blocks, norm,
                                     extra={"figure_source": source},
                                     drawings=[norm.drawing(d, page_meta["dpi"] / 72)
@@ -338,8 +362,15 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings) -
     return figures
 
 
+def _touches(a: pymupdf.Rect, b: pymupdf.Rect) -> bool:
+    """Overlap that also counts zero-width rects (a vertical axis line has no area)."""
+    return a.x0 <= b.x1 and a.x1 >= b.x0 and a.y0 <= b.y1 and a.y1 >= b.y0
+
+
 def _unrotated_rect(page: pymupdf.Page) -> pymupdf.Rect:
     """The page area in unrotated coordinates (where drawings and images live)."""
+    if not page.parent.is_pdf or not page.rotation:
+        return pymupdf.Rect(page.rect)
     return page.rect * page.derotation_matrix
 
 
