@@ -1,0 +1,56 @@
+"""handoff: validate finished runs and hand them to training as the training-data asset.
+
+A run is handed off only when ``vlforge audit`` finds every input accounted for, every
+shard readable and matching the manifest (counts, sha256) and the manifest schema current.
+The task (re)writes the manifest and ``_SUCCESS`` (idempotent), records the handoff in
+``DATA_ROOT/handoff/<run id>.json`` and emits ``vlforge.training_data`` with the run list.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from pipelines import scheduling
+
+CURATED_RUNS = Asset(scheduling.CURATED_RUNS_ASSET)
+TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
+
+
+@dag(
+    schedule=[CURATED_RUNS],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={
+        "data_root": Param(scheduling.DEFAULT_DATA_ROOT, type="string"),
+        "runs": Param([], type="array", description="run dirs for manual runs"),
+    },
+    doc_md=__doc__,
+    tags=["vlforge", "handoff"],
+)
+def handoff():
+    @task
+    def collect(params=None, triggering_asset_events=None) -> list[str]:
+        runs = scheduling.runs_from_events(triggering_asset_events, params["runs"])
+        if not runs:
+            raise ValueError("nothing to hand off: trigger with conf {'runs': [RUN_DIR, ...]}")
+        return runs
+
+    @task
+    def validate(run: str) -> dict:
+        from pipelines.handoff import validate_run
+
+        return validate_run(run)
+
+    @task(outlets=[TRAINING_DATA])
+    def publish(checked: list[dict], params=None, run_id=None, outlet_events=None) -> list[str]:
+        from pipelines.handoff import record_handoff
+
+        runs = record_handoff(params["data_root"], run_id, list(checked))
+        outlet_events[TRAINING_DATA].extra = {"runs": runs}
+        return runs
+
+    publish(validate.expand(run=collect()))
+
+
+handoff()

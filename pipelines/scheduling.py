@@ -1,0 +1,85 @@
+"""Plain-Python helpers behind the Airflow DAGs in ``dags/`` (no Airflow import here).
+
+The DAGs stay thin: they decide *when*; these functions decide *where* (one directory per
+partition, named by the data interval) and *how* (runner options from DAG params or
+Airflow Variables, so DirectRunner becomes Dataflow/Flink/Spark without a code change).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pipelines.launch
+
+# Asset names: one DAG's output is the next one's schedule.
+RAW_RUNS_ASSET = "vlforge.raw_runs"          # web_shards / pdf_shards -> label_and_sft
+CURATED_RUNS_ASSET = "vlforge.curated_runs"  # label_and_sft -> handoff
+TRAINING_DATA_ASSET = "vlforge.training_data"  # handoff -> train_vlm
+
+DEFAULT_DATA_ROOT = os.path.expanduser("~/vlforge-data")
+RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+
+
+def launcher_path() -> str:
+    """The file Airflow's Beam operator runs (see `pipelines.launch`)."""
+    return os.path.abspath(pipelines.launch.__file__)
+
+
+def partition_input(data_root: str, kind: str, partition: str) -> str:
+    """Where a partition's input list lives: ``ROOT/inputs/<kind>/<partition>.txt``."""
+    return os.path.join(data_root, "inputs", kind, f"{partition}.txt")
+
+
+def partition_run(data_root: str, stage: str, partition: str) -> str:
+    """Where a partition's run directory goes: ``ROOT/runs/<stage>/<partition>``."""
+    return os.path.join(data_root, "runs", stage, partition)
+
+
+def beam_pipeline_options(params: dict[str, Any], pipeline: str, inputs: list[str],
+                          out: str) -> dict[str, Any]:
+    """Options for `BeamRunPythonPipelineOperator`: the launcher's flags + runner flags.
+
+    ``params["beam_options"]`` (a dict, or a JSON string from an Airflow Variable) adds any
+    runner's flags, e.g. ``{"project": "p", "region": "r", "temp_location": "gs://..."}``.
+    """
+    extra = params.get("beam_options") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra or "{}")
+    options = {"pipeline": pipeline, "input": inputs, "out": out,
+               "task-size": int(params.get("task_size", 8))}
+    for flag in params.get("vlforge_flags") or []:
+        options[flag.lstrip("-")] = True
+    options.update(extra)
+    return options
+
+
+def check_runner(runner: str) -> str:
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown Beam runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+    return runner
+
+
+def runs_from_events(triggering_asset_events: Any, fallback: list[str] | None = None) -> list[str]:
+    """Run directories named by the asset events that triggered a DAG run (``extra["runs"]``),
+    or `fallback` (the DAG's ``runs`` param) for manual and test runs."""
+    runs: list[str] = []
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            runs.extend((event.extra or {}).get("runs", []))
+    return list(dict.fromkeys(runs or list(fallback or [])))
+
+
+def safe_name(run_id: str) -> str:
+    """An Airflow run id as a directory name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
+
+
+def run_vlforge(*argv: str) -> None:
+    """Run one vlforge command in-process; a non-zero exit fails the Airflow task."""
+    from pipelines.cli import main
+
+    code = main([str(a) for a in argv])
+    if code:
+        raise RuntimeError(f"vlforge {' '.join(map(str, argv))} exited with status {code}")
