@@ -1,0 +1,133 @@
+"""OCR benchmark: pages/s and CER/WER of rapidocr vs tesseract on the same rendered pages.
+
+    .venv/bin/python bench/ocr.py [--pages 8] [--dpi 150] [--backends rapidocr tesseract]
+
+Draws pages of clean text with PyMuPDF (three fonts, several sizes, prose with numbers and
+punctuation, deterministic from --seed), renders them at --dpi, and OCRs every page with
+each backend. Ground truth is each page's own text layer, compared exactly as
+`vlforge ocr-eval` does (reading order by boxes, whitespace collapsed). Prints one column
+per backend with ratios against the first (the default backend), and checks the goal:
+the default backend's CER <= 2% on clean rendered text. Model loading is timed
+separately; pages/s counts OCR time only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipelines.ocr_backends import load_backend  # noqa: E402
+from pipelines.ocr_metrics import error_counts, lines_text, rates  # noqa: E402
+
+WORDS = ("the data model image page text table figure chart value result sample training "
+         "vision language report market growth energy system network quality review total "
+         "annual revenue increase decrease between during across within analysis method "
+         "section results shows compared average percent customer service product design "
+         "research paper source number latest period update").split()
+FONTS = ("helv", "tiro", "cour")  # PDF base fonts: Helvetica, Times, Courier
+GOAL_CER = 0.02
+
+
+def sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(5, 11))]
+    if rng.random() < 0.6:
+        words.insert(rng.randrange(len(words)), rng.choice(
+            [str(rng.randint(2, 2030)), f"{rng.uniform(0, 100):.1f}%", f"${rng.randint(1, 999)}",
+             f"{rng.randint(1, 31)}/{rng.randint(1, 12)}/{rng.randint(1990, 2030)}"]))
+    words[0] = words[0].capitalize()
+    return " ".join(words) + rng.choice([".", ".", ",", ";", ":", "?"])
+
+
+def render_pages(count: int, dpi: int, seed: int) -> list[tuple[bytes, str, str]]:
+    """``(png, reference text, description)`` per page."""
+    import pymupdf
+
+    rng = random.Random(seed)
+    pages = []
+    for index in range(count):
+        font, size = FONTS[index % len(FONTS)], rng.choice([9, 10, 11, 12])
+        document = pymupdf.open()
+        page = document.new_page(width=420, height=595)  # A5 portrait, points
+        text = " ".join(sentence(rng) for _ in range(rng.randint(10, 14)))
+        page.insert_textbox(pymupdf.Rect(36, 36, 384, 559), text, fontsize=size, fontname=font)
+        width, height = page.rect.width, page.rect.height
+        lines = [{"box": [line["bbox"][0] / width, line["bbox"][1] / height,
+                          line["bbox"][2] / width, line["bbox"][3] / height],
+                  "text": "".join(span["text"] for span in line["spans"])}
+                 for block in page.get_text("dict")["blocks"] for line in block.get("lines", [])]
+        png = page.get_pixmap(dpi=dpi, alpha=False).tobytes("png")
+        pages.append((png, lines_text(lines), f"{font} {size}pt"))
+        document.close()
+    return pages
+
+
+def bench_backend(name: str, pages: list[tuple[bytes, str, str]]) -> dict:
+    started = time.perf_counter()
+    engine = load_backend(name)
+    load_s = time.perf_counter() - started
+    totals = {"char_edits": 0, "ref_chars": 0, "word_edits": 0, "ref_words": 0}
+    per_page, spent = [], 0.0
+    for png, reference, label in pages:
+        started = time.perf_counter()
+        lines = engine.read(png)
+        spent += time.perf_counter() - started
+        counts = error_counts(reference, "\n".join(line.text for line in lines))
+        for key in totals:
+            totals[key] += counts[key]
+        per_page.append({"page": label, **rates(counts)})
+    return {"backend": name, "load_s": round(load_s, 3), "ocr_s": round(spent, 3),
+            "pages_per_s": len(pages) / spent, **totals, **rates(totals), "per_page": per_page}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=8, help="pages to render (default 8)")
+    parser.add_argument("--dpi", type=int, default=150, help="render resolution (default 150)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backends", nargs="+", default=["rapidocr", "tesseract"],
+                        help="backends to compare; the first is the baseline of the ratios")
+    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    args = parser.parse_args()
+
+    pages = render_pages(args.pages, args.dpi, args.seed)
+    chars = sum(len(reference) for _, reference, _ in pages)
+    results = [bench_backend(name, pages) for name in args.backends]
+    if args.json:
+        print(json.dumps({"pages": args.pages, "dpi": args.dpi, "results": results}, indent=2))
+        return 0
+
+    base = results[0]
+    print(f"OCR bench: {args.pages} rendered pages (A5, {args.dpi} dpi, {chars} reference chars), "
+          f"{os.cpu_count()} CPUs")
+    header = f"{'':<14}" + "".join(f"{r['backend']:>22}" for r in results)
+    print(header)
+    rows = [("pages/s", "pages_per_s", "{:.2f}", True), ("model load s", "load_s", "{:.2f}", False),
+            ("CER", "cer", "{:.2%}", False), ("WER", "wer", "{:.2%}", False),
+            ("char edits", "char_edits", "{:d}", False)]
+    for label, key, fmt, _ in rows:
+        cells = []
+        for result in results:
+            value = result[key]
+            cell = fmt.format(value)
+            if result is not base and base[key]:
+                cell += f" ({value / base[key]:.2f}x)"
+            cells.append(f"{cell:>22}")
+        print(f"{label:<14}" + "".join(cells))
+    print("per page CER:")
+    for index, (_, _, label) in enumerate(pages):
+        print(f"  {index:<3}{label:<12}" + "".join(
+            f"{result['per_page'][index]['cer']:>22.2%}" for result in results))
+    verdict = "met" if base["cer"] <= GOAL_CER else "NOT met"
+    print(f"goal: {base['backend']} CER <= {GOAL_CER:.0%} on clean rendered text: {verdict} "
+          f"({base['cer']:.2%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
