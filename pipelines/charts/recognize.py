@@ -1,0 +1,575 @@
+"""Read a chart out of a `Scene`: axes from tick labels, marks mapped through the scales.
+
+Order of work: (1) numeric tick labels in a column (y axis) or a row (x axis), snapped to
+the exact tick marks or gridlines next to them and fitted to a scale (`axes.py`);
+(2) category labels along the other axis; (3) title, axis titles and the legend (a text
+with a small coloured handle to its left, giving each series colour a name);
+(4) the marks that remain — bars (filled rectangles on a common baseline), lines (open
+strokes), markers (small closed shapes), areas (filled polygons), wedges (pie, no axes) —
+grouped into series by colour and mapped to values. Nothing is guessed: a chart whose
+axes cannot be fitted is returned with ``recovered=False`` and no series.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pipelines.charts.axes import AxisScale, fit_scale, parse_tick_value
+from pipelines.charts.scene import Scene, Shape, Text, is_light
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Axis:
+    """One axis: numeric (a scale) or categorical (labels at positions)."""
+
+    orient: str  # "x" or "y"
+    labels: list[Text]
+    positions: list[float]
+    scale: AxisScale | None = None
+
+    @property
+    def categorical(self) -> bool:
+        return self.scale is None
+
+    def categories(self) -> list[tuple[float, str]]:
+        return sorted(zip(self.positions, (t.text for t in self.labels)))
+
+    def nearest_category(self, pos: float) -> str:
+        return min(self.categories(), key=lambda c: abs(c[0] - pos))[1]
+
+    def span(self) -> tuple[float, float]:
+        return (min(self.positions), max(self.positions))
+
+
+@dataclass
+class Layout:
+    x: Axis | None = None
+    y: Axis | None = None
+    title: str | None = None
+    x_label: str | None = None
+    y_label: str | None = None
+    legend: dict[str, str] = field(default_factory=dict)  # colour -> series name
+    used_texts: set[int] = field(default_factory=set)
+    handles: set[int] = field(default_factory=set)  # ids of legend handle shapes
+
+
+def _num(v: float) -> float:
+    """A value rounded to 6 significant digits (geometry carries float noise)."""
+    if v == 0 or not math.isfinite(v):
+        return 0.0 if v == 0 else v
+    return float(f"{v:.6g}")
+
+
+def _segment(shape: Shape) -> tuple[str, float, float, float] | None:
+    """('h', y, x0, x1) / ('v', x, y0, y1) for an axis-aligned straight stroke, else None."""
+    pts = shape.points
+    if len(shape.subpaths) != 1 or len(pts) < 2 or len(pts) > 3:
+        return None
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if max(ys) - min(ys) < 0.05 and max(xs) - min(xs) > 0.05:
+        return ("h", ys[0], min(xs), max(xs))
+    if max(xs) - min(xs) < 0.05 and max(ys) - min(ys) > 0.05:
+        return ("v", xs[0], min(ys), max(ys))
+    return None
+
+
+def _cluster(items: list, key, tol: float) -> list[list]:
+    items = sorted(items, key=key)
+    groups: list[list] = []
+    for it in items:
+        if groups and abs(key(it) - key(groups[-1][-1])) <= tol:
+            groups[-1].append(it)
+        else:
+            groups.append([it])
+    return groups
+
+
+class ChartReader:
+    """Recognise the charts drawn in one Scene (one chart per scene for now)."""
+
+    def __init__(self, scene: Scene):
+        self.scene = scene
+        self.segments = [(s, seg) for s in scene.shapes if (seg := _segment(s))]
+
+    # -- axes ----------------------------------------------------------------------------
+    def _snap(self, orient: str, label: Text, pos: float) -> float:
+        """Move an approximate tick position onto the tick mark or gridline beside it."""
+        want = "h" if orient == "y" else "v"
+        tol = max(0.6 * label.size, 2.0)
+        best, best_d = pos, tol
+        for _, (kind, at, lo, hi) in self.segments:
+            if kind != want:
+                continue
+            d = abs(at - pos)
+            if d >= best_d:
+                continue
+            if orient == "y":  # tick to the right of the label, or a gridline passing it
+                near = lo - 3 * label.size <= label.x1 <= hi + 0.5 * label.size or lo >= label.x1 - 1
+                if not near or lo > label.x1 + 4 * label.size:
+                    continue
+            else:
+                near = lo - 0.5 * label.size <= label.y0 <= hi + 3 * label.size or hi <= label.y0 + 1
+                if not near or hi < label.y0 - 4 * label.size:
+                    continue
+            best, best_d = at, d
+        return best
+
+    def _numeric_axis(self, orient: str, texts: list[Text]) -> Axis | None:
+        numeric = [(t, v) for t in texts if not t.vertical
+                   and (v := parse_tick_value(t.text)) is not None]
+        if orient == "y":  # a column of labels: right-aligned (or centred) at one x
+            groups = _cluster(numeric, key=lambda tv: tv[0].x1, tol=3.0)
+            groups += _cluster(numeric, key=lambda tv: tv[0].cx, tol=3.0)
+        else:
+            groups = _cluster(numeric, key=lambda tv: tv[0].cy, tol=3.0)
+        best: Axis | None = None
+        for group in groups:
+            if len(group) < 2:
+                continue
+            labels = [t for t, _ in group]
+            raw = [t.cy if orient == "y" else t.cx for t in labels]
+            if len({round(p, 1) for p in raw}) < len(raw):
+                continue  # two labels at one position: not ticks along this axis
+            positions = [self._snap(orient, t, p) for t, p in zip(labels, raw)]
+            scale = fit_scale(list(zip(positions, [v for _, v in group])))
+            if scale is None:
+                continue
+            axis = Axis(orient, labels, positions, scale)
+            if best is None or len(labels) > len(best.labels):
+                best = axis
+        return best
+
+    def _category_axis(self, orient: str, texts: list[Text], edge: float,
+                       other_span: tuple[float, float] | None) -> Axis | None:
+        """Labels in a row under the plot (x) or a column left of it (y)."""
+        if orient == "x":
+            cand = [t for t in texts if t.cy >= edge + 2]
+            rows = _cluster(cand, key=lambda t: t.y0, tol=max(3.0, 0.4 * _median_size(cand)))
+            rows = [r for r in rows if len(r) >= 1 and not (len(r) == 1 and r[0].vertical)]
+            if not rows:
+                return None
+            row = rows[0]
+            if len(row) == 1 and len(rows) > 1 and other_span is None:
+                return None
+            labels = sorted(row, key=lambda t: t.cx)
+            positions = [self._snap("x", t, _label_anchor_x(t)) for t in labels]
+        else:
+            cand = [t for t in texts if t.x1 <= edge + 1 and not t.vertical]
+            cols = _cluster(cand, key=lambda t: t.x1, tol=4.0)
+            cols = [c for c in cols if len(c) >= 2] or [c for c in cols if c]
+            if not cols:
+                return None
+            col = cols[-1]  # the column nearest the plot
+            labels = sorted(col, key=lambda t: t.cy)
+            positions = [self._snap("y", t, t.cy) for t in labels]
+        if other_span is not None:
+            lo, hi = other_span
+            pad = 0.2 * (hi - lo) + 20
+            keep = [(t, p) for t, p in zip(labels, positions) if lo - pad <= p <= hi + pad]
+            if not keep:
+                return None
+            labels, positions = [k[0] for k in keep], [k[1] for k in keep]
+        return Axis(orient, labels, positions, None)
+
+    def layout(self) -> Layout:
+        texts = self.scene.texts
+        lay = Layout()
+        y_num = self._numeric_axis("y", texts)
+        x_num = self._numeric_axis("x", texts)
+        if x_num and y_num:
+            # A row of numbers inside a y column is the column itself, not an x axis.
+            if set(map(id, x_num.labels)) & set(map(id, y_num.labels)):
+                x_num = None if len(x_num.labels) <= len(y_num.labels) else x_num
+                y_num = y_num if x_num is None else None
+        if x_num and y_num and min(t.y0 for t in x_num.labels) < max(y_num.positions) - 2:
+            x_num = None  # numbers above the lowest y tick are data labels, not the x axis
+        lay.x, lay.y = x_num, y_num
+        if y_num and not x_num:
+            edge = max(y_num.positions)
+            lay.x = self._category_axis("x", [t for t in texts if id(t) not in _ids(y_num.labels)
+                                             and t.cx > min(l.x0 for l in y_num.labels)],
+                                        edge, None)
+        elif x_num and not y_num:
+            edge = min(t.x0 for t in texts if id(t) in _ids(x_num.labels))
+            lay.y = self._category_axis("y", [t for t in texts if id(t) not in _ids(x_num.labels)
+                                             and t.y1 < min(l.y0 for l in x_num.labels) + 1],
+                                        edge, None)
+        for axis in (lay.x, lay.y):
+            if axis:
+                lay.used_texts |= _ids(axis.labels)
+        self._titles(lay)
+        self._legend(lay)
+        return lay
+
+    def _plot_box(self, lay: Layout) -> tuple[float, float, float, float]:
+        """The data region: right of the y labels, above the x labels (page units)."""
+        x0 = max(t.x1 for t in lay.y.labels) if lay.y else 0.0
+        y1 = min(t.y0 for t in lay.x.labels) if lay.x else self.scene.height
+        ys = lay.y.positions if lay.y else []
+        xs = lay.x.positions if lay.x else []
+        y0 = min(ys) - 0.15 * (max(ys) - min(ys)) - 5 if ys else 0.0
+        x1 = max(xs) + 0.15 * (max(xs) - min(xs)) + 5 if xs else self.scene.width
+        return (x0, y0, x1, y1)
+
+    def _titles(self, lay: Layout) -> None:
+        rest = [t for t in self.scene.texts if id(t) not in lay.used_texts]
+        if not rest:
+            return
+        top_tick = min(lay.y.positions) if lay.y else None
+        x_row_bottom = max(t.y1 for t in lay.x.labels) if lay.x else None
+        y_col_left = min(t.x0 for t in lay.y.labels) if lay.y else None
+        # y title: a vertical text left of the y tick labels
+        cands = [t for t in rest if t.vertical and (y_col_left is None or t.cx < y_col_left)]
+        if cands:
+            pick = min(cands, key=lambda t: t.cx if y_col_left is None else y_col_left - t.cx)
+            lay.y_label = pick.text
+            lay.used_texts.add(id(pick))
+        # x title: below the x tick labels
+        if x_row_bottom is not None:
+            cands = [t for t in rest if not t.vertical and t.y0 >= x_row_bottom - 1
+                     and id(t) not in lay.used_texts]
+            if cands:
+                pick = min(cands, key=lambda t: t.y0)
+                lay.x_label = pick.text
+                lay.used_texts.add(id(pick))
+        # title: the largest text above the plot
+        if top_tick is not None:
+            cands = [t for t in rest if not t.vertical and t.y1 <= top_tick
+                     and id(t) not in lay.used_texts]
+            if cands:
+                pick = max(cands, key=lambda t: (round(t.size, 1), -t.y0))
+                if pick.size >= _median_size(rest) * 1.05 or pick.y1 < top_tick - pick.size:
+                    lay.title = pick.text
+                    lay.used_texts.add(id(pick))
+        # horizontal y title (plotly may place it above the axis) is left alone.
+
+    def _legend(self, lay: Layout) -> None:
+        rest = [t for t in self.scene.texts if id(t) not in lay.used_texts and not t.vertical]
+        for text in rest:
+            best, best_d = None, None
+            for shape in self.scene.shapes:
+                x0, y0, x1, y1 = shape.bbox
+                if x1 > text.x0 + 1 or x1 < text.x0 - 2.5 * text.size:
+                    continue
+                if x1 - x0 > 3.5 * text.size or y1 - y0 > 1.6 * text.size:
+                    continue
+                if abs((y0 + y1) / 2 - text.cy) > 0.5 * text.size:
+                    continue
+                color = _mark_color(shape)
+                if color is None or is_light(color):
+                    continue
+                d = text.x0 - x1
+                if best_d is None or d < best_d:
+                    best, best_d = shape, d
+            if best is None:
+                continue
+            for shape in self.scene.shapes:  # the handle's line and marker share a colour
+                if _mark_color(shape) == _mark_color(best):
+                    x0, y0, x1, y1 = shape.bbox
+                    if x1 <= text.x0 + 1 and x0 >= text.x0 - 3 * text.size and \
+                            abs((y0 + y1) / 2 - text.cy) <= 0.5 * text.size:
+                        lay.handles.add(id(shape))
+            lay.legend.setdefault(_mark_color(best), text.text)
+            lay.used_texts.add(id(text))
+
+    # -- marks ---------------------------------------------------------------------------
+    def read(self) -> dict:
+        lay = self.layout()
+        numeric_axes = [a for a in (lay.x, lay.y) if a and not a.categorical]
+        if not numeric_axes:
+            pie = self._pie(lay)
+            if pie:
+                return pie
+            return self._chart("unknown", lay, [], recovered=False)
+        box = self._plot_box(lay)
+        legend_texts = [t for t in self.scene.texts if t.text in set(lay.legend.values())]
+        marks = [s for s in self.scene.shapes if id(s) not in lay.handles and self._inside(s, box)
+                 and not _holds_text(s, legend_texts)]
+        bars, lines, markers, areas = self._classify(marks, lay, box)
+        if bars:
+            return self._bars(bars, lay)
+        if areas:
+            return self._areas(areas, lay)
+        if lines:
+            return self._lines(lines, markers, lay)
+        if markers:
+            return self._scatter(markers, lay)
+        return self._chart("unknown", lay, [], recovered=False)
+
+    def _inside(self, shape: Shape, box) -> bool:
+        x0, y0, x1, y1 = shape.bbox
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return box[0] - 0.5 <= cx and cy <= box[3] + 0.5 and x0 >= box[0] - 1 and y1 <= box[3] + 1
+
+    def _classify(self, marks: list[Shape], lay: Layout, box):
+        bw = max(1.0, box[2] - box[0])
+        bh = max(1.0, box[3] - box[1])
+        xs = lay.x.span() if lay.x else (box[0], box[2])
+        ys = lay.y.span() if lay.y else (box[1], box[3])
+        span_w = max(1.0, xs[1] - xs[0])
+        span_h = max(1.0, ys[1] - ys[0])
+        size = _median_size(self.scene.texts) or 10.0
+        bars, lines, markers, areas = [], [], [], []
+        for s in marks:
+            seg = _segment(s)
+            x0, y0, x1, y1 = s.bbox
+            w, h = x1 - x0, y1 - y0
+            if seg is not None and s.fill is None or (seg is not None and len(s.points) == 2):
+                kind, _, lo, hi = seg
+                length = hi - lo
+                gray = _is_gray(s.stroke or s.fill)
+                if length < 0.9 * size:
+                    continue  # tick marks
+                if gray and length >= 0.6 * (span_w if kind == "h" else span_h):
+                    continue  # gridlines, spines, zero lines
+                if s.stroke and not is_light(s.stroke):
+                    lines.append(s)
+                continue
+            if s.is_rect():
+                if is_light(s.fill) or (w * h > 0.4 * bw * bh):
+                    continue  # backgrounds, legend frames
+                bars.append(s)
+                continue
+            if s.fill is not None and not is_light(s.fill) and s.closed or (
+                    s.fill is not None and not is_light(s.fill) and s.stroke is None):
+                if w <= 2.2 * size and h <= 2.2 * size and len(s.subpaths) == 1:
+                    markers.append(s)
+                elif len(s.points) >= 4:
+                    areas.append(s)
+                continue
+            if s.fill is not None and not is_light(s.fill) and w <= 2.2 * size and h <= 2.2 * size:
+                markers.append(s)
+                continue
+            if s.stroke is not None and not is_light(s.stroke) and s.fill is None and len(s.points) >= 2:
+                lines.append(s)
+            elif s.stroke is not None and s.fill is not None and is_light(s.fill) and \
+                    w <= 2.2 * size and h <= 2.2 * size:
+                markers.append(s)  # hollow markers
+        # Markers sitting on a line's vertices belong to that line.
+        bars = [b for b in bars if not self._is_marker_square(b, size, lay)]
+        return bars, lines, markers, areas
+
+    def _is_marker_square(self, rect: Shape, size: float, lay: Layout) -> bool:
+        x0, y0, x1, y1 = rect.bbox
+        if x1 - x0 > 1.5 * size or y1 - y0 > 1.5 * size or abs((x1 - x0) - (y1 - y0)) > 0.5:
+            return False
+        base = self._baseline(lay.y) if lay.y and not lay.y.categorical else None
+        return base is None or (abs(y1 - base) > 0.5 and abs(y0 - base) > 0.5)
+
+    @staticmethod
+    def _baseline(axis: Axis) -> float | None:
+        scale = axis.scale
+        if scale is None:
+            return None
+        if scale.kind == "log":
+            return None
+        return scale.position(0.0)
+
+    def _bars(self, bars: list[Shape], lay: Layout) -> dict:
+        vertical = lay.y is not None and not lay.y.categorical and (lay.x is None or lay.x.categorical
+                                                                   or self._bars_vertical(bars, lay))
+        val_axis = lay.y if vertical else lay.x
+        cat_axis = lay.x if vertical else lay.y
+        base = self._baseline(val_axis)
+        per_series: dict[str, list] = defaultdict(list)
+        by_slot: dict[str, list] = defaultdict(list)
+        for bar in bars:
+            x0, y0, x1, y1 = bar.bbox
+            if vertical:
+                far, near, center = y0, y1, (x0 + x1) / 2
+            else:
+                far, near, center = x1, x0, (y0 + y1) / 2
+            v_far, v_near = val_axis.scale.value(far), val_axis.scale.value(near)
+            if val_axis.scale.kind == "log" or base is None:
+                value = v_far
+            elif abs(near - base) < 0.75:
+                value = v_far
+            elif abs(far - base) < 0.75:
+                value = v_near  # a negative bar hangs from the baseline
+            else:
+                value = v_far - v_near  # a stacked segment
+            if cat_axis is not None and cat_axis.categorical:
+                label = cat_axis.nearest_category(center)
+            elif cat_axis is not None:
+                label = _num(cat_axis.scale.value(center))
+            else:
+                label = _num(center)
+            color = bar.fill
+            per_series[color].append((center, label, value))
+            by_slot[label].append((color, center, near))
+        stacked = any(len({c for c, _, _ in v}) > 1 and
+                      max(x for _, x, _ in v) - min(x for _, x, _ in v) < 0.5 for v in by_slot.values())
+        grouped = not stacked and any(len(v) > 1 for v in by_slot.values())
+        if not grouped and not stacked and len(per_series) > 1:
+            # One bar per category in several colours is still one series.
+            merged = [item for items in per_series.values() for item in items]
+            per_series = {next(iter(per_series)): merged}
+        kind = "stacked_bar" if stacked else "grouped_bar" if grouped else "bar"
+        if not vertical:
+            kind = "horizontal_" + kind if kind != "bar" else "horizontal_bar"
+        series = []
+        for index, (color, items) in enumerate(per_series.items()):
+            items.sort(key=lambda it: it[0] if vertical else -it[0])
+            series.append({"name": lay.legend.get(color) or (f"series {index + 1}" if len(per_series) > 1 else None),
+                           "color": color,
+                           "points": [{"x": lab, "y": _num(val)} for _, lab, val in items]})
+        return self._chart(kind, lay, series, recovered=True)
+
+    def _bars_vertical(self, bars, lay) -> bool:
+        base_y = self._baseline(lay.y)
+        if base_y is None:
+            return True
+        return sum(abs(b.bbox[3] - base_y) < 0.75 or abs(b.bbox[1] - base_y) < 0.75
+                   for b in bars) >= len(bars) / 2
+
+    def _map_x(self, lay: Layout, x: float):
+        if lay.x is None:
+            return _num(x)
+        if lay.x.categorical:
+            return lay.x.nearest_category(x)
+        return _num(lay.x.scale.value(x))
+
+    def _map_y(self, lay: Layout, y: float):
+        if lay.y is None:
+            return _num(y)
+        if lay.y.categorical:
+            return lay.y.nearest_category(y)
+        return _num(lay.y.scale.value(y))
+
+    def _lines(self, lines: list[Shape], markers: list[Shape], lay: Layout) -> dict:
+        series = []
+        by_color: dict[str, list[Shape]] = defaultdict(list)
+        for line in lines:
+            by_color[line.stroke].append(line)
+        for index, (color, shapes) in enumerate(by_color.items()):
+            pts = sorted({(round(x, 3), round(y, 3)) for s in shapes for x, y in s.points})
+            series.append({"name": lay.legend.get(color) or (f"series {index + 1}" if len(by_color) > 1 else None),
+                           "color": color,
+                           "points": [{"x": self._map_x(lay, x), "y": self._map_y(lay, y)} for x, y in pts]})
+        return self._chart("line", lay, series, recovered=True)
+
+    def _scatter(self, markers: list[Shape], lay: Layout) -> dict:
+        by_color: dict[str, list[Shape]] = defaultdict(list)
+        for m in markers:
+            by_color[_mark_color(m)].append(m)
+        series = []
+        for index, (color, shapes) in enumerate(by_color.items()):
+            centers = sorted(((s.bbox[0] + s.bbox[2]) / 2, (s.bbox[1] + s.bbox[3]) / 2) for s in shapes)
+            series.append({"name": lay.legend.get(color) or (f"series {index + 1}" if len(by_color) > 1 else None),
+                           "color": color,
+                           "points": [{"x": self._map_x(lay, x), "y": self._map_y(lay, y)} for x, y in centers]})
+        return self._chart("scatter", lay, series, recovered=True)
+
+    def _areas(self, areas: list[Shape], lay: Layout) -> dict:
+        series = []
+        for index, shape in enumerate(sorted(areas, key=lambda s: -s.bbox[3])):
+            columns: dict[float, list[float]] = defaultdict(list)
+            for x, y in shape.points:
+                columns[round(x, 2)].append(y)
+            points = []
+            for x in sorted(columns):
+                ys = columns[x]
+                top, bottom = self._map_y(lay, min(ys)), self._map_y(lay, max(ys))
+                value = top - bottom if len(ys) > 1 and max(ys) - min(ys) > 0.05 else top
+                if len(ys) > 1 and max(ys) - min(ys) <= 0.05:
+                    base = self._baseline(lay.y) if lay.y else None
+                    value = 0.0 if base is not None and abs(min(ys) - base) < 0.75 else top
+                points.append({"x": self._map_x(lay, x), "y": _num(value)})
+            series.append({"name": lay.legend.get(shape.fill) or (f"series {index + 1}" if len(areas) > 1 else None),
+                           "color": shape.fill, "points": points})
+        return self._chart("area", lay, series, recovered=True)
+
+    def _pie(self, lay: Layout) -> dict | None:
+        size = _median_size(self.scene.texts) or 10.0
+        wedges = [s for s in self.scene.shapes if s.fill and not is_light(s.fill) and s.closed
+                  or (s.fill and not is_light(s.fill) and len(s.points) > 8)]
+        wedges = [s for s in wedges if id(s) not in lay.handles and s.width > 3 * size
+                  and s.height > 3 * size and not s.is_rect()]
+        if len(wedges) < 2:
+            return None
+        # All wedges of one pie share its centre: the common vertex of their outlines.
+        total = sum(s.area() for s in wedges)
+        if total <= 0:
+            return None
+        xs = [p[0] for s in wedges for p in s.points]
+        ys = [p[1] for s in wedges for p in s.points]
+        center = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+        free = [t for t in self.scene.texts if id(t) not in lay.used_texts and
+                parse_tick_value(t.text) is None]
+        points = []
+        for wedge in wedges:
+            wx = sum(p[0] for p in wedge.points) / len(wedge.points)
+            wy = sum(p[1] for p in wedge.points) / len(wedge.points)
+            name = lay.legend.get(wedge.fill)
+            if name is None and free:
+                ang = math.atan2(wy - center[1], wx - center[0])
+                label = min(free, key=lambda t: abs(_angle_diff(math.atan2(t.cy - center[1], t.cx - center[0]), ang)))
+                name = label.text
+            points.append({"x": name, "y": _num(100.0 * wedge.area() / total)})
+        series = [{"name": None, "points": points}]
+        chart = self._chart("pie", lay, series, recovered=True)
+        chart["y_unit"] = "percent of total"
+        return chart
+
+    def _chart(self, kind: str, lay: Layout, series: list, recovered: bool) -> dict:
+        return {"type": kind, "title": lay.title, "x_label": lay.x_label, "y_label": lay.y_label,
+                "x_scale": _scale_name(lay.x), "y_scale": _scale_name(lay.y),
+                "series": series, "recovered": recovered and bool(series)}
+
+
+def _holds_text(shape: Shape, texts: list[Text]) -> bool:
+    """A legend frame: a shape drawn around a legend label."""
+    x0, y0, x1, y1 = shape.bbox
+    return any(x0 <= t.cx <= x1 and y0 <= t.cy <= y1 and (x1 - x0) > (t.x1 - t.x0) for t in texts)
+
+
+def _scale_name(axis: Axis | None) -> str | None:
+    if axis is None:
+        return None
+    return "category" if axis.categorical else axis.scale.kind
+
+
+def _angle_diff(a: float, b: float) -> float:
+    return (a - b + math.pi) % (2 * math.pi) - math.pi
+
+
+def _label_anchor_x(t: Text) -> float:
+    # Rotated labels hang from their right end (matplotlib ha="right", plotly -45°).
+    if 10 < abs(t.rotation) < 80:
+        return t.x1 if t.rotation > 0 else t.x0
+    return t.cx
+
+
+def _ids(texts) -> set[int]:
+    return {id(t) for t in texts}
+
+
+def _median_size(texts: list[Text]) -> float:
+    sizes = sorted(t.size for t in texts)
+    return sizes[len(sizes) // 2] if sizes else 0.0
+
+
+def _mark_color(shape: Shape) -> str | None:
+    return shape.fill if shape.fill and not is_light(shape.fill) else shape.stroke
+
+
+def _is_gray(color: str | None) -> bool:
+    if color is None:
+        return True
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return max(r, g, b) - min(r, g, b) <= 12
+
+
+def read_charts(scene: Scene) -> list[dict]:
+    """The charts in a scene (empty when it holds nothing chart-like)."""
+    if not scene.shapes:
+        return []
+    chart = ChartReader(scene).read()
+    if chart["type"] == "unknown" and not chart["series"]:
+        return []
+    return [chart]
