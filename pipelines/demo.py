@@ -1,0 +1,203 @@
+"""`vlforge demo`: the whole mission end to end on embedded inputs, in a few minutes.
+
+Serves a bundled sample site on loopback and crawls it, renders generated PDFs and an
+EPUB (plus two broken files), runs OCR and chart extraction, labels by the taxonomy,
+builds the SFT set, hands the runs off, trains the tiny model through the three stages,
+evaluates it and writes the HTML report. Each step is the same `vlforge` command a user
+would type; their output goes to ``OUT/demo.log`` and one progress line per step is
+printed. Re-running with the same ``--out`` resumes: finished steps are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pipelines.scheduling import run_vlforge
+
+DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/table", "/chart",
+              "/private/secret", "/missing", "/data.csv", "/loop"]
+TRAIN_STEPS = {1: 12, 2: 12, 3: 12}
+
+
+@dataclass
+class DemoStep:
+    name: str
+    run: Callable[[], str]      # returns a one-line summary
+    done: Callable[[], bool]    # True when a previous demo run already finished it
+
+
+class Demo:
+    """The demo's steps over one output directory."""
+
+    def __init__(self, out: str, beam_args: list[str]):
+        self.out = os.path.abspath(out)
+        self.beam_args = beam_args
+        self.log_path = os.path.join(self.out, "demo.log")
+        self.p = lambda *parts: os.path.join(self.out, *parts)  # noqa: E731
+
+    # -- helpers -------------------------------------------------------------------------
+    def vlforge(self, *argv: str) -> None:
+        """Run a vlforge command with its output appended to demo.log."""
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n$ vlforge {' '.join(map(str, argv))}\n")
+            log.flush()
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                run_vlforge(*argv)
+
+    def complete(self, *parts: str) -> bool:
+        return os.path.exists(self.p(*parts, "_SUCCESS"))
+
+    def stats(self, run: str) -> str:
+        with open(self.p("runs", run, "stats.json"), encoding="utf-8") as handle:
+            s = json.load(handle)
+        return (f"{s['inputs']} inputs -> {s['written']} written (+{s['derived']} derived), "
+                f"{s['dropped']} dropped, {s['errors']} errors")
+
+    # -- steps ---------------------------------------------------------------------------
+    def crawl(self) -> str:
+        from pipelines.web_testsite import serve_site
+
+        server, base = serve_site()
+        try:
+            urls = self.p("inputs", "urls.txt")
+            os.makedirs(os.path.dirname(urls), exist_ok=True)
+            with open(urls, "w", encoding="utf-8") as handle:
+                handle.write("".join(f"{base}{path}\n" for path in DEMO_PATHS))
+            self.vlforge("crawl", urls, "--out", self.p("runs", "web"), "--allow-private",
+                         "127.0.0.1", "--host-delay", "0", "--nav-timeout", "8",
+                         "--page-timeout", "20", "--retries", "0", "--task-size", "4",
+                         *self.beam_args)
+        finally:
+            server.shutdown()
+        return self.stats("web")
+
+    def pdf(self) -> str:
+        from pipelines.demo_inputs import write_demo_documents
+
+        docs = write_demo_documents(self.p("inputs", "docs"))
+        self.vlforge("pdf", *docs, "--out", self.p("runs", "pdf"), "--task-size", "2",
+                     *self.beam_args)
+        return self.stats("pdf")
+
+    def sft(self) -> str:
+        self.vlforge("sft", "build", self.p("runs", "web"), self.p("runs", "pdf"),
+                     "--out", self.p("runs", "sft"), *self.beam_args)
+        return self.stats("sft")
+
+    def handoff(self) -> str:
+        from pipelines.handoff import record_handoff, validate_run
+
+        checked = [validate_run(self.p("runs", name)) for name in ("web", "pdf", "sft")]
+        record_handoff(self.out, "demo", checked)
+        return f"{len(checked)} runs audited and handed off ({self.p('handoff', 'demo.json')})"
+
+    def model(self) -> str:
+        self.vlforge("model", "init", "--preset", "tiny", "--out", self.p("model", "init"))
+        return f"tiny model initialised in {self.p('model', 'init')}"
+
+    def corpus(self) -> str:
+        """A small language-only corpus (stage 2/3 mix it in) from the runs' own text."""
+        from pipelines.run_dir import RunDir
+
+        texts = [s.text for name in ("web", "pdf") for s in RunDir(self.p("runs", name))
+                 .iter_samples() if s.text and len(s.text) > 40]
+        with open(self.p("inputs", "corpus.txt"), "w", encoding="utf-8") as handle:
+            handle.write("\n\n".join(texts) + "\n")
+        return f"{len(texts)} text documents in {self.p('inputs', 'corpus.txt')}"
+
+    def train(self, stage: int) -> str:
+        previous = self.p("model", "init") if stage == 1 else self.p("train", f"stage{stage - 1}", "model")
+        data = [self.p("runs", "sft")] if stage == 3 else [self.p("runs", "web"), self.p("runs", "pdf")]
+        text = ["--text", self.p("inputs", "corpus.txt")] if stage > 1 else []
+        self.vlforge("train", "--stage", str(stage), "--model", previous, "--data", *data,
+                     *text, "--out", self.p("train", f"stage{stage}"), "--max-steps",
+                     str(TRAIN_STEPS[stage]), "--resume", "auto", "--no-progress")
+        return _loss_summary(self.p("train", f"stage{stage}"))
+
+    def evaluate(self) -> str:
+        self.vlforge("eval", "--model", self.p("train", "stage3", "model"), "--data",
+                     self.p("runs", "sft"), self.p("runs", "pdf"), "--out", self.p("eval.json"))
+        with open(self.p("eval.json"), encoding="utf-8") as handle:
+            result = json.load(handle)
+        loss = result.get("loss", result.get("val_loss"))
+        return f"validation loss {loss:.3f}" if isinstance(loss, float) else "evaluated"
+
+    def report(self) -> str:
+        paths = [self.p("runs", n) for n in ("web", "pdf", "sft")]
+        paths += [self.p("train", f"stage{s}") for s in (1, 2, 3)] + [self.p("eval.json")]
+        self.vlforge("report", *paths, "--out", self.p("report.html"),
+                     "--title", "vlforge demo data card")
+        return self.p("report.html")
+
+    def steps(self) -> list[DemoStep]:
+        model_ready = lambda: os.path.exists(self.p("model", "init", "config.json"))  # noqa: E731
+        trained = lambda s: lambda: os.path.exists(  # noqa: E731
+            self.p("train", f"stage{s}", "model", "config.json"))
+        return [
+            DemoStep("crawl the bundled site", self.crawl, lambda: self.complete("runs", "web")),
+            DemoStep("render PDFs and an EPUB", self.pdf, lambda: self.complete("runs", "pdf")),
+            DemoStep("build SFT conversations", self.sft, lambda: self.complete("runs", "sft")),
+            DemoStep("audit and hand off", self.handoff,
+                     lambda: os.path.exists(self.p("handoff", "demo.json"))),
+            DemoStep("init the tiny model", self.model, model_ready),
+            DemoStep("language corpus", self.corpus,
+                     lambda: os.path.exists(self.p("inputs", "corpus.txt"))),
+            DemoStep("train stage 1 (adaptor)", lambda: self.train(1), trained(1)),
+            DemoStep("train stage 2 (joint)", lambda: self.train(2), trained(2)),
+            DemoStep("train stage 3 (SFT)", lambda: self.train(3), trained(3)),
+            DemoStep("evaluate", self.evaluate, lambda: os.path.exists(self.p("eval.json"))),
+            DemoStep("write the report", self.report, lambda: False),
+        ]
+
+
+def _loss_summary(run: str) -> str:
+    path = os.path.join(run, "metrics.jsonl")
+    losses = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            losses = [json.loads(line)["loss"] for line in handle if '"loss"' in line]
+    if not losses:
+        return "trained"
+    return f"{len(losses)} logged steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+def run_demo(out: str, beam_args: list[str] | None = None, echo=print) -> str:
+    """Run (or resume) every demo step; returns the report path."""
+    demo = Demo(out, list(beam_args or []))
+    os.makedirs(demo.out, exist_ok=True)
+    steps = demo.steps()
+    started = time.time()
+    summary = ""
+    for index, step in enumerate(steps, 1):
+        prefix = f"[{index:2d}/{len(steps)}] {step.name:28s}"
+        if step.done():
+            echo(f"{prefix} already done")
+            continue
+        t0 = time.time()
+        try:
+            summary = step.run()
+        except Exception as exc:
+            echo(f"{prefix} FAILED: {exc}\n  see {demo.log_path}")
+            raise
+        echo(f"{prefix} {summary}  ({time.time() - t0:.1f} s)")
+    echo(f"demo finished in {time.time() - started:.0f} s; log: {demo.log_path}")
+    echo(f"report: {summary}")
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
+    parser.add_argument("--out", default="demo-run", help="output directory (default demo-run)")
+    parser.epilog = "Any other --flag is passed to Apache Beam for the pipeline steps."
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    run_demo(args.out, extra, echo=lambda line: print(line, flush=True))
+    return 0
+
