@@ -47,7 +47,8 @@ class TaxonomyError(ValueError):
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  {source}:{p}" if p.line else f"  {source}: {p}" for p in problems)
+        lines = "\n".join(f"  {source}:{p.line}: {p.message}" + (f" (fix: {p.fix})" if p.fix else "")
+                           if p.line else f"  {source}: {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
@@ -168,9 +169,14 @@ def parse_text(text: str, source: str = "<taxonomy>") -> Any:
     try:
         return round_trip_yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # The context mark is where the broken construct starts (an unclosed quote's
+        # opening line), which is where the fix goes; the problem mark is where it broke.
+        mark = exc.context_mark or exc.problem_mark
         line = mark.line + 1 if mark is not None else 0
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        if exc.context_mark is not None and exc.problem_mark is not None \
+                and exc.problem_mark.line != exc.context_mark.line:
+            message += f" (noticed on line {exc.problem_mark.line + 1})"
         raise TaxonomyError(source, [Problem(line, f"YAML syntax error: {message}",
                                              "check indentation and quoting on that line; "
                                              "a text with ': ' or '#' needs quotes")]) from exc
@@ -251,7 +257,7 @@ def check(data: Any, source: str = "<taxonomy>") -> tuple[list[Problem], Taxonom
                         migrations=[dict(m) for m in migrations if isinstance(m, Mapping)],
                         source=source)
     problems.extend(_check_structure(taxonomy))
-    return problems, taxonomy
+    return sorted(problems, key=lambda p: p.line), taxonomy
 
 
 def _parse_node(raw: Any, line: int, problems: list[Problem]) -> Node | None:
@@ -262,7 +268,8 @@ def _parse_node(raw: Any, line: int, problems: list[Problem]) -> Node | None:
     for key in raw:
         if key not in NODE_FIELDS:
             problems.append(Problem(_line(raw, key) or line, f"unknown node field {key!r}",
-                                    f"use only {sorted(NODE_FIELDS)}"))
+                                    _suggest(key, dict.fromkeys(NODE_FIELDS),
+                                             f"use only {sorted(NODE_FIELDS)}")))
     node_id = raw.get("id")
     if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
         problems.append(Problem(line, f"invalid or missing id {node_id!r}",
@@ -362,7 +369,7 @@ def _check_structure(taxonomy: Taxonomy) -> list[Problem]:
     return problems
 
 
-def _suggest(wrong: str, nodes: Mapping[str, Node], default: str) -> str:
+def _suggest(wrong: str, nodes: Mapping[str, Any], default: str) -> str:
     import difflib
 
     close = difflib.get_close_matches(str(wrong), list(nodes), n=1)
