@@ -53,7 +53,7 @@ def init_model(preset: Preset | str, *, tokenizer_dir: str | Path | None = None,
     if weights_dir is not None:
         from model.convert import load_published
 
-        model = load_published(weights_dir, preset)
+        model = load_published(weights_dir, preset, tokenizer)
     else:
         config = config_for_tokenizer(preset, tokenizer)
         torch.manual_seed(seed)
