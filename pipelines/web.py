@@ -1,0 +1,490 @@
+"""Web pages → screenshot samples: ``vlforge crawl URLS --out RUN_DIR``.
+
+One `ScreenshotPagesFn` per Beam worker opens Chromium once and renders each URL in a fresh
+browser context (see `pipelines.web_browser`). Each page becomes:
+
+- one sample keyed by its URL: ``image`` = the viewport screenshot (1024 wide),
+  ``text`` = the visible text (innerText), ``html`` = a simplified HTML of the visible DOM
+  (no scripts/styles, size-bounded), ``meta["web"]`` = url, final_url, status, title, lang,
+  ``lines``/``words`` with boxes normalised to the viewport image, inline ``svgs``
+  (markup + box) that lie within it, same-site ``links``, ``pdf_links``, ``tiles`` and the
+  render settings;
+- one *derived* sample per 1024x1024 tile of the full page (from the top, up to
+  ``max_tiles``; only when the page is taller than the viewport), each with its own
+  ``lines``/``words``/``svgs`` normalised to the tile. Tiles are derived samples rather than
+  extra images so every image carries its own text ground truth, as OCR and grounding
+  stages expect (one image per sample, boxes relative to it).
+
+Link following runs in rounds (`crawl`): after a round, same-site links of pages above the
+depth limit become new inputs of the same run directory (until the page budget), so the
+audit rule holds for discovered URLs too. Links to PDFs are written to ``RUN/pdf_links.txt``
+for the PDF pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import io
+import json
+import logging
+import tarfile
+from importlib import metadata
+from typing import Any, Iterable, Iterator
+
+from apache_beam.transforms.window import GlobalWindows
+
+from pipelines.outcome import Outcome
+from pipelines.post_stages import add_post_stage_arguments, post_stage_config, post_stages
+from pipelines.run_dir import INPUT_SCHEMA, RunDir
+from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
+                              shard_bounds)
+from pipelines.sample import Sample
+from pipelines.stage import Record, StageFn
+from pipelines.web_browser import PageRenderer, PageResult, RenderSettings
+from pipelines.web_extract import cut_tiles, group_lines, lines_in_region
+from pipelines.web_policy import Refusal
+from pipelines.web_urls import (MalformedUrl, canonical_url, looks_like_pdf, read_url_args,
+                                same_site)
+
+log = logging.getLogger(__name__)
+
+SEEN_FILE = "web_seen.json"
+PDF_LINKS_FILE = "pdf_links.txt"
+MAX_LINKS_KEPT = 500
+
+
+class ScreenshotPagesFn(StageFn):
+    """URL seed in, one page sample (+ derived tile samples) or a drop/error out.
+
+    Keeps up to ``concurrency`` pages in flight per worker: `process` submits a seed and
+    yields whatever pages have finished; `finish_bundle` drains the rest.
+    """
+
+    stage = "ScreenshotPages"
+
+    def __init__(self, render: dict[str, Any] | None = None, seen_path: str | None = None):
+        self.render = dict(render or {})
+        self.seen_path = seen_path
+
+    # -- resources ---------------------------------------------------------------------
+    def open(self) -> None:
+        self.settings = RenderSettings(**self.render)
+        self.renderer = PageRenderer(self.settings)
+        self.render_record = {**self.settings.record(),
+                              "chromium": self.renderer.browser_version,
+                              "playwright": _version("playwright")}
+        self.seen_urls: dict[str, str] = {}     # canonical final URL -> first URL with it
+        self.seen_hashes: dict[str, str] = {}   # content sha256 -> first URL with it
+        if self.seen_path:
+            self._load_seen(self.seen_path)
+        self.pending: collections.deque = collections.deque()
+
+    def close(self) -> None:
+        renderer = getattr(self, "renderer", None)
+        if renderer is not None:
+            renderer.close()
+
+    def _load_seen(self, path: str) -> None:
+        """What earlier rounds of this run already wrote (for dedup across rounds)."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path)
+        if fs.exists(root):
+            with fs.open(root, "r") as handle:
+                seen = json.load(handle)
+            self.seen_urls.update(seen.get("urls", {}))
+            self.seen_hashes.update(seen.get("hashes", {}))
+
+    # -- streaming with pages in flight ----------------------------------------------
+    def process(self, record: Record) -> Iterator[Record]:
+        # The sink needs each task's records contiguous: finish a task's pages in flight
+        # before the next task's first record passes.
+        task = record.task if isinstance(record, Outcome) else record.lineage.get("task")
+        if self.pending and self.pending[0][0].lineage.get("task") != task:
+            yield from self._drain()
+        if isinstance(record, Outcome):
+            yield record
+            return
+        yield from self._guarded(record, self._submit)
+        while len(self.pending) >= self.settings.concurrency:
+            yield from self._finish_one()
+
+    def finish_bundle(self):
+        for out in self._drain():
+            yield GlobalWindows.windowed_value(out)
+
+    def process_sample(self, sample: Sample) -> Iterable[Record]:
+        """One seed alone (the StageFn contract; Beam uses the streaming `process`)."""
+        yield from self._guarded(sample, self._submit)
+        yield from self._drain()
+
+    def run_local(self, records: Iterable[Record]) -> list[Record]:
+        self.setup()
+        try:
+            out = [o for record in records for o in self.process(record)]
+            return out + list(self._drain())
+        finally:
+            self.teardown()
+
+    def _drain(self) -> Iterator[Record]:
+        while self.pending:
+            yield from self._finish_one()
+
+    def _submit(self, seed: Sample) -> Iterator[Record]:
+        ref = seed.lineage.get("input_ref", {})
+        raw = ref.get("url", seed.locator)
+        try:
+            url = canonical_url(raw)
+        except MalformedUrl as exc:
+            yield Outcome.dropped(seed, self.stage, "malformed_url", str(exc))
+            return
+        self.pending.append((seed, url, self.renderer.submit(url)))
+
+    def _finish_one(self) -> Iterator[Record]:
+        done, _ = concurrent.futures.wait([f for _, _, f in self.pending],
+                                          timeout=self.renderer.result_timeout(len(self.pending)),
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        if not done:
+            seed, url, future = self.pending.popleft()
+            future.cancel()
+            yield Outcome.error(seed, self.stage, f"{url}: renderer gave no answer", "stalled")
+            return
+        index = next(i for i, (_, _, f) in enumerate(self.pending) if f in done)
+        seed, url, future = self.pending[index]
+        del self.pending[index]
+        yield from self._guarded(seed, lambda s: self._outputs(s, url, future.result()))
+
+    def _guarded(self, seed: Sample, make) -> Iterator[Record]:
+        """Count outputs; any exception becomes this seed's error record."""
+        try:
+            outputs = list(make(seed))
+        except Exception as exc:  # one bad page must never stop the run
+            log.warning("%s failed on %s: %s", self.stage, seed.locator, exc)
+            outputs = [Outcome.error(seed, self.stage, exc)]
+        for out in outputs:
+            self._count(out)
+            yield out
+
+    # -- turning a rendered page into samples ----------------------------------------
+    def _outputs(self, seed: Sample, url: str, result: PageResult | Refusal) -> Iterator[Record]:
+        if isinstance(result, Refusal):
+            if result.kind == "error":
+                yield Outcome.error(seed, self.stage, result.message, reason=result.reason)
+            else:
+                yield Outcome.dropped(seed, self.stage, result.reason, result.message)
+            return
+        final = canonical_url(result.final_url)
+        first = self.seen_urls.get(final)
+        if first is not None and first != url:
+            yield Outcome.dropped(seed, self.stage, "duplicate_url",
+                                  f"{url} ends at {final}, already crawled from {first}")
+            return
+        first = self.seen_hashes.get(result.content_sha256)
+        if first is not None and first != url:
+            yield Outcome.dropped(seed, self.stage, "duplicate_content",
+                                  f"{url} has the same content as {first}")
+            return
+        self.seen_urls[final] = url
+        self.seen_hashes[result.content_sha256] = url
+        yield from page_samples(seed, url, result, self.settings, self.render_record)
+
+
+def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSettings,
+                 render_record: dict[str, Any]) -> Iterator[Sample]:
+    """The page sample and its derived tile samples."""
+    ex = result.extracted
+    width, view_h = settings.viewport_width, settings.viewport_height
+    lines = group_lines(ex["words"])
+    view_lines, view_words = lines_in_region(lines, 0, width, view_h)
+    tiles = cut_tiles(result.full_png, settings.tile, settings.max_tiles) if result.full_png else []
+    svgs_by_image = _place_svgs(ex["svgs"], view_h, settings.tile, len(tiles), width)
+    links, pdf_links = _sorted_links(result.final_url, ex["links"])
+    depth = int(seed.lineage.get("input_ref", {}).get("depth", 0))
+    web = {
+        "url": url, "final_url": result.final_url, "status": result.status,
+        "content_type": result.content_type, "redirects": result.redirects,
+        "title": ex["title"], "lang": ex["lang"] or None, "depth": depth,
+        "image": "viewport", "width": width, "height": view_h,
+        "lines": view_lines, "words": view_words, "svgs": svgs_by_image.get("viewport", []),
+        "page_width": ex["pageWidth"], "page_height": ex["pageHeight"],
+        "words_total": len(ex["words"]), "words_truncated": ex["wordsTruncated"],
+        "html_truncated": ex["htmlTruncated"], "load_complete": result.load_complete,
+        "content_sha256": result.content_sha256, "links": links, "pdf_links": pdf_links,
+        "seconds": round(result.seconds, 3), "attempts": result.attempts,
+        "render": render_record, "tiles": [],
+    }
+    tile_samples = []
+    for index, (top, content_height, png) in enumerate(tiles):
+        t_lines, t_words = lines_in_region(lines, top, width, settings.tile)
+        tile = seed.derive(f"{url}#tile={index}", image=png,
+                           text="\n".join(line["text"] for line in t_lines))
+        tile = tile.with_meta("web", {
+            "url": url, "final_url": result.final_url, "title": ex["title"],
+            "lang": ex["lang"] or None, "image": "tile", "tile": index, "top_px": top,
+            "content_height_px": content_height, "width": settings.tile,
+            "height": settings.tile, "lines": t_lines, "words": t_words,
+            "svgs": svgs_by_image.get(index, []), "render": render_record})
+        web["tiles"].append({"index": index, "key": tile.key, "top_px": top,
+                             "content_height_px": content_height})
+        tile_samples.append(tile)
+    yield seed.replace(image=result.viewport_png, text=ex["text"], html=ex["html"]
+                       ).with_meta("web", web)
+    yield from tile_samples
+
+
+def _place_svgs(svgs: list[dict[str, Any]], view_h: int, tile: int, tiles: int,
+                width: int) -> dict[Any, list[dict[str, Any]]]:
+    """Each SVG belongs to exactly one image: the viewport if it fits there, else the tile
+    holding its top edge. Its box is normalised to that image; ``page_box`` keeps page px."""
+    placed: dict[Any, list[dict[str, Any]]] = {}
+    for svg in svgs:
+        x0, y0, x1, y1 = svg["box"]
+        if y1 <= view_h:
+            owner, top, height = "viewport", 0, view_h
+        elif tiles and y0 < tiles * tile:
+            owner = int(max(y0, 0) // tile)
+            top, height = owner * tile, tile
+        else:
+            continue  # below the captured part of the page
+        box = [round(min(max(v, 0.0), 1.0), 5) for v in
+               (x0 / width, (y0 - top) / height, x1 / width, (y1 - top) / height)]
+        placed.setdefault(owner, []).append(
+            {"box": box, "page_box": [round(v, 1) for v in svg["box"]], "markup": svg["markup"]})
+    return placed
+
+
+def _sorted_links(page_url: str, hrefs: list[str]) -> tuple[list[str], list[str]]:
+    """Same-site page links and PDF links (any site), canonical, deduplicated, in order."""
+    links: dict[str, None] = {}
+    pdfs: dict[str, None] = {}
+    own = _safe_canonical(page_url)
+    for href in hrefs:
+        url = _safe_canonical(href)
+        if url is None or url == own:
+            continue
+        if looks_like_pdf(url):
+            pdfs[url] = None
+        elif same_site(page_url, url) and len(links) < MAX_LINKS_KEPT:
+            links[url] = None
+    return list(links), list(pdfs)
+
+
+def _safe_canonical(url: str) -> str | None:
+    try:
+        canon = canonical_url(url)
+    except MalformedUrl:
+        return None
+    return canon if canon.startswith(("http://", "https://")) else None
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+# -- the pipeline ---------------------------------------------------------------------
+def build_stages(config: dict[str, Any]) -> list[StageFn]:
+    """ScreenshotPages, then the shared post stages (OCR, charts, labeling) as configured."""
+    return [ScreenshotPagesFn(config.get("render", {}), seen_path=config.get("seen_path")),
+            *post_stages(config)]
+
+
+def web_refs(urls: Iterable[str], depth: int = 0, **fields: Any) -> tuple[list[dict], int]:
+    """Input refs keyed by canonical URL; malformed URLs stay inputs (to be dropped with a
+    reason). Returns (refs, number of duplicates collapsed)."""
+    refs: dict[str, dict[str, Any]] = {}
+    duplicates = 0
+    for raw in urls:
+        try:
+            url = canonical_url(raw)
+        except MalformedUrl:
+            url = raw
+        ref = input_ref("web", url, url=url, depth=depth, **fields)
+        if ref["input_id"] in refs:
+            duplicates += 1
+            continue
+        refs[ref["input_id"]] = ref
+    return list(refs.values()), duplicates
+
+
+def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
+          max_pages: int = 1000, beam_args: list[str] | tuple = (), task_size: int = 8,
+          overwrite: bool = False, progress: bool = False, **bounds: Any) -> dict[str, Any]:
+    """Crawl `urls`, then follow same-site links round by round; returns stats + crawl info.
+
+    Each round is one `run_pipeline` call on the same run directory; the URLs a round
+    discovers are appended to the run's inputs first, so `audit` accounts for them.
+    Re-running a killed crawl continues where it stopped.
+    """
+    run = RunDir(out)
+    seeds, duplicates = web_refs(urls)
+    if overwrite and run.exists():
+        run.fs.rm(run.root, recursive=True)
+    config = {**config, "seen_path": run.path(SEEN_FILE)}
+    refs = seeds
+    if run.exists("inputs.parquet"):
+        previous = [json.loads(r) for r in run.read_table("inputs.parquet")
+                    .column("input_ref").to_pylist()]
+        known = {r["input_id"] for r in previous}
+        missing = [r["url"] for r in seeds if r["input_id"] not in known]
+        if missing:
+            raise ValueError(f"{out} already holds a crawl of other URLs (e.g. {missing[0]}); "
+                             "use a new --out or pass --overwrite")
+        refs = previous
+    rounds = 0
+    while True:
+        rounds += 1
+        stats = run_pipeline("web", refs, config, out, beam_args, task_size=task_size,
+                             **bounds)
+        pages = list(scan_pages(run))
+        _write_seen(run, pages)
+        new = discover(pages, refs, depth, max_pages)
+        if progress:
+            print(f"round {rounds}: {stats['inputs']} URLs so far, {stats['written']} pages "
+                  f"written, {len(new)} new links to follow", flush=True)
+        if not new:
+            break
+        extend_inputs(run, new, task_size)
+        refs = refs + new
+    pdfs = write_pdf_links(run, pages)
+    return {**stats, "rounds": rounds, "duplicate_urls_in_list": duplicates,
+            "pdf_links": len(pdfs)}
+
+
+def scan_pages(run: RunDir) -> Iterator[dict[str, Any]]:
+    """``meta["web"]`` of every written page sample (tiles skipped), reading only the JSON
+    members of the shards (no images)."""
+    if not run.exists("manifest.parquet"):
+        return
+    for shard in sorted(set(run.manifest().column("shard").to_pylist())):
+        with run.fs.open(run.path(shard), "rb") as handle:
+            with tarfile.open(fileobj=io.BytesIO(handle.read())) as tar:
+                for member in tar:
+                    if not member.name.endswith(".json"):
+                        continue
+                    header = json.load(tar.extractfile(member))
+                    meta = header.get("meta", {})
+                    if meta.get("lineage", {}).get("derived_from") or "web" not in meta:
+                        continue
+                    yield meta["web"]
+
+
+def discover(pages: list[dict[str, Any]], refs: list[dict[str, Any]], depth: int,
+             max_pages: int) -> list[dict[str, Any]]:
+    """New input refs for same-site links of pages below `depth`, within the page budget."""
+    known = {r["input_id"] for r in refs}
+    budget = max_pages - len(refs)
+    new: list[dict[str, Any]] = []
+    for page in sorted(pages, key=lambda p: (p.get("depth", 0), p["url"])):
+        if page.get("depth", 0) >= depth:
+            continue
+        for link in page.get("links", []):
+            if len(new) >= budget:
+                return new
+            ref = input_ref("web", link, url=link, depth=page.get("depth", 0) + 1,
+                            found_on=page["url"])
+            if ref["input_id"] not in known:
+                known.add(ref["input_id"])
+                new.append(ref)
+    return new
+
+
+def extend_inputs(run: RunDir, refs: list[dict[str, Any]], task_size: int) -> None:
+    """Append discovered URLs to the run's inputs as new tasks (numbered after the last)."""
+    table = run.read_table("inputs.parquet")
+    rows = table.to_pylist()
+    last = max(int(t[1:]) for t in table.column("task").to_pylist() if t.startswith("t"))
+    for index, ref in enumerate(refs):
+        rows.append({"input_id": ref["input_id"], "task": f"t{last + 1 + index // task_size:05d}",
+                     "input_ref": json.dumps(ref, sort_keys=True)})
+    run.write_table(rows, INPUT_SCHEMA, "inputs.parquet")
+
+
+def _write_seen(run: RunDir, pages: list[dict[str, Any]]) -> None:
+    seen = {"urls": {}, "hashes": {}}
+    for page in pages:
+        seen["urls"][_safe_canonical(page["final_url"]) or page["final_url"]] = page["url"]
+        seen["hashes"][page["content_sha256"]] = page["url"]
+    run.write_json(seen, SEEN_FILE)
+
+
+def write_pdf_links(run: RunDir, pages: list[dict[str, Any]]) -> list[str]:
+    """Every PDF link found (and every input URL that turned out to be a PDF), one a line."""
+    pdfs = {link for page in pages for link in page.get("pdf_links", [])}
+    pdfs |= {o.input_ref.get("url", "") for o in run.outcomes() if o.reason == "is_pdf"}
+    pdfs.discard("")
+    with run.fs.open(run.path(PDF_LINKS_FILE), "w") as handle:
+        handle.write("".join(f"{url}\n" for url in sorted(pdfs)))
+    return sorted(pdfs)
+
+
+# -- CLI -------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Screenshot web pages with Chromium into WebDataset shards: a 1024-wide viewport "
+        "shot per page plus 1024x1024 tiles of the full page, the visible text with boxes, "
+        "a simplified HTML and inline SVG charts. robots.txt and X-Robots-Tag noai are "
+        "honoured; private addresses are refused unless --allow-private.")
+    parser.add_argument("urls", nargs="+",
+                        help="URL list files (.txt one per line, .csv or .parquet with a "
+                             "'url' column) or URLs")
+    parser.add_argument("--depth", type=int, default=0,
+                        help="follow same-site links this many clicks deep (default 0: "
+                             "only the listed URLs)")
+    parser.add_argument("--max-pages", type=int, default=1000,
+                        help="page budget including discovered links (default 1000)")
+    parser.add_argument("--allow-private", nargs="?", const="all", default=None,
+                        metavar="ADDR[,ADDR]",
+                        help="allow private/loopback/link-local addresses: all of them, or "
+                             "only the listed addresses/networks (e.g. 127.0.0.1)")
+    parser.add_argument("--host-delay", type=float, default=1.0,
+                        help="seconds between page starts on one host, per worker (default "
+                             "1; robots.txt Crawl-delay wins when longer)")
+    parser.add_argument("--host-concurrency", type=int, default=2,
+                        help="pages of one host in flight at once, per worker (default 2)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="pages in flight per worker (default 4)")
+    parser.add_argument("--nav-timeout", type=float, default=15.0,
+                        help="seconds for a document to arrive and parse (default 15)")
+    parser.add_argument("--page-timeout", type=float, default=45.0,
+                        help="hard limit per page attempt in seconds (default 45)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="extra attempts for transient failures, with backoff (default 2)")
+    parser.add_argument("--max-tiles", type=int, default=8,
+                        help="1024x1024 tiles of the full page to keep (default 8)")
+    parser.add_argument("--viewport-height", type=int, default=768,
+                        help="viewport height of the main screenshot (width is 1024)")
+    add_post_stage_arguments(parser)
+    add_run_arguments(parser)
+
+
+def render_config(args: argparse.Namespace) -> dict[str, Any]:
+    allow: Any = False
+    if args.allow_private == "all":
+        allow = True
+    elif args.allow_private:
+        allow = [a.strip() for a in args.allow_private.split(",") if a.strip()]
+    return {"allow_private": allow, "host_delay_s": args.host_delay,
+            "host_concurrency": args.host_concurrency, "concurrency": args.concurrency,
+            "nav_timeout_s": args.nav_timeout, "total_timeout_s": args.page_timeout,
+            "retries": args.retries, "max_tiles": args.max_tiles,
+            "viewport_height": args.viewport_height}
+
+
+def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    urls = read_url_args(args.urls)
+    if not urls:
+        raise ValueError("no URLs given")
+    config = {"render": render_config(args), **post_stage_config(args)}
+    stats = crawl(urls, args.out, config, depth=args.depth, max_pages=args.max_pages,
+                  beam_args=beam_args, task_size=args.task_size, overwrite=args.overwrite,
+                  progress=not args.json, **shard_bounds(args))
+    print_run_summary(stats, args.out, args.json)
+    if not args.json:
+        print(f"  rounds {stats['rounds']}  PDF links {stats['pdf_links']} "
+              f"(in {PDF_LINKS_FILE})  duplicate URLs in list {stats['duplicate_urls_in_list']}")
+    return 0

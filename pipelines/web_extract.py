@@ -1,0 +1,200 @@
+"""What is read out of a rendered page: visible words with boxes, lines, inline SVGs,
+links, and a simplified HTML of the visible DOM; and cutting the page into tiles.
+
+`EXTRACT_JS` runs once in the page and returns everything in page pixels (CSS px at
+device scale 1, so page px = screenshot px). The Python side groups words into lines and
+normalises boxes to whichever image (viewport shot or tile) they belong to.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image
+
+# One pass over the live DOM. Limits keep a huge page from costing unbounded time/memory.
+EXTRACT_JS = r"""
+(limits) => {
+  const SKIP = new Set(["SCRIPT","STYLE","NOSCRIPT","TEMPLATE","IFRAME","OBJECT","EMBED",
+                        "HEAD","META","LINK","CANVAS","VIDEO","AUDIO"]);
+  const KEEP_ATTRS = ["href","src","alt","title","type","name","value","placeholder","role",
+                      "aria-label","colspan","rowspan","lang","for","action","method"];
+  const VOID = new Set(["AREA","BASE","BR","COL","HR","IMG","INPUT","SOURCE","TRACK","WBR"]);
+  const sx = window.scrollX, sy = window.scrollY;
+  const visible = (el) => !el.checkVisibility || el.checkVisibility(
+      {checkOpacity: true, checkVisibilityCSS: true});
+  const box = (r) => [r.left + sx, r.top + sy, r.right + sx, r.bottom + sy];
+
+  // Words with boxes, in document order; `b` numbers the parent element so lines
+  // never join words of two different blocks side by side.
+  const words = [];
+  let blockIds = new Map(), nextBlock = 0, wordsTruncated = false;
+  const walker = document.createTreeWalker(document.body || document.documentElement,
+                                           NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  let node, below = 0;
+  while ((node = walker.nextNode())) {
+    if (words.length >= limits.maxWords || below > 500) { wordsTruncated = true; break; }
+    const parent = node.parentElement;
+    if (!parent || SKIP.has(parent.tagName) || parent.closest("svg")) continue;
+    if (!node.data.trim() || !visible(parent)) continue;
+    if (!blockIds.has(parent)) blockIds.set(parent, nextBlock++);
+    const re = /\S+/g; let m;
+    while ((m = re.exec(node.data))) {
+      range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+      const rects = range.getClientRects();
+      if (!rects.length) continue;
+      const r = rects[0];
+      if (r.width < 1 || r.height < 1) continue;
+      // Below the captured part of the page: no image shows it, so no box is needed.
+      if (r.top + sy > limits.maxY) { below++; continue; }
+      words.push([m[0], ...box(r), blockIds.get(parent)]);
+      if (words.length >= limits.maxWords) break;
+    }
+  }
+
+  // Inline SVGs big enough to be charts (not icons), outermost only.
+  const svgs = [];
+  for (const svg of document.querySelectorAll("svg")) {
+    if (svg.parentElement && svg.parentElement.closest("svg")) continue;
+    const r = svg.getBoundingClientRect();
+    if (r.width < limits.minSvgSide || r.height < limits.minSvgSide || !visible(svg)) continue;
+    const markup = svg.outerHTML;
+    if (markup.length > limits.maxSvgChars) continue;
+    svgs.push({markup: markup, box: box(r)});
+    if (svgs.length >= limits.maxSvgs) break;
+  }
+
+  const links = [];
+  for (const a of document.querySelectorAll("a[href]")) {
+    const href = a.href;
+    if (href.startsWith("http://") || href.startsWith("https://")) links.push(href);
+    if (links.length >= limits.maxLinks) break;
+  }
+
+  // Simplified HTML: visible elements only, no scripts/styles, a few attributes kept.
+  let out = [], size = 0, htmlTruncated = false;
+  const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const attr = (s) => esc(s).replace(/"/g, "&quot;");
+  const emit = (s) => { if (size + s.length > limits.maxHtmlChars) { htmlTruncated = true;
+                        return false; } out.push(s); size += s.length; return true; };
+  const walk = (el) => {
+    if (htmlTruncated) return;
+    for (const child of el.childNodes) {
+      if (htmlTruncated) return;
+      if (child.nodeType === 3) {
+        const t = child.data.replace(/\s+/g, " ");
+        if (t.trim()) emit(esc(t));
+      } else if (child.nodeType === 1) {
+        const tag = child.tagName;
+        if (SKIP.has(tag) || !visible(child)) continue;
+        const name = tag.toLowerCase();
+        if (name === "svg") { emit("<svg></svg>"); continue; }
+        let open = "<" + name;
+        for (const a of KEEP_ATTRS) {
+          const v = child.getAttribute(a);
+          if (v !== null && !v.startsWith("data:") && !v.startsWith("javascript:"))
+            open += " " + a + '="' + attr(v.slice(0, 300)) + '"';
+        }
+        if (!emit(open + ">")) return;
+        if (VOID.has(tag)) continue;
+        walk(child);
+        emit("</" + name + ">");
+      }
+    }
+  };
+  const root = document.body || document.documentElement;
+  walk(root);
+  const metaRobots = Array.from(document.querySelectorAll('meta[name="robots" i]'))
+      .map((m) => m.content || "").join(", ");
+  const doc = document.documentElement;
+  return {
+    title: document.title || "",
+    lang: doc.lang || "",
+    metaRobots: metaRobots,
+    text: (root.innerText || "").slice(0, limits.maxTextChars),
+    words: words, wordsTruncated: wordsTruncated,
+    svgs: svgs, links: links,
+    html: "<html" + (doc.lang ? ' lang="' + attr(doc.lang) + '"' : "") + "><body>" +
+          out.join("") + "</body></html>",
+    htmlTruncated: htmlTruncated,
+    pageWidth: Math.max(doc.scrollWidth, root.scrollWidth || 0),
+    pageHeight: Math.max(doc.scrollHeight, root.scrollHeight || 0),
+  };
+}
+"""
+
+DEFAULT_LIMITS = {"maxWords": 8000, "maxY": 8192, "maxSvgs": 20, "maxSvgChars": 300_000, "minSvgSide": 80,
+                  "maxLinks": 2000, "maxHtmlChars": 200_000, "maxTextChars": 500_000}
+
+
+def group_lines(words: list[list[Any]]) -> list[dict[str, Any]]:
+    """Join words (document order, page px) into lines: same block, same baseline band,
+    left to right without a column-sized gap."""
+    lines: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for text, x0, y0, x1, y1, block in words:
+        height = max(y1 - y0, 1.0)
+        if current is not None:
+            cx0, cy0, cx1, cy1 = current["box"]
+            same_band = abs((y0 + y1) / 2 - (cy0 + cy1) / 2) < 0.5 * max(height, cy1 - cy0)
+            gap = x0 - cx1
+            if current["block"] == block and same_band and -2 <= gap <= 3 * height:
+                current["text"] += " " + text
+                current["box"] = [min(cx0, x0), min(cy0, y0), max(cx1, x1), max(cy1, y1)]
+                current["words"].append([text, x0, y0, x1, y1])
+                continue
+        current = {"text": text, "box": [x0, y0, x1, y1], "block": block,
+                   "words": [[text, x0, y0, x1, y1]]}
+        lines.append(current)
+    return lines
+
+
+def lines_in_region(lines: list[dict[str, Any]], top: float, width: float,
+                    height: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lines (and their words) whose vertical centre lies in [top, top+height), with boxes
+    normalised to that region (0..1, clipped)."""
+    out_lines, out_words = [], []
+    for line in lines:
+        x0, y0, x1, y1 = line["box"]
+        if not top <= (y0 + y1) / 2 < top + height or x0 >= width:
+            continue
+        out_lines.append({"box": normalise_box(line["box"], top, width, height),
+                          "text": line["text"]})
+        out_words.extend({"box": normalise_box(w[1:], top, width, height), "text": w[0]}
+                         for w in line["words"] if w[1] < width)
+    return out_lines, out_words
+
+
+def normalise_box(box: list[float], top: float, width: float, height: float) -> list[float]:
+    x0, y0, x1, y1 = box
+    clip = lambda v: min(max(v, 0.0), 1.0)  # noqa: E731
+    return [round(clip(x0 / width), 5), round(clip((y0 - top) / height), 5),
+            round(clip(x1 / width), 5), round(clip((y1 - top) / height), 5)]
+
+
+def cut_tiles(full_page_png: bytes, tile: int, max_tiles: int) -> list[tuple[int, int, bytes]]:
+    """Cut a full-page screenshot into ``tile``x``tile`` PNGs from the top.
+
+    Returns (top_px, content_height_px, png) per tile; the last tile is padded with white
+    to the full tile height (its real content height is returned).
+    """
+    with Image.open(io.BytesIO(full_page_png)) as image:
+        image = image.convert("RGB")
+        width, height = image.size
+        tiles = []
+        for index in range(min(max_tiles, -(-height // tile))):
+            top = index * tile
+            crop = image.crop((0, top, min(width, tile), min(height, top + tile)))
+            canvas = Image.new("RGB", (tile, tile), "white")
+            canvas.paste(crop, (0, 0))
+            tiles.append((top, crop.height, encode_png(canvas)))
+        return tiles
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    # Level 1: screenshots are large and flat; stronger compression costs time, little space.
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -1,0 +1,176 @@
+"""A local web site with every kind of page a crawler meets, for tests, benchmarks and demos.
+
+``serve_site()`` starts an `http.server` on 127.0.0.1 in a thread and returns it with its
+base URL. Pages are generated in code: articles that link to each other, a table, an SVG
+chart, and the troublemakers (slow, never-answering, redirect loop, robots-disallowed,
+endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503). Extra
+pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
+"""
+
+from __future__ import annotations
+
+import html
+import http.server
+import threading
+import time
+from typing import Callable
+
+WORDS = ("data vision language model screen chart table page crawl render token image text "
+         "layout column figure result method train sample search ocean mountain river city "
+         "market science history music garden window light").split()
+
+SLOW_SECONDS = 30  # longer than any navigation timeout the tests use
+
+
+def paragraph(seed: int, words: int = 60) -> str:
+    """Deterministic pseudo-text, different per seed."""
+    return " ".join(WORDS[(seed * 7 + i * i + i * seed) % len(WORDS)] for i in range(words)) + "."
+
+
+def article(n: int, links: int = 5) -> str:
+    paras = "".join(f"<p>{paragraph(n * 10 + i)}</p>" for i in range(4))
+    nav = "".join(f'<li><a href="/articles/{(n + k) % 400 + 1}">Article {(n + k) % 400 + 1}</a></li>'
+                  for k in range(1, links + 1))
+    return (f"<!doctype html><html lang='en'><head><title>Article {n}</title>"
+            f"<style>body{{font-family:sans-serif;margin:40px}}</style>"
+            f"<script>var tracking = {n};</script></head><body>"
+            f"<h1>Article {n}: {paragraph(n, 5)}</h1>{paras}<ul>{nav}</ul>"
+            f'<p><a href="/">Home</a> <a href="/docs/report-{n}.pdf">Report (PDF)</a></p>'
+            f"</body></html>")
+
+
+def table_page() -> str:
+    rows = "".join(f"<tr><td>City {i}</td><td>{1000 + i * 37}</td><td>{i * 1.5:.1f}</td></tr>"
+                   for i in range(12))
+    return ("<!doctype html><html lang='en'><head><title>Population table</title></head><body>"
+            "<h1>Population by city</h1><table border='1'><thead><tr><th>City</th>"
+            f"<th>Population</th><th>Growth %</th></tr></thead><tbody>{rows}</tbody></table>"
+            "</body></html>")
+
+
+def svg_chart_page() -> str:
+    values = [3, 7, 5, 9]
+    bars = "".join(f'<rect x="{60 + i * 80}" y="{260 - v * 25}" width="50" height="{v * 25}" '
+                   f'fill="steelblue"><title>Q{i + 1}: {v}</title></rect>'
+                   for i, v in enumerate(values))
+    labels = "".join(f'<text x="{85 + i * 80}" y="280" text-anchor="middle">Q{i + 1}</text>'
+                     for i in range(len(values)))
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300" '
+           f'id="sales-chart"><text x="200" y="20" text-anchor="middle">Sales per quarter'
+           f'</text>{bars}{labels}<line x1="50" y1="260" x2="380" y2="260" stroke="black"/>'
+           f'</svg>')
+    return ("<!doctype html><html lang='en'><head><title>Sales chart</title></head><body>"
+            f"<h1>Quarterly sales</h1><p>{paragraph(3, 30)}</p>{svg}"
+            '<svg width="16" height="16"><circle cx="8" cy="8" r="6"/></svg></body></html>')
+
+
+def index_page() -> str:
+    links = ["/articles/1", "/articles/2", "/articles/4", "/table", "/chart", "/private/secret",
+             "/docs/annual.pdf", "http://example.org/elsewhere"]
+    items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in links)
+    return ("<!doctype html><html lang='en'><head><title>Test site</title></head><body>"
+            f"<h1>Test site</h1><ul>{items}</ul></body></html>")
+
+
+def simple_page(title: str, body: str) -> str:
+    return (f"<!doctype html><html lang='en'><head><title>{title}</title></head>"
+            f"<body><h1>{title}</h1>{body}</body></html>")
+
+
+class SiteHandler(http.server.BaseHTTPRequestHandler):
+    """Routes of the test site (see the module docstring)."""
+
+    files: dict[str, tuple[bytes, str]] = {}
+    hits: dict[str, int] = {}  # requests per path, to check retries
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: C901 - one flat routing table reads best
+        path = self.path.split("?", 1)[0]
+        self.hits[path] = self.hits.get(path, 0) + 1
+        if path in self.files:
+            body, ctype = self.files[path]
+            return self.reply(200, body, ctype)
+        routes: dict[str, Callable[[], None]] = {
+            "/robots.txt": lambda: self.reply(200, b"User-agent: *\nDisallow: /private/\n",
+                                              "text/plain"),
+            "/": lambda: self.page(index_page()),
+            "/table": lambda: self.page(table_page()),
+            "/chart": lambda: self.page(svg_chart_page()),
+            "/copy": lambda: self.page(article(7)),  # same content as /articles/7
+            "/flaky": self.flaky,
+            "/loop": lambda: self.redirect("/loop2"),
+            "/loop2": lambda: self.redirect("/loop"),
+            "/moved": lambda: self.redirect("/articles/3", 301),
+            "/redirect-private": lambda: self.redirect(
+                f"http://127.0.0.2:{self.server.server_port}/articles/1"),
+            "/private/secret": lambda: self.page(simple_page("Secret", "<p>hidden</p>")),
+            "/missing": lambda: self.reply(404, b"<h1>Not found</h1>", "text/html"),
+            "/broken": lambda: self.reply(500, b"<h1>Server error</h1>", "text/html"),
+            "/data.csv": lambda: self.reply(200, b"a,b\n1,2\n", "text/csv"),
+            "/noai": lambda: self.reply(200, simple_page("No AI", "<p>x</p>").encode(),
+                                        "text/html", {"X-Robots-Tag": "noai, noimageai"}),
+            "/endless": lambda: self.page(simple_page(
+                "Endless", "<p>spinning</p><script>setTimeout(() => { while (true) {} }, 50)"
+                "</script>")),
+            "/alerts": lambda: self.page(simple_page(
+                "Alerts", "<p>Many alerts</p><script>for (let i = 0; i < 500; i++) alert(i);"
+                "window.open('/table');</script>")),
+            "/slow-resource": lambda: self.page(simple_page(
+                "Slow resource", '<p>The image never arrives.</p><img src="/hang" width=10>')),
+            "/hang": self.hang,
+            "/never": self.hang,
+            "/huge": lambda: self.page(simple_page(
+                "Huge", "".join(f"<p>{paragraph(i, 100)}</p>" for i in range(60)))),
+        }
+        if path in routes:
+            return routes[path]()
+        if path.startswith("/articles/"):
+            try:
+                return self.page(article(int(path.rsplit("/", 1)[1])))
+            except ValueError:
+                pass
+        if path.endswith(".pdf"):
+            return self.reply(200, b"%PDF-1.4\n%%EOF\n", "application/pdf")
+        self.reply(404, b"<h1>Not found</h1>", "text/html")
+
+    def page(self, text: str) -> None:
+        self.reply(200, text.encode("utf-8"), "text/html; charset=utf-8")
+
+    def redirect(self, location: str, status: int = 302) -> None:
+        self.reply(status, b"", "text/html", {"Location": location})
+
+    def flaky(self) -> None:
+        """503 on the first request, the page afterwards: a transient failure."""
+        if self.hits["/flaky"] == 1:
+            return self.reply(503, b"busy", "text/html", {"Retry-After": "0"})
+        self.page(simple_page("Flaky", "<p>Second time lucky.</p>"))
+
+    def hang(self) -> None:
+        time.sleep(SLOW_SECONDS)
+        self.reply(200, b"late", "text/plain")
+
+    def reply(self, status: int, body: bytes, ctype: str,
+              headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the crawler gave up on a slow page; nothing to do
+
+
+def serve_site(files: dict[str, tuple[bytes, str]] | None = None
+               ) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Start the site on a free loopback port; returns (server, base URL without slash)."""
+    handler = type("Site", (SiteHandler,), {"files": dict(files or {}), "hits": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="test-site").start()
+    return server, f"http://127.0.0.1:{server.server_port}"
