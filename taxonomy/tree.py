@@ -372,5 +372,8 @@ def _check_structure(taxonomy: Taxonomy) -> list[Problem]:
 def _suggest(wrong: str, nodes: Mapping[str, Any], default: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(str(wrong), list(nodes), n=1)
+    wrong = str(wrong)
+    # A truncated id is the commonest slip; difflib alone would prefer a short parent.
+    longer = sorted((n for n in nodes if n.startswith(wrong)), key=len)
+    close = longer[:1] or difflib.get_close_matches(wrong, list(nodes), n=1)
     return f"did you mean {close[0]!r}?" if close else default
