@@ -77,23 +77,24 @@ def tree_version(tree) -> int:
     return tree.version
 
 
-def load_labeler(threshold: float | None = None) -> Callable[[str], dict[str, Any]]:
-    """A function prompt → taxonomy label dict, from the taxonomy labeler (embedding + rules).
+def load_labeler(threshold: float | None = None) -> Callable[[str, int], dict[str, Any]]:
+    """A function (prompt, image count) → ``meta["taxonomy"]`` dict, from the taxonomy
+    labeler (keyword rules + MiniLM embeddings, offline).
 
     When the labeler cannot be loaded, every prompt is 'unlabeled' with the reason why
     (an import still succeeds; `vlforge label` can label the run later).
     """
     try:
         from taxonomy.labeler import Labeler
-    except ImportError as exc:
-        log.warning("taxonomy labeler unavailable (%s): imported prompts stay unlabeled", exc)
-        return lambda text: {"leaf": UNLABELED, "confidence": 0.0,
-                             "reason": f"labeler unavailable: {exc}"}
-    labeler = Labeler.load(threshold=threshold) if hasattr(Labeler, "load") else Labeler()
 
-    def label(text: str) -> dict[str, Any]:
-        result = labeler.label_text(text)
-        return dict(result.to_meta() if hasattr(result, "to_meta") else result)
+        labeler = Labeler(threshold=threshold).open()
+    except (ImportError, RuntimeError, OSError) as exc:
+        log.warning("taxonomy labeler unavailable (%s): imported prompts stay unlabeled", exc)
+        return lambda text, images=1: {"leaf": UNLABELED, "confidence": 0.0,
+                                       "reason": f"labeler unavailable: {exc}"}
+
+    def label(text: str, images: int = 1) -> dict[str, Any]:
+        return labeler.label_prompt(text, images=images).as_meta()
 
     return label
 
@@ -216,13 +217,14 @@ def select(candidates: Sequence[Candidate], mixture: Mixture, tree=None) -> Sele
     present = {b: w for b, w in mixture.weights.items() if w > 0 and grouped.get(b)}
     weight_sum = sum(present.values())
     total = mixture.total or sum(len(v) for v in grouped.values())
+    targets = _apportion(total, present)
     chosen: list[tuple[Candidate, int]] = []
     report: dict[str, dict[str, Any]] = {}
     for bucket, weight in sorted(mixture.weights.items()):
         pool = sorted(grouped.get(bucket, []),
                       key=lambda c: choice_hash(mixture.seed, c.uid))
         share = weight / weight_sum if bucket in present else 0.0
-        target = round(share * total)
+        target = targets.get(bucket, 0)
         picked = _fill(pool, target, mixture.max_repeat)
         chosen.extend(picked)
         report[bucket] = {"weight": weight, "share": share, "target": target,
@@ -230,12 +232,25 @@ def select(candidates: Sequence[Candidate], mixture: Mixture, tree=None) -> Sele
                           "repeats": sum(1 for _, v in picked if v > 0),
                           "shortfall": max(0, target - len(picked))}
         if weight > 0 and not pool:
-            log.warning("mixture bucket %s has weight %s but no candidates", bucket, weight)
+            log.info("mixture bucket %s has weight %s but no candidates", bucket, weight)
     return Selection(
         chosen=chosen, buckets=report,
         before_by_leaf=dict(sorted(Counter(c.leaf or UNLABELED for c in candidates).items())),
         after_by_leaf=dict(sorted(Counter(c.leaf or UNLABELED for c, _ in chosen).items())),
         not_in_mixture=outside, total_target=total)
+
+
+def _apportion(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Integer targets summing to `total` in proportion to `weights` (largest remainders)."""
+    weight_sum = sum(weights.values())
+    if not weight_sum:
+        return {}
+    exact = {b: total * w / weight_sum for b, w in weights.items()}
+    targets = {b: int(v) for b, v in exact.items()}
+    by_remainder = sorted(exact, key=lambda b: (targets[b] - exact[b], b))
+    for bucket in by_remainder[:total - sum(targets.values())]:
+        targets[bucket] += 1
+    return targets
 
 
 def _fill(pool: list[Candidate], target: int, max_repeat: int) -> list[tuple[Candidate, int]]:
@@ -268,6 +283,8 @@ def mixture_report(selection: Selection, mixture: Mixture,
         "before_by_bucket": by_bucket("available"), "target_by_bucket": by_bucket("target"),
         "after_by_bucket": by_bucket("selected"), "buckets": selection.buckets,
         "before_by_leaf": selection.before_by_leaf, "after_by_leaf": selection.after_by_leaf,
+        "empty_buckets": sorted(b for b, r in selection.buckets.items()
+                                if r["weight"] > 0 and not r["available"]),
     }
     if written_by_leaf is not None:
         report["written_by_leaf"] = dict(sorted(written_by_leaf.items()))

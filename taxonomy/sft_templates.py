@@ -555,10 +555,12 @@ def _chart_pair_build(samples: Sequence[Sample], variant: int, max_chars: int) -
     if peaks[0][1] == peaks[1][1]:
         raise NoAnswer("pair_tie")
     winner = 0 if peaks[0][1] > peaks[1][1] else 1
+    approx = ["about " if numeric_charts(s)[0].get("recovered") else "" for s in samples]
     key = samples[0].key + samples[1].key
     prompt = pick(PAIR_CHART_PROMPTS, key, "chart_pair", variant)
-    answer = (f"The {ORDINALS[winner]} chart: its maximum is {fmt_number(peaks[winner][1])} "
-              f"(at {peaks[winner][0]}), while the {ORDINALS[1 - winner]} chart peaks at "
+    answer = (f"The {ORDINALS[winner]} chart: its maximum is {approx[winner]}"
+              f"{fmt_number(peaks[winner][1])} (at {peaks[winner][0]}), while the "
+              f"{ORDINALS[1 - winner]} chart peaks at {approx[1 - winner]}"
               f"{fmt_number(peaks[1 - winner][1])} (at {peaks[1 - winner][0]}).")
     return SftExample(f"chart_pair/{PAIR_CHART_PROMPTS.index(prompt)}", LEAF_ATTRIBUTE_COMPARISON,
                       prompt, answer, "chart.series",

@@ -1,0 +1,163 @@
+"""`vlforge sft build|import`: instruction-tuning conversations, mixed to target weights.
+
+``vlforge sft build RUN_DIR... --out RUN_DIR --mixture MIXTURE.yaml`` scans the source runs
+for what each sample can give (transcription, page → markdown, UI → HTML, chart → table /
+code, chart and table questions with computed answers, two-image comparisons, imported
+conversations), samples those candidates to the mixture's weights, runs the "sft" pipeline
+and writes ``sft_mixture.json`` (before/after counts) and ``sft_mixture.png`` into the run.
+
+``vlforge sft import FILE --out RUN_DIR`` converts external LLaVA-style instruction data
+(jsonl / json / parquet / a saved HF dataset) into a run of conversations labeled by the
+taxonomy labeler; give that run to ``sft build`` to merge it into the mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from pipelines.runner import add_run_arguments, print_run_summary, run_pipeline, shard_bounds
+from taxonomy.sft_templates import DEFAULT_MAX_ANSWER_CHARS
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "sft_mixture.json"
+REPORT_PNG = "sft_mixture.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.split("\n\n", 1)[1]
+    commands = parser.add_subparsers(dest="sft_command", required=True, metavar="build|import")
+
+    build = commands.add_parser(
+        "build", help="build conversations from runs, sampled to a mixture",
+        description="Build verified conversations from complete runs, sampled to the target "
+                    "weights of a mixture file; writes sft_mixture.json/.png into --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    build.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                       help="complete source runs (pdf, crawl, images, sft import...)")
+    build.add_argument("--mixture", default=None, metavar="MIXTURE.yaml",
+                       help="target weights per taxonomy node (default: the bundled "
+                            "taxonomy/mixtures/default.yaml)")
+    build.add_argument("--total", type=int, default=None,
+                       help="conversations to build (overrides the mixture's 'total')")
+    build.add_argument("--max-repeat", type=int, default=None,
+                       help="most repeats of one candidate when up-sampling (overrides the mixture)")
+    build.add_argument("--seed", type=int, default=None,
+                       help="sampling seed (overrides the mixture's 'seed')")
+    build.add_argument("--max-answer-chars", type=int, default=DEFAULT_MAX_ANSWER_CHARS,
+                       help=f"drop answers longer than this (default {DEFAULT_MAX_ANSWER_CHARS})")
+    build.add_argument("--no-system-prompt", dest="system_prompt", action="store_false",
+                       help="leave the DeepSeek-VL system prompt out of conversations")
+    add_run_arguments(build)
+
+    imp = commands.add_parser(
+        "import", help="import LLaVA-style instruction data as a labeled run",
+        description="Convert LLaVA-style records {id, image, conversations: [{from: human|gpt, "
+                    "value}]} from .jsonl/.json/.parquet or a datasets.save_to_disk directory "
+                    "into a run of DeepSeek-format conversations, labeled by the taxonomy "
+                    "labeler on the first user turn. Records without an image are text-only "
+                    "dialogues.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("file", metavar="FILE", help="jsonl, json, parquet or saved HF dataset dir")
+    imp.add_argument("--image-root", default=None,
+                     help="directory that relative image paths are under (default: FILE's)")
+    imp.add_argument("--no-label", dest="label", action="store_false",
+                     help="do not run the taxonomy labeler (records stay 'unlabeled')")
+    imp.add_argument("--label-threshold", type=float, default=None,
+                     help="labeler confidence below which a prompt stays 'unlabeled'")
+    imp.add_argument("--no-system-prompt", dest="system_prompt", action="store_false",
+                     help="do not add the DeepSeek-VL system prompt")
+    add_run_arguments(imp)
+
+
+def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    if args.sft_command == "import":
+        return import_main(args, beam_args)
+    return build_main(args, beam_args)
+
+
+def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
+              beam_args: list[str] = (), overrides: dict[str, Any] | None = None,
+              config: dict[str, Any] | None = None, progress: bool = False,
+              **run_options: Any) -> dict[str, Any]:
+    """Scan, sample, run and report; returns {"stats", "mixture"} (the report)."""
+    import dataclasses
+
+    from pipelines.run_dir import RunDir
+    from pipelines.sft import plan_refs, scan_sources
+    from taxonomy.sft_mixture import (DEFAULT_MIXTURE, load_mixture, load_tree,
+                                      mixture_report, plot_mixture, select)
+
+    tree = load_tree()
+    mixture = load_mixture(mixture_path or DEFAULT_MIXTURE, tree)
+    mixture = dataclasses.replace(mixture, **{k: v for k, v in (overrides or {}).items()
+                                              if v is not None})
+    candidates = scan_sources(runs, progress=progress)
+    selection = select(candidates, mixture, tree)
+    refs = plan_refs(selection.chosen)
+    if not refs:
+        raise ValueError(f"nothing to build: {len(candidates)} candidate(s) in {len(runs)} run(s), "
+                         f"none in a bucket of mixture {mixture.name!r} with weight > 0")
+    run_config = {"label": False, "mixture": mixture.path, "mixture_name": mixture.name,
+                  "sources": list(runs), **(config or {})}
+    stats = run_pipeline("sft", refs, run_config, out, beam_args, **run_options)
+    run = RunDir(out)
+    written = Counter(row or "unlabeled" for row in
+                      run.manifest().column("taxonomy_leaf").to_pylist())
+    report = mixture_report(selection, mixture, written)
+    run.write_json(report, REPORT_JSON)
+    buffer = io.BytesIO()
+    plot_mixture(report, buffer)
+    with run.fs.open(run.path(REPORT_PNG), "wb") as handle:
+        handle.write(buffer.getvalue())
+    return {"stats": stats, "mixture": report}
+
+
+def build_main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    result = build_sft(
+        args.runs, args.out, args.mixture, beam_args,
+        overrides={"total": args.total, "max_repeat": args.max_repeat, "seed": args.seed},
+        config={"max_answer_chars": args.max_answer_chars, "system_prompt": args.system_prompt},
+        progress=not args.json, task_size=args.task_size, overwrite=args.overwrite,
+        **shard_bounds(args))
+    if args.json:
+        print(json.dumps({"out": args.out, **result}, indent=2, sort_keys=True, default=str))
+        return 0
+    print_run_summary(result["stats"], args.out, False)
+    report = result["mixture"]
+    print(f"mixture {report['mixture']}: {report['candidates']} candidates -> "
+          f"{report['selected']} selected ({report['not_in_mixture']} outside the mixture)")
+    print(f"  {'bucket':48s} {'before':>7s} {'target':>7s} {'after':>7s} {'repeats':>7s}")
+    for bucket, row in report["buckets"].items():
+        if row["available"] or row["target"]:
+            print(f"  {bucket:48s} {row['available']:7d} {row['target']:7d} "
+                  f"{row['selected']:7d} {row['repeats']:7d}")
+    if report["empty_buckets"]:
+        print(f"  no candidates for: {', '.join(report['empty_buckets'])} (their weight went "
+              "to the others)")
+    print(f"  report: {args.out}/{REPORT_JSON}  plot: {args.out}/{REPORT_PNG}")
+    return 0
+
+
+def import_main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.run_dir import RunDir
+    from pipelines.sft import import_refs
+
+    refs = import_refs(args.file, args.image_root)
+    if not refs:
+        raise ValueError(f"{args.file}: no records")
+    config = {"label": args.label, "label_threshold": args.label_threshold,
+              "system_prompt": args.system_prompt, "import": args.file}
+    stats = run_pipeline("sft", refs, config, args.out, beam_args, task_size=args.task_size,
+                         overwrite=args.overwrite, **shard_bounds(args))
+    print_run_summary(stats, args.out, args.json)
+    if not args.json:
+        leaves = Counter(RunDir(args.out).manifest().column("taxonomy_leaf").to_pylist())
+        for leaf, count in leaves.most_common():
+            print(f"    label    {count:6d}  {leaf or 'unlabeled'}")
+    return 0
