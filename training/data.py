@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import random
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
@@ -264,15 +264,36 @@ Batch = dict[str, torch.Tensor]
 
 
 class SampleBatches:
-    """Micro-batches of `batch_size` samples from `stream`, collated by the model's collator."""
+    """Micro-batches of exactly `batch_size` encodable samples, collated by the model's collator.
 
-    def __init__(self, stream: Any, batch_size: int, collate: Callable[[list[Sample]], Batch]):
-        self.stream, self.batch_size, self.collate = stream, batch_size, collate
+    Samples the collator cannot encode (no text, broken image...) are skipped and counted in
+    ``collator.skipped``; the batch is topped up from the stream so every step sees the
+    same number of samples. A stream in which nothing is encodable raises `DataError`
+    instead of spinning forever.
+    """
+
+    max_consecutive_skips = 1000
+
+    def __init__(self, stream: Any, batch_size: int, collator: Any):
+        self.stream, self.batch_size, self.collator = stream, batch_size, collator
 
     def next_batch(self) -> tuple[Batch, int]:
         """(batch, number of samples in it)."""
-        samples = [next(self.stream) for _ in range(self.batch_size)]
-        return self.collate(samples), len(samples)
+        encoded, skips = [], 0
+        while len(encoded) < self.batch_size:
+            sample = next(self.stream)
+            try:
+                encoded.append(self.collator.encode(sample))
+                skips = 0
+            except Exception as exc:  # one bad sample must not stop a training run
+                reason = getattr(exc, "reason", type(exc).__name__)
+                self.collator.skipped[reason] += 1
+                log.warning("skipping sample %s: %s", sample.key, exc)
+                skips += 1
+                if skips >= self.max_consecutive_skips:
+                    raise DataError(f"{skips} samples in a row could not be encoded "
+                                    f"(skipped so far: {dict(self.collator.skipped)})") from exc
+        return self.collator.pad(encoded), len(encoded)
 
     def state(self) -> dict[str, Any]:
         return {"stream": self.stream.state()}

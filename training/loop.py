@@ -108,14 +108,16 @@ def _check_resumable(saved: dict[str, Any], config: StageConfig, info: DistInfo)
 def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] = (),
           text: Sequence[str] = (), resume: str | None = None, device: str | None = None,
           progress: bool = True, load: Callable[[str], tuple[Any, Any]] | None = None,
-          save_model: bool = True) -> TrainResult:
+          save_model: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train one stage; returns the losses and where the checkpoint and model went.
 
     model_dir: a model directory (``vlforge model init`` or a previous stage's RUN/model).
     out: the run directory (checkpoints/, metrics.jsonl, tensorboard/, plots, model/).
     resume: None (fresh; refuses a run dir that already has checkpoints), "auto" (continue
         from the newest checkpoint if any) or a checkpoint path.
-    load: ``model_dir -> (model, processor)``; defaults to `model.load_model`.
+    load: ``model_dir -> (model, processor)``; defaults to `model.loading.load_model`.
+    stop_after: stop (with a checkpoint) after this many steps of this call, as a time-boxed
+        or preempted job does; the schedule still follows `config.max_steps`.
     """
     config.validate()
     info = init_distributed(device)
@@ -123,7 +125,7 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         raise ValueError(f"{out} already holds checkpoints: pass --resume auto to continue "
                          "or choose a new --out")
     if load is None:
-        from model import load_model as load
+        from model.loading import load_model as load
     from model.collate import VLCollator, model_inputs
 
     torch.manual_seed(config.seed)
@@ -193,7 +195,9 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         return path
 
     try:
-        for step in range(start, config.max_steps):
+        end = config.max_steps if stop_after is None else min(config.max_steps,
+                                                              start + stop_after)
+        for step in range(start, end):
             began = time.perf_counter()
             modality = batches.modality(step)
             loss_sum, samples, tokens, data_time = 0.0, 0, 0, 0.0
@@ -240,14 +244,17 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}",
                                 samples_s=f"{samples * info.world_size / elapsed:.1f}",
                                 mod=modality[:4])
-            if (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
+            if (step + 1) % config.save_every == 0 and step + 1 < end:
                 result.checkpoint = save(step + 1)
         if result.step > start or result.checkpoint is None:
             result.checkpoint = save(result.step)
-        if save_model and info.is_main:
-            result.model_dir = os.path.join(out, "model")
-            unwrap(ddp_model).save_pretrained(result.model_dir)
-            processor.save_pretrained(result.model_dir)
+        if save_model and info.is_main and result.step == config.max_steps:
+            from model.build import save_model_dir
+
+            result.model_dir = str(save_model_dir(
+                unwrap(ddp_model), processor, os.path.join(out, "model"),
+                card={"trained_from": os.path.abspath(model_dir), "stage": config.stage,
+                      "steps": result.step}))
         result.skipped_samples = dict(collator.skipped)
         barrier(info)
     finally:
