@@ -16,6 +16,7 @@ repeated prompts costs one model call per distinct prompt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -36,6 +37,11 @@ KEYWORD_BONUS = 0.12        # a leaf's own keyword found in the prompt
 ANCESTOR_KEYWORD_BONUS = 0.04
 MULTI_IMAGE_BONUS = 0.10    # several images make multi-graph leaves likelier
 CACHE_LIMIT = 200_000
+
+
+# text -> unit vector, shared by every Labeler of this process (one model kind only), so
+# reference texts of the taxonomy and repeated prompts are embedded once per worker.
+_EMBEDDINGS: dict[str, np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,12 @@ class Label:
                 "version": self.version, "method": self.method}
 
 
+@functools.lru_cache(maxsize=1)
 def load_embedding_model() -> Any:
-    """The MiniLM sentence embedder from its wheel, on CPU, never touching the network."""
+    """The MiniLM sentence embedder from its wheel, on CPU, never touching the network.
+
+    Cached per process: every stage instance a worker runs shares one model.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -85,7 +95,7 @@ class Labeler:
         self.batch_size = batch_size
         self.counts: Counter[str] = Counter()
         self.model = None
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache = _EMBEDDINGS
 
     # -- setup -------------------------------------------------------------------------
     def open(self, model: Any = None) -> "Labeler":
