@@ -102,13 +102,26 @@ def match_accuracy(spec, charts: list[dict]) -> tuple[int, int, int]:
     return total, found, good
 
 
+def _x_key(x) -> str:
+    """Category labels that are numbers (years) may come back as numbers: compare as such."""
+    try:
+        return f"{float(str(x).replace(',', '')):g}"
+    except ValueError:
+        return str(x).strip()
+
+
 def _pair(truth_pts, got_pts):
     pairs = []
     numeric = all(isinstance(p["x"], (int, float)) for p in truth_pts)
     if numeric:
         xs = [p["x"] for p in truth_pts]
         tol = 0.01 * ((max(xs) - min(xs)) or 1)
-        pool = [g for g in got_pts if isinstance(g["x"], (int, float))]
+        pool = []
+        for g in got_pts:
+            try:
+                pool.append({"x": float(str(g["x"]).replace(",", "")), "y": g["y"]})
+            except ValueError:
+                continue
         for t in truth_pts:
             near = [g for g in pool if abs(g["x"] - t["x"]) <= tol]
             if near:
@@ -116,9 +129,9 @@ def _pair(truth_pts, got_pts):
         return pairs
     by_x = defaultdict(list)
     for g in got_pts:
-        by_x[str(g["x"]).strip()].append(g["y"])
+        by_x[_x_key(g["x"])].append(g["y"])
     for t in truth_pts:
-        cands = by_x.get(str(t["x"]).strip())
+        cands = by_x.get(_x_key(t["x"]))
         if cands:
             pairs.append((t["y"], min(cands, key=lambda v: abs(v - t["y"]))))
     return pairs
@@ -163,8 +176,7 @@ def main(argv=None) -> int:
                 for _ in range(args.n):
                     spec = make_spec(rng, kind)
                     if source == "plotly":
-                        html = plotly_figure(spec).to_html(include_plotlyjs=True, full_html=True)
-                        svgs = renderer.svgs(html, wait_selector=".main-svg")
+                        svgs = renderer.plotly_svgs(plotly_figure(spec).to_json())
                         charts = [c for _, sc in scenes_from_svgs(svgs) for c in read_charts(sc)]
                     else:
                         charts = recover_matplotlib(spec, source)

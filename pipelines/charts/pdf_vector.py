@@ -101,17 +101,25 @@ def texts_from_page(page) -> list[Text]:
 
 
 def _split_runs(chars: list[dict], size: float, horizontal: bool) -> list[list[dict]]:
+    # Glyph advance boxes of one word touch; a space char separates words of one label.
+    # A gap with no space char between, or a very wide one, is the gap between labels.
     runs: list[list[dict]] = []
     prev_end = None
+    spaced = False
     for ch in chars:
         x0, _, x1, _ = ch["bbox"]
-        if horizontal and prev_end is not None and x0 - prev_end > 0.9 * size and runs:
-            runs.append([])
+        blank = not ch["c"].strip()
+        if horizontal and not blank and prev_end is not None and runs:
+            gap = x0 - prev_end
+            if (not spaced and gap > 0.15 * size) or gap > 0.7 * size:
+                runs.append([])
         if not runs:
             runs.append([])
         runs[-1].append(ch)
-        if ch["c"].strip() or prev_end is None:
-            prev_end = x1
+        if blank:
+            spaced = True
+        else:
+            prev_end, spaced = x1, False
     return [r for r in runs if any(c["c"].strip() for c in r)]
 
 

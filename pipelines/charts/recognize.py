@@ -186,7 +186,7 @@ class ChartReader:
             if set(map(id, x_num.labels)) & set(map(id, y_num.labels)):
                 x_num = None if len(x_num.labels) <= len(y_num.labels) else x_num
                 y_num = y_num if x_num is None else None
-        if x_num and y_num and min(t.y0 for t in x_num.labels) < max(y_num.positions) - 2:
+        if x_num and y_num and min(t.cy for t in x_num.labels) < max(y_num.positions):
             x_num = None  # numbers above the lowest y tick are data labels, not the x axis
         lay.x, lay.y = x_num, y_num
         if y_num and not x_num:
@@ -195,21 +195,22 @@ class ChartReader:
                                              and t.cx > min(l.x0 for l in y_num.labels)],
                                         edge, None)
         elif x_num and not y_num:
-            edge = min(t.x0 for t in texts if id(t) in _ids(x_num.labels))
+            edge = min(x_num.positions)  # labels of a category column end left of the plot
             lay.y = self._category_axis("y", [t for t in texts if id(t) not in _ids(x_num.labels)
                                              and t.y1 < min(l.y0 for l in x_num.labels) + 1],
                                         edge, None)
         for axis in (lay.x, lay.y):
             if axis:
                 lay.used_texts |= _ids(axis.labels)
+        self._legend(lay)  # first: a legend label may sit above the plot like a title
         self._titles(lay)
-        self._legend(lay)
         return lay
 
     def _plot_box(self, lay: Layout) -> tuple[float, float, float, float]:
         """The data region: right of the y labels, above the x labels (page units)."""
         x0 = max(t.x1 for t in lay.y.labels) if lay.y else 0.0
-        y1 = min(t.y0 for t in lay.x.labels) if lay.x else self.scene.height
+        # Label centres, not tops: PDF spans carry the full line height above the glyphs.
+        y1 = min(t.cy for t in lay.x.labels) - 2 if lay.x else self.scene.height
         ys = lay.y.positions if lay.y else []
         xs = lay.x.positions if lay.x else []
         y0 = min(ys) - 0.15 * (max(ys) - min(ys)) - 5 if ys else 0.0
@@ -268,28 +269,35 @@ class ChartReader:
                     best, best_d = shape, d
             if best is None:
                 continue
+            bx0, by0, bx1, by1 = best.bbox
             for shape in self.scene.shapes:  # the handle's line and marker share a colour
-                if _mark_color(shape) == _mark_color(best):
-                    x0, y0, x1, y1 = shape.bbox
-                    if x1 <= text.x0 + 1 and x0 >= text.x0 - 3 * text.size and \
-                            abs((y0 + y1) / 2 - text.cy) <= 0.5 * text.size:
-                        lay.handles.add(id(shape))
+                if _mark_color(shape) != _mark_color(best):
+                    continue
+                x0, y0, x1, y1 = shape.bbox
+                if x0 <= bx1 + 1 and x1 >= bx0 - 1 and y0 <= by1 + 1 and y1 >= by0 - 1 and \
+                        x1 - x0 <= 4 * text.size and y1 - y0 <= 2 * text.size:
+                    lay.handles.add(id(shape))
             lay.legend.setdefault(_mark_color(best), text.text)
             lay.used_texts.add(id(text))
 
     # -- marks ---------------------------------------------------------------------------
     def read(self) -> dict:
+        wedges = self._disk_wedges()
+        if wedges:  # a pie: its percentage labels must not pass for an axis
+            lay = Layout()
+            self._legend(lay)
+            pie = self._pie(lay, wedges)
+            if pie:
+                return pie
         lay = self.layout()
         numeric_axes = [a for a in (lay.x, lay.y) if a and not a.categorical]
         if not numeric_axes:
-            pie = self._pie(lay)
-            if pie:
-                return pie
             return self._chart("unknown", lay, [], recovered=False)
         box = self._plot_box(lay)
         legend_texts = [t for t in self.scene.texts if t.text in set(lay.legend.values())]
+        max_frame = 0.6 * (box[2] - box[0])
         marks = [s for s in self.scene.shapes if id(s) not in lay.handles and self._inside(s, box)
-                 and not _holds_text(s, legend_texts)]
+                 and not (s.width < max_frame and _holds_text(s, legend_texts))]
         bars, lines, markers, areas = self._classify(marks, lay, box)
         if bars:
             return self._bars(bars, lay)
@@ -376,6 +384,8 @@ class ChartReader:
         val_axis = lay.y if vertical else lay.x
         cat_axis = lay.x if vertical else lay.y
         base = self._baseline(val_axis)
+        tick_slots = cat_axis is not None and not cat_axis.categorical and \
+            self._bars_on_ticks(bars, cat_axis, vertical)
         per_series: dict[str, list] = defaultdict(list)
         by_slot: dict[str, list] = defaultdict(list)
         for bar in bars:
@@ -393,7 +403,7 @@ class ChartReader:
                 value = v_near  # a negative bar hangs from the baseline
             else:
                 value = v_far - v_near  # a stacked segment
-            if cat_axis is not None and cat_axis.categorical:
+            if cat_axis is not None and (cat_axis.categorical or tick_slots):
                 label = cat_axis.nearest_category(center)
             elif cat_axis is not None:
                 label = _num(cat_axis.scale.value(center))
@@ -419,6 +429,23 @@ class ChartReader:
                            "color": color,
                            "points": [{"x": lab, "y": _num(val)} for _, lab, val in items]})
         return self._chart(kind, lay, series, recovered=True)
+
+    @staticmethod
+    def _bars_on_ticks(bars: list[Shape], axis: Axis, vertical: bool) -> bool:
+        """Bars (or groups of bars) standing on numeric ticks (years): read the tick labels."""
+        pos = sorted(axis.positions)
+        if len(pos) < 2:
+            return False
+        step = min(b - a for a, b in zip(pos, pos[1:]))
+        hit = set()
+        for bar in bars:
+            x0, y0, x1, y1 = bar.bbox
+            center = (x0 + x1) / 2 if vertical else (y0 + y1) / 2
+            nearest = min(range(len(pos)), key=lambda i: abs(pos[i] - center))
+            if abs(pos[nearest] - center) > 0.5 * step:
+                return False
+            hit.add(nearest)
+        return len(hit) >= 0.6 * len(pos)
 
     def _bars_vertical(self, bars, lay) -> bool:
         base_y = self._baseline(lay.y)
@@ -484,23 +511,42 @@ class ChartReader:
                            "color": shape.fill, "points": points})
         return self._chart("area", lay, series, recovered=True)
 
-    def _pie(self, lay: Layout) -> dict | None:
+    def _disk_wedges(self) -> list[Shape]:
+        """Filled curved shapes that together tile a disk (pie wedges), else []."""
         size = _median_size(self.scene.texts) or 10.0
-        wedges = [s for s in self.scene.shapes if s.fill and not is_light(s.fill) and s.closed
-                  or (s.fill and not is_light(s.fill) and len(s.points) > 8)]
-        wedges = [s for s in wedges if id(s) not in lay.handles and s.width > 3 * size
-                  and s.height > 3 * size and not s.is_rect()]
-        if len(wedges) < 2:
+        wedges = [s for s in self.scene.shapes if s.fill and not is_light(s.fill)
+                  and len(s.points) > 8 and not s.is_rect() and max(s.width, s.height) > 3 * size]
+        if not wedges:
+            return []
+        xs = [p[0] for s in wedges for p in s.points]
+        ys = [p[1] for s in wedges for p in s.points]
+        w, h = max(xs) - min(xs), max(ys) - min(ys)
+        if w <= 0 or h <= 0 or abs(w - h) > 0.1 * max(w, h):
+            return []
+        disk = math.pi * w * h / 4
+        total = sum(s.area() for s in wedges)
+        # Exploded wedges make the box larger than the disk; allow some slack.
+        return wedges if 0.6 * disk <= total <= 1.05 * disk else []
+
+    def _pie(self, lay: Layout, wedges: list[Shape]) -> dict | None:
+        wedges = [s for s in wedges if id(s) not in lay.handles]
+        if not wedges:
             return None
-        # All wedges of one pie share its centre: the common vertex of their outlines.
         total = sum(s.area() for s in wedges)
         if total <= 0:
             return None
         xs = [p[0] for s in wedges for p in s.points]
         ys = [p[1] for s in wedges for p in s.points]
         center = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+        top = min(ys)
+        above = [t for t in self.scene.texts if id(t) not in lay.used_texts and t.y1 <= top]
+        if above and lay.title is None:
+            pick = max(above, key=lambda t: (round(t.size, 1), -t.y0))
+            lay.title = pick.text
+            lay.used_texts.add(id(pick))
+        # Wedge labels; percentages printed inside wedges (autopct) are not names.
         free = [t for t in self.scene.texts if id(t) not in lay.used_texts and
-                parse_tick_value(t.text) is None]
+                not t.text.strip().endswith("%")]
         points = []
         for wedge in wedges:
             wx = sum(p[0] for p in wedge.points) / len(wedge.points)
@@ -524,6 +570,8 @@ class ChartReader:
 
 def _holds_text(shape: Shape, texts: list[Text]) -> bool:
     """A legend frame: a shape drawn around a legend label."""
+    if shape.fill is None or shape.is_rect():  # bars under a legend are data; frames are round
+        return False
     x0, y0, x1, y1 = shape.bbox
     return any(x0 <= t.cx <= x1 and y0 <= t.cy <= y1 and (x1 - x0) > (t.x1 - t.x0) for t in texts)
 
