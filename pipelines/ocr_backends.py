@@ -146,16 +146,17 @@ class RapidOcrBackend(OcrBackend):
             # not silently dropped inside the engine (rapidocr's default drops < 0.5).
             "Global.text_score": 0.0,
             # The angle classifier only matters for upside-down text lines; rendered
-            # pages and screenshots are upright, and skipping it saves ~15% per image.
+            # pages and screenshots are upright, so it is off unless asked for.
             "Global.use_cls": use_cls,
         }
         if threads:
             settings["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
         settings.update(params)
         self.engine = RapidOCR(params=settings)
-        # rapidocr loads its ONNX sessions lazily; one tiny call loads them now, so that a
-        # missing model fails in open() rather than on the first sample.
-        self.engine(np.full((32, 32, 3), 255, dtype=np.uint8))
+        # rapidocr loads its ONNX sessions lazily (recognition only once something is
+        # detected); reading one tiny word loads both now, so that the cost lands in
+        # open() and a broken model fails there rather than on the first sample.
+        self._read(_warmup_image())
 
     def _read(self, image: Image.Image) -> list[OcrLine]:
         # rapidocr takes ndarrays as BGR (OpenCV order).
@@ -173,6 +174,18 @@ class RapidOcrBackend(OcrBackend):
         model = getattr(rec.ocr_version, "value", rec.ocr_version)  # an enum in rapidocr 3
         return {"backend": self.name, "rapidocr": version("rapidocr"),
                 "model": f"{model} {getattr(rec.model_type, 'value', rec.model_type)}"}
+
+
+def _warmup_image() -> Image.Image:
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (160, 48), "white")
+    try:
+        font = ImageFont.load_default(24)  # Pillow >= 10.1: a scalable bundled font
+    except TypeError:
+        font = ImageFont.load_default()
+    ImageDraw.Draw(image).text((8, 8), "vlforge 1", fill="black", font=font)
+    return image
 
 
 # -- tesseract --------------------------------------------------------------------------
