@@ -136,6 +136,13 @@ def _points(series: Mapping[str, Any]) -> list[tuple[str, float]]:
     return out
 
 
+def distinct_x(series: Mapping[str, Any]) -> bool:
+    """True when no x repeats within the series (a scatter can repeat x: "the value at x"
+    and a table row per x would then be ambiguous)."""
+    xs = [x for x, _ in _points(series)]
+    return len(xs) == len(set(xs))
+
+
 def _to_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -337,6 +344,12 @@ def chart_table(chart: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _chart_table_applies(sample: Sample) -> bool:
+    charts = numeric_charts(sample)
+    return (sample.image is not None and bool(charts)
+            and all(distinct_x(s) for s in charts[0].get("series") or []))
+
+
+def _chart_qa_applies(sample: Sample) -> bool:
     return sample.image is not None and bool(numeric_charts(sample))
 
 
@@ -346,6 +359,8 @@ def _chart_table_build(samples: Sequence[Sample], variant: int, max_chars: int) 
     if not charts:
         raise NoAnswer("no_chart_data")
     chart = charts[0]
+    if not all(distinct_x(s) for s in chart.get("series") or []):
+        raise NoAnswer("repeated_x", "a series repeats an x value: no one row per x")
     header, rows = chart_table(chart)
     fmt = pick(("csv", "markdown"), sample.key, "chart_to_table", variant)
     prompt = pick(TABLE_PROMPTS[fmt], sample.key, "chart_to_table", variant // 2, "phrase")
@@ -399,6 +414,22 @@ QA_PROMPTS = {
               "Describe how {what} changes across the chart.",
               "Does {what} go up or down over the chart?"),
 }
+
+
+def approx_word(chart: Mapping[str, Any]) -> str:
+    """'about ' for values read off pixels (a raster chart), '' for exact ones (synthetic
+    data, SVG or PDF vector geometry)."""
+    return "about " if chart.get("source") == "raster" else ""
+
+
+def _trend_order(chart: Mapping[str, Any], points: list[tuple[str, float]]) -> list[tuple[str, float]] | None:
+    """Points in x order when a trend means something (line/area charts or numeric x)."""
+    xs = [_to_float(x) for x, _ in points]
+    if all(x is not None for x in xs):
+        return [p for _, p in sorted(zip(xs, points), key=lambda t: t[0])]
+    if chart.get("type") in ("line", "area"):
+        return points
+    return None  # categories (regions, fruits) have no order to trend along
 
 
 def _series_label(chart: Mapping[str, Any], series: Mapping[str, Any], many: bool) -> tuple[str, str]:
@@ -464,13 +495,19 @@ def _chart_qa_build(samples: Sequence[Sample], variant: int, max_chars: int) -> 
     series_list = [s for s in chart.get("series") or [] if len(_points(s)) >= 2]
     series = pick(series_list, sample.key, "chart_qa", 0, "series")
     points = _points(series)
-    approx = "about " if chart.get("recovered") else ""
+    approx = approx_word(chart)
     a = choice_hash(sample.key, "a", variant) % len(points)
     b = (a + 1 + choice_hash(sample.key, "b", variant) % (len(points) - 1)) % len(points)
     start = choice_hash(sample.key, "chart_qa", "kind") + variant
+    ordered = _trend_order(chart, points) if distinct_x(series) else None
     for step in range(len(QA_KINDS)):  # the first well-posed kind from the rotated list
         kind = QA_KINDS[(start + step) % len(QA_KINDS)]
-        found = chart_answer(kind, points, (a, b), approx)
+        if kind in ("compare", "difference") and not distinct_x(series):
+            continue  # "the value at x" is ambiguous when x repeats
+        if kind == "trend":
+            found = chart_answer(kind, ordered, (0, 1), approx) if ordered else None
+        else:
+            found = chart_answer(kind, points, (a, b), approx)
         if found:
             break
     else:
@@ -555,7 +592,7 @@ def _chart_pair_build(samples: Sequence[Sample], variant: int, max_chars: int) -
     if peaks[0][1] == peaks[1][1]:
         raise NoAnswer("pair_tie")
     winner = 0 if peaks[0][1] > peaks[1][1] else 1
-    approx = ["about " if numeric_charts(s)[0].get("recovered") else "" for s in samples]
+    approx = [approx_word(numeric_charts(s)[0]) for s in samples]
     key = samples[0].key + samples[1].key
     prompt = pick(PAIR_CHART_PROMPTS, key, "chart_pair", variant)
     answer = (f"The {ORDINALS[winner]} chart: its maximum is {approx[winner]}"
@@ -608,10 +645,10 @@ FAMILIES: dict[str, TemplateFamily] = {f.name: f for f in (
                    phrasings=6),
     TemplateFamily("chart_to_code", LEAF_CHART_TO_CODE, _chart_code_applies, _chart_code_build,
                    phrasings=len(CODE_PROMPTS)),
-    TemplateFamily("chart_qa", LEAF_GRAPH, _chart_table_applies, _chart_qa_build,
+    TemplateFamily("chart_qa", LEAF_GRAPH, _chart_qa_applies, _chart_qa_build,
                    phrasings=len(QA_KINDS) * 3),
     TemplateFamily("table_qa", LEAF_TABLE, _table_qa_applies, _table_qa_build, phrasings=8),
-    TemplateFamily("chart_pair", LEAF_ATTRIBUTE_COMPARISON, _chart_table_applies,
+    TemplateFamily("chart_pair", LEAF_ATTRIBUTE_COMPARISON, _chart_qa_applies,
                    _chart_pair_build, images=2, phrasings=len(PAIR_CHART_PROMPTS)),
     TemplateFamily("text_pair", LEAF_IMAGE_TEXT_MATCHING, _transcription_applies,
                    _text_pair_build, images=2, phrasings=len(PAIR_TEXT_PROMPTS)),

@@ -12,7 +12,7 @@ from PIL import Image
 from taxonomy.tree import load_taxonomy
 from taxonomy.sft_templates import (END_OF_SENTENCE, FAMILIES, IMAGE_TOKEN, NoAnswer,
                                     applicable_families, build_example, conversation,
-                                    count_image_tokens, fmt_number, parse_markdown_table,
+                                    count_image_tokens, fmt_number, fmt_x, parse_markdown_table,
                                     render_conversation)
 from tests.taxonomy.sft_fixtures import (BAR_SERIES, CHART_CODE, CHART_SERIES, OTHER_LINES,
                                          PAGE_LINES, TABLE_MD, WEB_HTML, WEB_LINES, chart_png,
@@ -165,7 +165,8 @@ def test_chart_questions_skip_ill_posed_ones_and_hedge_recovered_values(samples)
     for variant in range(FAMILIES["chart_qa"].phrasings):
         example = build_example("chart_qa", [samples["bar_chart"]], variant)
         assert example.computed["op"] != "max"  # Tue and Wed tie at 42: no single answer
-        assert "about " in example.answer  # values recovered from pixels are approximate
+        assert "about " in example.answer  # values read off a raster chart are approximate
+        assert example.computed["op"] != "trend"  # weekdays of a bar chart: no numeric x order
         _check_chart_answer(example.computed, example.answer, values[example.computed["series"]])
 
 
@@ -204,3 +205,35 @@ def test_conversation_renders_in_the_deepseek_format(samples):
     rendered = render_conversation(turns)
     assert rendered.startswith(turns[0]["content"] + "\n\nUser: Image 1: " + IMAGE_TOKEN)
     assert rendered.endswith("\n\nAssistant: " + example.answer + END_OF_SENTENCE)
+
+
+def test_answers_verify_on_synthetic_charts_of_every_type():
+    """The chart families on the chart engineer's synthetic charts (all types, real code)."""
+    synthetic = pytest.importorskip("pipelines.charts.synthetic")
+    types = set()
+    for sample in synthetic.synthetic_samples(12, seed=5):
+        chart = sample.meta["chart"]["charts"][0]
+        types.add(chart["type"])
+        values = {s["name"]: {fmt_x(p["x"]): float(p["y"]) for p in s["points"]}
+                  for s in chart["series"]}
+        repeated_x = any(len({fmt_x(p["x"]) for p in s["points"]}) < len(s["points"])
+                         for s in chart["series"])
+        for variant in range(4):
+            qa = build_example("chart_qa", [sample], variant)
+            if repeated_x:  # a scatter repeating an x: only max/min are well posed
+                assert qa.computed["op"] in ("max", "min")
+                ys = [float(p["y"]) for s in chart["series"] if s["name"] == qa.computed["series"]
+                      for p in s["points"]]
+                assert qa.computed["y"] == (max(ys) if qa.computed["op"] == "max" else min(ys))
+                assert "chart_to_table" not in applicable_families(sample)
+                continue
+            _check_chart_answer(qa.computed, qa.answer, values[qa.computed["series"]])
+            table = build_example("chart_to_table", [sample], variant).computed
+            for row in table["rows"]:
+                for column, cell in zip(table["header"][1:], row[1:]):
+                    name = None if column.startswith("series ") else column
+                    if cell:
+                        assert float(cell) == pytest.approx(values[name][row[0]], abs=0.005)
+        code = build_example("chart_to_code", [sample]).answer
+        assert chart["code"].strip() in code
+    assert len(types) >= 5
