@@ -339,8 +339,10 @@ class ChartReader:
                     lines.append(s)
                 continue
             if s.is_rect():
-                if is_light(s.fill) or (w * h > 0.4 * bw * bh):
-                    continue  # backgrounds, legend frames
+                covers = x0 <= xs[0] + 0.5 and x1 >= xs[1] - 0.5 and y0 <= ys[0] + 0.5 and \
+                    y1 >= ys[1] - 0.5 and (xs[1] > xs[0] or ys[1] > ys[0])
+                if is_light(s.fill) or covers:
+                    continue  # backgrounds (they span every tick), legend frames
                 bars.append(s)
                 continue
             if s.fill is not None and not is_light(s.fill) and s.closed or (
@@ -515,7 +517,7 @@ class ChartReader:
         """Filled curved shapes that together tile a disk (pie wedges), else []."""
         size = _median_size(self.scene.texts) or 10.0
         wedges = [s for s in self.scene.shapes if s.fill and not is_light(s.fill)
-                  and len(s.points) > 8 and not s.is_rect() and max(s.width, s.height) > 3 * size]
+                  and len(s.points) >= 6 and not s.is_rect() and max(s.width, s.height) > 3 * size]
         if not wedges:
             return []
         xs = [p[0] for s in wedges for p in s.points]

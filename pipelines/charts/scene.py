@@ -153,7 +153,7 @@ def is_light(color: str | None, threshold: float = 0.93) -> bool:
 
 
 # -- curves --------------------------------------------------------------------------------
-def cubic_points(p0, p1, p2, p3, steps: int = 8) -> list[tuple[float, float]]:
+def cubic_points(p0, p1, p2, p3, steps: int = 12) -> list[tuple[float, float]]:
     """Points along a cubic Bézier (excluding p0), for areas and boxes of curved paths."""
     out = []
     for i in range(1, steps + 1):
@@ -174,7 +174,7 @@ def quad_points(p0, p1, p2, steps: int = 6) -> list[tuple[float, float]]:
     return out
 
 
-def arc_points(p0, rx, ry, phi_deg, large, sweep, p1, steps_per_quarter: int = 6):
+def arc_points(p0, rx, ry, phi_deg, large, sweep, p1, steps_per_quarter: int = 24):
     """SVG elliptical arc from p0 to p1 flattened to points (SVG spec, appendix F.6)."""
     if rx == 0 or ry == 0 or p0 == p1:
         return [p1]
@@ -206,7 +206,7 @@ def arc_points(p0, rx, ry, phi_deg, large, sweep, p1, steps_per_quarter: int = 6
         dtheta -= 2 * math.pi
     elif sweep and dtheta < 0:
         dtheta += 2 * math.pi
-    steps = max(2, int(abs(dtheta) / (math.pi / 2) * steps_per_quarter) + 1)
+    steps = max(6, int(abs(dtheta) / (math.pi / 2) * steps_per_quarter) + 1)
     out = []
     for i in range(1, steps + 1):
         t = theta1 + dtheta * i / steps
