@@ -3,6 +3,7 @@
     vlforge train --stage 1 --model MODEL_DIR --data RUN_DIR... --out RUN [--max-steps N]
     vlforge train --stage 2 --model RUN1/model --data RUN_DIR... --text corpus.txt --out RUN2
     vlforge train --stage 3 --model RUN2/model --data SFT_RUN --text dialogue.jsonl --out RUN3
+    vlforge train --stage 3 --head classification --target taxonomy.leaf --model M --data R --out H
     torchrun --nproc_per_node 2 -m training train ...      (DDP; gloo on CPU, nccl on GPU)
 
 The stage's settings come from the paper's Table 4 at the model's scale (tiny presets get
@@ -55,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="target share of language-only steps (0 trains without --text)")
     parser.add_argument("--mixture", nargs="+", default=[], metavar="RUN_NAME=WEIGHT",
                         help="sampling weight of a --data run by its directory name")
+    parser.add_argument("--trainable", nargs="+", metavar="GROUP",
+                        help="parameter groups to train instead of the stage's: "
+                             "language_model adaptor siglip sam heads")
+    parser.add_argument("--head", choices=("classification", "regression"),
+                        help="fine-tune a task head (model/heads.py) instead of the LM loss; "
+                             "trains the 'heads' group unless --trainable says otherwise")
+    parser.add_argument("--target", default="taxonomy.leaf",
+                        help="meta path of the head's target (default taxonomy.leaf)")
+    parser.add_argument("--classes", help="comma-separated class names (default for "
+                                          "taxonomy.leaf: the leaves in the runs' manifests)")
+    parser.add_argument("--fusion", choices=("concat", "attention"), default="concat",
+                        help="how the head pools image and text states")
     parser.add_argument("--seed", type=int, help="data order / modality choice seed")
     parser.add_argument("--save-every", type=int, help="checkpoint every N steps")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -95,18 +108,43 @@ def stage_config_from_args(args: argparse.Namespace) -> StageConfig:
                 raise StageConfigError(f"--mixture wants RUN_NAME=WEIGHT, got {item!r}")
             mixture[name] = float(weight)
         values["mixture"] = mixture
+    if args.trainable:
+        values["trainable"] = list(args.trainable)
+    elif args.head:
+        values["trainable"] = ["heads"]
+    if args.head:  # heads learn from labelled multimodal samples only
+        values["language_ratio_start"] = values["language_ratio_target"] = 0.0
     values["stage"] = args.stage
     return StageConfig.from_dict(values)
+
+
+def head_spec_from_args(args: argparse.Namespace):
+    """The HeadSpec for --head (None without it)."""
+    if not args.head:
+        return None
+    from training.heads import HeadSpec, classes_from_runs
+
+    classes: tuple[str, ...] = ()
+    if args.head == "classification":
+        if args.classes:
+            classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+        elif args.target == "taxonomy.leaf":
+            classes = classes_from_runs(args.data)
+        else:
+            raise StageConfigError("--head classification needs --classes for --target "
+                                   f"{args.target}")
+    return HeadSpec(args.head, args.target, classes, args.fusion).validate()
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     from training.loop import train
 
     config = stage_config_from_args(args)
+    head = head_spec_from_args(args)
     result = train(config, model_dir=args.model, out=args.out, data=args.data, text=args.text,
                    resume=args.resume, device=args.device,
                    progress=not args.no_progress and not args.json,
-                   stop_after=args.stop_after)
+                   stop_after=args.stop_after, head=head)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     summary = {"out": args.out, "stage": config.stage, "step": result.step,

@@ -108,7 +108,8 @@ def _check_resumable(saved: dict[str, Any], config: StageConfig, info: DistInfo)
 def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] = (),
           text: Sequence[str] = (), resume: str | None = None, device: str | None = None,
           progress: bool = True, load: Callable[[str], tuple[Any, Any]] | None = None,
-          save_model: bool = True, stop_after: int | None = None) -> TrainResult:
+          save_model: bool = True, stop_after: int | None = None,
+          head: Any = None) -> TrainResult:
     """Train one stage; returns the losses and where the checkpoint and model went.
 
     model_dir: a model directory (``vlforge model init`` or a previous stage's RUN/model).
@@ -118,6 +119,8 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
     load: ``model_dir -> (model, processor)``; defaults to `model.loading.load_model`.
     stop_after: stop (with a checkpoint) after this many steps of this call, as a time-boxed
         or preempted job does; the schedule still follows `config.max_steps`.
+    head: a `training.heads.HeadSpec` to fine-tune a classification/regression head
+        (multimodal data only; put "heads" in the config's trainable groups).
     """
     config.validate()
     info = init_distributed(device)
@@ -128,12 +131,18 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         from model.loading import load_model as load
     from model.collate import VLCollator, model_inputs
 
+    if head is not None and config.uses_language:
+        raise ValueError("head fine-tuning trains on multimodal runs only: set the language "
+                         "ratio to 0")
     torch.manual_seed(config.seed)
     model, processor = load(model_dir)
+    target_fn = None
+    if head is not None:  # TaskModel(VLEncoder(model), head): forward(batch) -> TaskOutput
+        model, target_fn = head.build(model)
     model.to(info.device)
     trainable = apply_trainable(model, config.trainable)
     model.train()
-    collator = VLCollator(processor, max_length=config.seq_len)
+    collator = VLCollator(processor, max_length=config.seq_len, target_fn=target_fn)
     batches = build_data(config, processor=processor, collator=collator, data=data, text=text,
                          info=info)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -212,7 +221,8 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
                 sync = contextlib.nullcontext() if last or not info.enabled else ddp_model.no_sync()
                 with sync:
                     with autocast:
-                        output = ddp_model(**model_inputs(batch))
+                        output = (ddp_model(batch) if head is not None
+                                  else ddp_model(**model_inputs(batch)))
                     loss = output.loss / config.grad_accum
                     loss.backward()
                 loss_sum += float(loss.detach())
@@ -251,10 +261,16 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         if save_model and info.is_main and result.step == config.max_steps:
             from model.build import save_model_dir
 
+            trained = unwrap(ddp_model)
             result.model_dir = str(save_model_dir(
-                unwrap(ddp_model), processor, os.path.join(out, "model"),
+                trained.encoder.vl_model if head is not None else trained, processor,
+                os.path.join(out, "model"),
                 card={"trained_from": os.path.abspath(model_dir), "stage": config.stage,
-                      "steps": result.step}))
+                      "steps": result.step, "head": head.task if head is not None else None}))
+            if head is not None:
+                from training.heads import save_heads
+
+                save_heads(trained, head, result.model_dir)
         result.skipped_samples = dict(collator.skipped)
         barrier(info)
     finally:

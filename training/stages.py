@@ -35,8 +35,10 @@ PARAM_GROUPS: dict[str, tuple[str, ...]] = {
                 "model.high_res_vision_alpha", "model.high_res_vision_model.vision_encoder.neck."),
     "siglip": ("model.vision_model.",),
     "sam": ("model.high_res_vision_model.",),
-    # task heads (model/heads.py) wrap the VL model as `backbone` and add `head`
-    "heads": ("head.",),
+    # task heads (model/heads.py): TaskModel(encoder=VLEncoder(vl_model), head) — the head
+    # and the encoder's attention pool; the VL model's own names are matched after
+    # stripping "encoder.vl_model." (see training.trainable.param_group)
+    "heads": ("head.", "encoder.pool."),
 }
 
 SCHEDULES = ("cosine", "step", "constant")

@@ -13,8 +13,14 @@ from training.stages import PARAM_GROUPS
 log = logging.getLogger(__name__)
 
 
+# A task model (training.heads) nests the VL model under this prefix.
+NESTED_PREFIX = "encoder.vl_model."
+
+
 def param_group(name: str, groups: dict[str, tuple[str, ...]] = PARAM_GROUPS) -> str | None:
     """The group whose longest prefix matches `name` (None when no group claims it)."""
+    if name.startswith(NESTED_PREFIX):
+        name = name[len(NESTED_PREFIX):]
     best, best_len = None, -1
     for group, prefixes in groups.items():
         for prefix in prefixes:

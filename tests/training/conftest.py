@@ -27,7 +27,7 @@ torch.set_num_threads(1)
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220),
           "yellow": (230, 210, 40)}
 SHAPES = ("square", "circle", "bar")
-LEAVES = ("recognition.global_description.theme", "recognition.ocr_and_transcription.printed_text",
+LEAVES = ("recognition.global_description.theme", "recognition.ocr_transcription.printed_text",
           "analysis.data_chart_analysis.graph_interpretation")
 
 
