@@ -108,5 +108,5 @@ def test_stage_runs_in_a_beam_pipeline():
         assert cer("\n".join(PAGE), by_key[scanned.key].meta["ocr"]["text"]) <= 0.05
 
     with BeamTestPipeline() as p:
-        out = p | beam.Create([scanned, text_only]) | beam.ParDo(OcrImagesFn("rapidocr"))
+        out = p | beam.Create([scanned, text_only]) | beam.ParDo(OcrImagesFn("tesseract"))
         assert_that(out, check)
