@@ -115,8 +115,7 @@ def detect_format(path: str) -> str:
 def load_records(path: str, fmt: str) -> Any:
     """An indexable sequence of records (dicts) for `path`."""
     if fmt == "jsonl":
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return JsonlRecords(path)
     if fmt == "json":
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -136,6 +135,33 @@ def load_records(path: str, fmt: str) -> Any:
                              f"({', '.join(loaded)})")
         return loaded
     raise ValueError(f"unknown format {fmt!r}")
+
+
+class JsonlRecords:
+    """Record N of a jsonl file by seeking to its line (offsets indexed once, records not
+    held in memory, so a multi-GB file costs one scan and a list of ints)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.offsets: list[int] = []
+        with open(path, "rb") as handle:
+            offset = 0
+            for line in handle:
+                if line.strip():
+                    self.offsets.append(offset)
+                offset += len(line)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offsets[index])
+            line = handle.readline()
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self.path}: record {index} is not valid JSON: {exc}") from exc
 
 
 def count_records(path: str, fmt: str) -> int:

@@ -114,6 +114,7 @@ def test_import_accounts_for_bad_records_and_retry_rereads_one(import_run, workd
     assert audit_run(copy).ok
 
 
+@pytest.mark.slow
 def test_import_labels_prompts_with_the_taxonomy_labeler(workdir):
     pytest.importorskip("taxonomy.labeler")
     jsonl = write_llava_jsonl(str(workdir / "llava-labeled"))
@@ -136,7 +137,8 @@ def test_import_labels_prompts_with_the_taxonomy_labeler(workdir):
 @pytest.mark.parametrize("fmt", ["parquet", "hf", "json"])
 def test_other_import_formats_read_the_same_records(workdir, fmt):
     jsonl = write_llava_jsonl(str(workdir / f"llava-{fmt}"))
-    records = load_records(jsonl, "jsonl")
+    lines = load_records(jsonl, "jsonl")
+    records = [lines[i] for i in range(len(lines))]
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -157,6 +159,16 @@ def test_other_import_formats_read_the_same_records(workdir, fmt):
     again = load_records(path, fmt)
     for index in (0, 1, 2):
         assert convert_record(again[index], base) == convert_record(records[index], base)
+
+
+def test_jsonl_records_are_read_by_offset_and_bad_lines_named(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"id": "a"}\n\n{"id": "b", "note": "é"}\n{broken\n')
+    records = load_records(str(path), "jsonl")
+    assert len(records) == 3
+    assert records[1] == {"id": "b", "note": "é"}
+    with pytest.raises(ValueError, match="record 2 is not valid JSON"):
+        records[2]
 
 
 def test_every_built_answer_matches_its_source(built, source_run, import_run):
