@@ -151,7 +151,12 @@ class RapidOcrBackend(OcrBackend):
         }
         if threads:
             settings["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
-        settings.update(params)
+        unknown = sorted(key for key in params if "." not in key)
+        if unknown:
+            raise ValueError(f"rapidocr: unknown option(s) {', '.join(unknown)}; it takes "
+                             "threads, use_cls and rapidocr config keys such as "
+                             "Det.box_thresh or Global.max_side_len")
+        settings.update(params)  # rapidocr's own dotted config keys
         self.engine = RapidOCR(params=settings)
         # rapidocr loads its ONNX sessions lazily (recognition only once something is
         # detected); reading one tiny word loads both now, so that the cost lands in
@@ -194,7 +199,8 @@ class TesseractBackend(OcrBackend):
 
     name = "tesseract"
 
-    def __init__(self, lang: str = "eng", psm: int = 3, **_: Any):
+    def __init__(self, lang: str = "eng", psm: int = 3, config: str = "", **unknown: Any):
+        _reject_unknown(self.name, unknown, "lang, psm and config (extra tesseract flags)")
         try:
             import pytesseract
         except ImportError as exc:
@@ -209,7 +215,7 @@ class TesseractBackend(OcrBackend):
             ) from exc
         self.pytesseract = pytesseract
         self.lang = lang
-        self.config = f"--psm {int(psm)}"
+        self.config = f"--psm {int(psm)} {config}".strip()
 
     def _read(self, image: Image.Image) -> list[OcrLine]:
         data = self.pytesseract.image_to_data(image, lang=self.lang, config=self.config,
@@ -249,7 +255,9 @@ class PaddleOcrBackend(OcrBackend):
 
     def __init__(self, det_model_dir: str | None = None, rec_model_dir: str | None = None,
                  det_model_name: str | None = None, rec_model_name: str | None = None,
-                 lang: str | None = None, **_: Any):
+                 lang: str | None = None, **unknown: Any):
+        _reject_unknown(self.name, unknown, "det_model_dir, rec_model_dir, det_model_name, "
+                        "rec_model_name and lang")
         det_dir = det_model_dir or os.environ.get(PADDLE_DET_ENV)
         rec_dir = rec_model_dir or os.environ.get(PADDLE_REC_ENV)
         problems = []
@@ -321,6 +329,28 @@ def load_backend(name: str = DEFAULT_BACKEND, **options: Any) -> OcrBackend:
         raise ValueError(f"unknown OCR backend {name!r}; choose one of {', '.join(BACKENDS)}")
     log.info("loading OCR backend %s %s", name, options or "")
     return cls(**options)
+
+
+def _reject_unknown(backend: str, options: dict[str, Any], known: str) -> None:
+    """A typo in an option must not be silently ignored. Dotted keys (``Det.box_thresh``)
+    are rapidocr's own config keys, which other backends leave alone."""
+    unknown = sorted(key for key in options if "." not in key)
+    if unknown:
+        raise ValueError(f"{backend}: unknown option(s) {', '.join(unknown)}; it takes {known}")
+
+
+def backend_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options meant for backend `name`: ``tesseract.lang=deu`` only reaches tesseract,
+    unprefixed ones reach every backend."""
+    chosen = {}
+    for key, value in options.items():
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in BACKENDS:
+            if prefix == name:
+                chosen[rest] = value
+        else:
+            chosen[key] = value
+    return chosen
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any, Iterator
 from PIL import Image
 
 from pipelines.ocr_backends import (BACKENDS, DEFAULT_BACKEND, DEFAULT_LOW_CONFIDENCE,
-                                    lines_result, load_backend, parse_options)
+                                    backend_options, lines_result, load_backend,
+                                    parse_options)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     pages = parse_pages(args.pages)
-    engine = load_backend(args.backend, **parse_options(args.ocr_option))
+    engine = load_backend(args.backend,
+                          **backend_options(args.backend, parse_options(args.ocr_option)))
     results: list[dict[str, Any]] = []
     failed = 0
     from tqdm import tqdm

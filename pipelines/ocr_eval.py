@@ -21,7 +21,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from pipelines.ocr_backends import BACKENDS, OcrBackendUnavailable, load_backend, parse_options
+from pipelines.ocr_backends import (BACKENDS, OcrBackendUnavailable, backend_options,
+                                    load_backend, parse_options)
 from pipelines.ocr_metrics import error_counts, ground_truth_lines, lines_text, rates
 from pipelines.run_dir import RunDir
 from pipelines.sample import Sample
@@ -64,7 +65,7 @@ def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, An
 def evaluate_backend(name: str, options: dict[str, Any],
                      samples: list[tuple[Sample, str, str]]) -> tuple[dict[str, Any], list[dict]]:
     """OCR every selected sample with backend `name`; summary + per-sample rows."""
-    engine = load_backend(name, **options)
+    engine = load_backend(name, **backend_options(name, options))
     from tqdm import tqdm
 
     rows, spent = [], 0.0
@@ -108,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="backend to evaluate, repeatable (default: "
                              + " and ".join(DEFAULT_BACKENDS) + ")")
     parser.add_argument("--ocr-option", action="append", metavar="KEY=VALUE", default=[],
-                        help="backend option passed to every backend, repeatable")
+                        help="backend option, repeatable; prefix it with a backend name to "
+                             "send it to that backend only (tesseract.psm=6)")
     parser.add_argument("--limit", type=int, default=50,
                         help="evaluate at most this many samples (default 50; 0 = all)")
     parser.add_argument("--details", action="store_true",

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from pipelines.ocr_backends import (OcrBackendUnavailable, lines_result, load_backend,
-                                    parse_options)
+from pipelines.ocr_backends import (OcrBackendUnavailable, backend_options, lines_result,
+                                    load_backend, parse_options)
 from pipelines.ocr_metrics import cer
 from tests.pipelines.ocr_fixtures import text_image
 
@@ -74,6 +74,13 @@ def test_unknown_backend_and_options():
         "lang": "deu", "psm": 6, "x": 0.5, "flag": True}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_options(["novalue"])
+    options = {"tesseract.psm": 6, "rapidocr.threads": 1, "Det.box_thresh": 0.6}
+    assert backend_options("tesseract", options) == {"psm": 6, "Det.box_thresh": 0.6}
+    assert backend_options("rapidocr", options) == {"threads": 1, "Det.box_thresh": 0.6}
+    with pytest.raises(ValueError, match="rapidocr: unknown option"):
+        load_backend("rapidocr", psm=6)
+    with pytest.raises(ValueError, match="tesseract: unknown option"):
+        load_backend("tesseract", threads=2)
 
 
 def _can_unshare() -> bool:
