@@ -136,9 +136,13 @@ class ChartReader:
             if len({round(p, 1) for p in raw}) < len(raw):
                 continue  # two labels at one position: not ticks along this axis
             positions = [self._snap(orient, t, p) for t, p in zip(labels, raw)]
-            scale = fit_scale(list(zip(positions, [v for _, v in group])))
+            vals = [v for _, v in group]
+            scale = fit_scale(list(zip(positions, vals)))
             if scale is None:
-                continue
+                vals = _expand_log_mantissas(positions, vals, orient)
+                scale = fit_scale(list(zip(positions, vals))) if vals else None
+                if scale is None or scale.kind != "log":
+                    continue
             axis = Axis(orient, labels, positions, scale)
             if best is None or len(labels) > len(best.labels):
                 best = axis
@@ -232,7 +236,8 @@ class ChartReader:
             lay.used_texts.add(id(pick))
         # x title: below the x tick labels
         if x_row_bottom is not None:
-            cands = [t for t in rest if not t.vertical and t.y0 >= x_row_bottom - 1
+            row_cy = max(t.cy for t in lay.x.labels)
+            cands = [t for t in rest if not t.vertical and t.cy > row_cy + 0.6 * t.size
                      and id(t) not in lay.used_texts]
             if cands:
                 pick = min(cands, key=lambda t: t.y0)
@@ -240,11 +245,11 @@ class ChartReader:
                 lay.used_texts.add(id(pick))
         # title: the largest text above the plot
         if top_tick is not None:
-            cands = [t for t in rest if not t.vertical and t.y1 <= top_tick
+            cands = [t for t in rest if not t.vertical and t.cy < top_tick
                      and id(t) not in lay.used_texts]
             if cands:
                 pick = max(cands, key=lambda t: (round(t.size, 1), -t.y0))
-                if pick.size >= _median_size(rest) * 1.05 or pick.y1 < top_tick - pick.size:
+                if pick.size >= _median_size(self.scene.texts) * 1.05 or pick.y1 < top_tick - pick.size:
                     lay.title = pick.text
                     lay.used_texts.add(id(pick))
         # horizontal y title (plotly may place it above the axis) is left alone.
@@ -544,8 +549,9 @@ class ChartReader:
         above = [t for t in self.scene.texts if id(t) not in lay.used_texts and t.y1 <= top]
         if above and lay.title is None:
             pick = max(above, key=lambda t: (round(t.size, 1), -t.y0))
-            lay.title = pick.text
-            lay.used_texts.add(id(pick))
+            if pick.size >= 1.1 * _median_size(self.scene.texts):  # not a wedge label
+                lay.title = pick.text
+                lay.used_texts.add(id(pick))
         # Wedge labels; percentages printed inside wedges (autopct) are not names.
         free = [t for t in self.scene.texts if id(t) not in lay.used_texts and
                 not t.text.strip().endswith("%")]
@@ -576,6 +582,33 @@ def _holds_text(shape: Shape, texts: list[Text]) -> bool:
         return False
     x0, y0, x1, y1 = shape.bbox
     return any(x0 <= t.cx <= x1 and y0 <= t.cy <= y1 and (x1 - x0) > (t.x1 - t.x0) for t in texts)
+
+
+def _expand_log_mantissas(positions: list[float], values: list[float], orient: str
+                          ) -> list[float] | None:
+    """Log axes labelled "1 2 5 10 2 5 100 ..." (plotly): minor labels show only the
+    mantissa; multiply each by the decade of the power-of-ten label below it."""
+    def is_decade(v: float) -> bool:
+        return v > 0 and abs(math.log10(v) - round(math.log10(v))) < 1e-9
+
+    decades = [v for v in values if is_decade(v)]
+    if not decades or len(decades) == len(values) or any(v <= 0 for v in values):
+        return None
+    # Values grow upwards on a y axis (smaller y) and rightwards on an x axis.
+    order = sorted(range(len(values)), key=lambda i: -positions[i] if orient == "y" else positions[i])
+    first = next(values[i] for i in order if is_decade(values[i]))
+    decade = first / 10
+    out = [0.0] * len(values)
+    for i in order:
+        v = values[i]
+        if is_decade(v) and v >= decade * 10 - 1e-9:
+            decade = v
+            out[i] = v
+        elif 1 <= v < 10:
+            out[i] = v * decade
+        else:
+            return None
+    return out
 
 
 def _scale_name(axis: Axis | None) -> str | None:
