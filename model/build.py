@@ -56,6 +56,10 @@ def init_model(preset: Preset | str, *, tokenizer_dir: str | Path | None = None,
         model = load_published(weights_dir, preset, tokenizer)
     else:
         config = config_for_tokenizer(preset, tokenizer)
+        if not preset.trains_own_tokenizer:
+            log.warning("initialising %s with random weights in float32 (~%d GB of memory); "
+                        "pass --weights DIR to start from the published model", preset.name,
+                        {"1.3b": 8, "7b": 30}.get(preset.name, 0))
         torch.manual_seed(seed)
         model = model_class_for(config)(config)
     if model.config.image_token_id != processor.image_token_id:

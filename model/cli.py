@@ -127,6 +127,11 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
         else:
             from transformers import AutoConfig
 
+            from model.convert import detect_layout
+
+            if detect_layout(args.model) == "original":
+                raise ValueError(f"{args.model} is in the original deepseek-ai layout: use "
+                                 "--preset 1.3b|7b, or convert it with model init --weights")
             config = AutoConfig.from_pretrained(args.model)
         summary = describe_config(config)
         if args.json:

@@ -142,6 +142,10 @@ class VLCollator:
         With ``add_generation_prompt`` the pieces end with ``Assistant:`` (for generation).
         """
         turns = [dict(t) for t in conversation]
+        if any(self.image_token in str(t.get("content", "")) for t in turns
+               if t.get("role") != "user"):
+            raise SampleEncodeError("placeholder_outside_user_turn",
+                                    f"{self.image_token} may only appear in user turns")
         placeholders = sum(t.get("content", "").count(self.image_token)
                            for t in turns if t.get("role") == "user")
         if num_images and not placeholders:

@@ -119,9 +119,13 @@ def test_bad_samples_are_skipped_with_reasons(processor):
     mismatch = Sample.create("sft", "m", image=draw_png(), meta={"sft": {"conversation": [
         {"role": "user", "content": "<image_placeholder><image_placeholder> two?"},
         {"role": "assistant", "content": "no"}]}})
-    batch = collate([bad_image, good, no_text, mismatch])
+    in_answer = Sample.create("sft", "a", meta={"sft": {"conversation": [
+        {"role": "user", "content": "draw"},
+        {"role": "assistant", "content": "<image_placeholder>"}]}})
+    batch = collate([bad_image, good, no_text, mismatch, in_answer])
     assert batch["input_ids"].shape[0] == 1
-    assert collate.skipped == {"bad_image": 1, "no_text": 1, "placeholder_mismatch": 1}
+    assert collate.skipped == {"bad_image": 1, "no_text": 1, "placeholder_mismatch": 1,
+                               "placeholder_outside_user_turn": 1}
     assert collate([bad_image]) is None
     with pytest.raises(SampleEncodeError):
         VLCollator(processor, on_error="raise")([mismatch])
