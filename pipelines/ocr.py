@@ -65,10 +65,12 @@ def ocr_reason(sample: Sample, policy: str = "missing") -> str | None:
         return "needs_ocr"
     if pdf.get("kind") == "figure":
         return "figure"
-    if "image" in meta or sample.source == "images":
-        return "image_file"
+    # Ground truth before the image-file check: a screenshot that also carries
+    # meta["image"] (size, format) still has its DOM text and needs no OCR.
     if ground_truth_lines(meta) is not None:
         return "measure" if policy == "always" else None
+    if "image" in meta or sample.source == "images":
+        return "image_file"
     if not (sample.text or "").strip() and not (sample.markdown or "").strip():
         return "no_text"
     return "always" if policy == "always" else None
@@ -122,7 +124,8 @@ class OcrImagesFn(StageFn):
         truth = ground_truth_lines(sample.meta)
         if truth is not None:
             origin, truth_lines = truth
-            counts = error_counts(lines_text(truth_lines), "\n".join(l.text for l in lines))
+            hypothesis = "\n".join(line.text for line in lines)  # everything the engine read
+            counts = error_counts(lines_text(truth_lines), hypothesis)
             result.update(ground_truth=origin, **counts, **rates(counts))
         Metrics.counter(self.stage, f"ocr_{reason}").inc()
         out = sample.with_meta("ocr", result)

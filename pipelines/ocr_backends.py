@@ -98,13 +98,14 @@ class OcrBackend:
         return {"backend": self.name}
 
 
-def reading_order(lines: list[Any], box: Callable[[Any], Any] = lambda l: l.box) -> list[Any]:
+def reading_order(lines: list[Any], box: Callable[[Any], Any] = lambda line: line.box
+                  ) -> list[Any]:
     """Sort lines into rows (vertical centres within half a line height), each left to right.
 
     Used for OCR output and for ground-truth lines alike, so that comparing the two does
     not depend on the order each engine happens to list its lines in.
     """
-    items = sorted(lines, key=lambda l: (box(l)[1] + box(l)[3]) / 2)
+    items = sorted(lines, key=lambda line: (box(line)[1] + box(line)[3]) / 2)
     rows: list[list[Any]] = []
     for line in items:
         x0, y0, x1, y1 = box(line)
@@ -115,7 +116,7 @@ def reading_order(lines: list[Any], box: Callable[[Any], Any] = lambda l: l.box)
                 rows[-1].append(line)
                 continue
         rows.append([line])
-    return [line for row in rows for line in sorted(row, key=lambda l: box(l)[0])]
+    return [line for row in rows for line in sorted(row, key=lambda line: box(line)[0])]
 
 
 def _normalised_box(points: Any, width: int, height: int) -> tuple[float, float, float, float]:
@@ -151,11 +152,8 @@ class RapidOcrBackend(OcrBackend):
         }
         if threads:
             settings["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
-        unknown = sorted(key for key in params if "." not in key)
-        if unknown:
-            raise ValueError(f"rapidocr: unknown option(s) {', '.join(unknown)}; it takes "
-                             "threads, use_cls and rapidocr config keys such as "
-                             "Det.box_thresh or Global.max_side_len")
+        _reject_unknown(self.name, params, "threads, use_cls and rapidocr config keys "
+                        "such as Det.box_thresh or Global.max_side_len")
         settings.update(params)  # rapidocr's own dotted config keys
         self.engine = RapidOCR(params=settings)
         # rapidocr loads its ONNX sessions lazily (recognition only once something is

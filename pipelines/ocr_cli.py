@@ -52,7 +52,8 @@ def is_document(path: Path) -> bool:
         return handle.read(5) == b"%PDF-"
 
 
-def iter_images(path: Path, dpi: int, pages: set[int] | None) -> Iterator[tuple[int | None, Image.Image]]:
+def iter_images(path: Path, dpi: int,
+                pages: set[int] | None) -> Iterator[tuple[int | None, Image.Image]]:
     """``(page index or None, RGB image)`` for an image file or each selected document page."""
     if not is_document(path):
         with Image.open(path) as image:

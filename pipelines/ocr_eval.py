@@ -53,8 +53,9 @@ def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, An
     """Totals, CER/WER and speed over per-sample rows holding `COUNT_KEYS`."""
     totals = {key: sum(row[key] for row in rows) for key in COUNT_KEYS}
     per_sample = [row["cer"] for row in rows if row.get("cer") is not None]
+    mean_cer = statistics.fmean(per_sample) if per_sample else None
     summary: dict[str, Any] = {"samples": len(rows), **totals, **rates(totals),
-                               "mean_sample_cer": statistics.fmean(per_sample) if per_sample else None,
+                               "mean_sample_cer": mean_cer,
                                "by_origin": dict(Counter(row["origin"] for row in rows))}
     if seconds is not None:
         summary["seconds"] = round(seconds, 3)

@@ -95,7 +95,8 @@ def test_rapidocr_needs_no_network(tmp_path):
     (tmp_path / "page.png").write_bytes(text_image(["Offline 2026"]))
     script = textwrap.dedent(f"""
         from pipelines.ocr_backends import load_backend
-        print(" ".join(l.text for l in load_backend("rapidocr").read(open({str(tmp_path / 'page.png')!r}, "rb").read())))
+        png = open({str(tmp_path / 'page.png')!r}, "rb").read()
+        print(" ".join(line.text for line in load_backend("rapidocr").read(png)))
     """)
     done = subprocess.run(["unshare", "-n", sys.executable, "-c", script], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,

@@ -29,7 +29,8 @@ def test_policy_selects_samples_without_trustworthy_text():
     captioned = Sample.create("sft", "sft://1", image=text_image(["x"]), text="a caption")
     text_only = Sample.create("sft", "sft://2", text="no image here")
     web_shot = Sample.create("web", "https://x/", image=text_image(["x"]),
-                             meta={"web": {"lines": [{"box": [0, 0, 1, 1], "text": "x"}]}})
+                             meta={"web": {"lines": [{"box": [0, 0, 1, 1], "text": "x"}]},
+                                   "image": {"width": 10, "height": 10}})
     missing = {name: ocr_reason(s, "missing") for name, s in [
         ("text_layer", text_layer), ("scanned", scanned), ("figure", figure), ("photo", photo),
         ("bare", bare), ("captioned", captioned), ("text_only", text_only),
@@ -93,7 +94,8 @@ def test_undecodable_image_keeps_the_sample_with_an_error():
 
 def test_post_stages_builds_the_stage():
     [stage] = post_stages({"ocr": "tesseract", "ocr_policy": "always"})
-    assert isinstance(stage, OcrImagesFn) and (stage.backend, stage.policy) == ("tesseract", "always")
+    assert isinstance(stage, OcrImagesFn)
+    assert (stage.backend, stage.policy) == ("tesseract", "always")
 
 
 def test_stage_runs_in_a_beam_pipeline():
