@@ -126,8 +126,9 @@ class RasterChartDetector:
         return {"type": "unknown", "title": lay.title, "x_label": lay.x_label,
                 "y_label": lay.y_label,
                 "x_scale": _scale(lay.x), "y_scale": _scale(lay.y),
-                "x_ticks": [t.text for t in lay.x.labels] if lay.x else [],
-                "y_ticks": [t.text for t in lay.y.labels] if lay.y else [],
+                # tick labels as read, left to right and top to bottom
+                "x_ticks": [t.text for t in sorted(lay.x.labels, key=lambda t: t.cx)] if lay.x else [],
+                "y_ticks": [t.text for t in sorted(lay.y.labels, key=lambda t: t.cy)] if lay.y else [],
                 "series": [], "source": "raster", "recovered": False,
                 "box": [0.0, 0.0, 1.0, 1.0], "evidence": evidence,
                 "reason": "raster chart: labels read by OCR, values not recovered"}

@@ -404,7 +404,10 @@ def parse_svg(markup: str | bytes) -> Scene:
         markup = markup.decode("utf-8", "replace")
     markup = re.sub(r"<!DOCTYPE[^>]*>", "", markup, count=1)
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
-    root = ET.fromstring(markup.strip(), parser=parser)
+    try:
+        root = ET.fromstring(markup.strip(), parser=parser)
+    except ET.ParseError as exc:  # callers handle ValueError for every bad input
+        raise ValueError(f"not valid SVG markup: {exc}") from exc
     if _local(root.tag) != "svg":
         found = next((el for el in root.iter() if _local(el.tag) == "svg"), None)
         if found is None:
