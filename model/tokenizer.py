@@ -65,22 +65,21 @@ def load_tokenizer(directory: str | Path):
     """A tokenizer from a local directory, made ready for the DeepSeek-VL processor.
 
     Published DeepSeek tokenizers have no ``image_token`` attribute and no pad token: both
-    are added here (the image token must already be in the vocabulary — it is, at 100015 —
-    and the pad token falls back to the end-of-sentence token, as transformers' converter does).
+    are set here (``<image_placeholder>`` is already in their vocabulary at 100015; one that
+    lacks it gets it added, with a warning), the pad token falling back to end-of-sentence
+    as transformers' converter does.
     """
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    extra: dict = {}
     if getattr(tokenizer, "image_token", None) is None:
         if IMAGE_TOKEN not in tokenizer.get_vocab():
-            tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
-            log.warning("%s had no %s token: added it (id %d); the embedding must grow",
-                        directory, IMAGE_TOKEN, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
-        tokenizer.image_token = IMAGE_TOKEN
-        tokenizer.extra_special_tokens = {**(getattr(tokenizer, "extra_special_tokens", None) or {}),
-                                          "image_token": IMAGE_TOKEN}
+            log.warning("%s has no %s token: it is added, so the embedding must grow",
+                        directory, IMAGE_TOKEN)
+        extra["extra_special_tokens"] = {"image_token": IMAGE_TOKEN}
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or EOS_TOKEN
-    if tokenizer.eos_token is None:
-        tokenizer.eos_token = EOS_TOKEN
+        extra["pad_token"] = tokenizer.eos_token or EOS_TOKEN
+    if extra:  # named special tokens are set at load time, as transformers' converter does
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), **extra)
     return tokenizer

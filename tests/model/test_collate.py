@@ -151,3 +151,19 @@ def test_truncation_drops_cut_images_and_keeps_whole_ones(processor):
     full = VLCollator(processor).encode(sft)
     cut = VLCollator(processor, max_length=len(full.input_ids) - 1).encode(sft)
     assert len(cut.input_ids) == len(full.input_ids) - 1 and len(cut.images) == 1
+
+
+def test_expansion_and_pixels_agree_with_transformers_processor(processor):
+    # The collator builds ids itself (to mask labels turn by turn); it must expand
+    # placeholders and preprocess images exactly as transformers' own processor call does.
+    from PIL import Image
+
+    image = Image.new("RGB", (40, 30), (200, 20, 20))
+    text = "<image_placeholder> what is it?"
+    reference = processor(text=[text], images=[image], return_tensors="pt")
+    collate = VLCollator(processor)
+    ids, placeholders = collate._segment_ids(text)
+    assert placeholders == 1 and reference["input_ids"][0].tolist() == ids
+    batch = collate.pad([collate.encode_prompt([{"role": "user", "content": text}], [image])])
+    assert torch.equal(batch["pixel_values"], reference["pixel_values"])
+    assert torch.equal(batch["high_res_pixel_values"], reference["high_res_pixel_values"])
