@@ -24,7 +24,7 @@ def load_model(directory: str | Path, *, dtype=None, device: str | None = None,
     import torch
     from transformers import AutoConfig
 
-    from model.convert import detect_layout, load_published
+    from model.convert import detect_layout
     from model.presets import model_class_for
     from model.processor import load_processor
 

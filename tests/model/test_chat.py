@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model.build import save_model_dir
-from model.chat import Chat, answer_run
+from model.chat import Chat
 from model.collate import VLCollator, model_inputs
 from pipelines.cli import main as vlforge
 from pipelines.run_dir import RunDir
