@@ -448,6 +448,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pages of one host in flight at once, per worker (default 2)")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="pages in flight per worker (default 4)")
+    parser.add_argument("--pages-per-context", type=int, default=1,
+                        help="1 (default): a fresh browser context per page; N: recycle a "
+                             "context for N pages (cookies cleared between them), faster")
     parser.add_argument("--nav-timeout", type=float, default=15.0,
                         help="seconds for a document to arrive and parse (default 15)")
     parser.add_argument("--page-timeout", type=float, default=45.0,
@@ -470,6 +473,7 @@ def render_config(args: argparse.Namespace) -> dict[str, Any]:
         allow = [a.strip() for a in args.allow_private.split(",") if a.strip()]
     return {"allow_private": allow, "host_delay_s": args.host_delay,
             "host_concurrency": args.host_concurrency, "concurrency": args.concurrency,
+            "pages_per_context": args.pages_per_context,
             "nav_timeout_s": args.nav_timeout, "total_timeout_s": args.page_timeout,
             "retries": args.retries, "max_tiles": args.max_tiles,
             "viewport_height": args.viewport_height}

@@ -101,6 +101,7 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/chart": lambda: self.page(svg_chart_page()),
             "/copy": lambda: self.page(article(7)),  # same content as /articles/7
             "/flaky": self.flaky,
+            "/cookie": self.cookie,
             "/loop": lambda: self.redirect("/loop2"),
             "/loop2": lambda: self.redirect("/loop"),
             "/moved": lambda: self.redirect("/articles/3", 301),
@@ -141,6 +142,12 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
 
     def redirect(self, location: str, status: int = 302) -> None:
         self.reply(status, b"", "text/html", {"Location": location})
+
+    def cookie(self) -> None:
+        """Sets a cookie and shows the cookies it was sent (a recycled context has none)."""
+        shown = html.escape(f"{self.path} cookie:[{self.headers.get('Cookie', '')}]")
+        self.reply(200, simple_page("Cookie", f"<p>{shown}</p>").encode(), "text/html",
+                   {"Set-Cookie": "visited=yes; Path=/"})
 
     def flaky(self) -> None:
         """503 on the first request, the page afterwards: a transient failure."""

@@ -187,3 +187,12 @@ def test_private_addresses_refused_without_allow_private(site):
     fn = ScreenshotPagesFn({**RENDER, "allow_private": False})
     (out,) = fn.run_local([seed_sample("web", refs[0], "t00000")])
     assert out.kind == "dropped" and out.reason == "private_address"
+
+
+def test_recycled_contexts_start_without_cookies(site):
+    refs, _ = web_refs([site + "/cookie", site + "/cookie?again=1", site + "/articles/8"])
+    fn = ScreenshotPagesFn({**RENDER, "concurrency": 1, "pages_per_context": 3})
+    out = fn.run_local([seed_sample("web", ref, "t00000") for ref in refs])
+    texts = [s.text for s in out if s.meta["web"]["url"].startswith(site + "/cookie")]
+    assert len(texts) == 2 and all("cookie:[]" in t for t in texts)  # cleared in between
+    assert sum(1 for s in out if s.meta["web"]["render"]["pages_per_context"] == 3) == 3
