@@ -115,7 +115,7 @@ def page_scale(width: float, height: float, settings: RenderSettings) -> float:
 
 
 def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
-                source_format: str = "") -> dict[str, Any]:
+                source_format: str = "", headers: Any = None) -> dict[str, Any]:
     """Render page `index` and extract everything; returns a picklable result dict.
 
     ``status`` is "ok" (with image, text, markdown, meta, phash, blank, derived) or
@@ -152,7 +152,6 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
     raw_drawings = page.get_drawings()
     drawings = [norm.drawing(d, scale) for d in raw_drawings[:settings.max_drawings]]
 
-    markdown, table_boxes_md = (_page_markdown(doc, index) if settings.markdown else (None, []))
     image = _pil_image(pix)
     thumb = image.convert("L")
     thumb.thumbnail((256, 256))
@@ -170,6 +169,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
     }
     derived = []
     tables = _find_tables(page, raw_drawings, norm) if settings.tables else []
+    # pymupdf4llm's own table search costs as much as ours: only run it where ours found one.
+    markdown = _page_markdown(doc, index, bool(tables), headers) if settings.markdown else None
     if settings.figures:
         derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings)
     for table in tables:
@@ -178,8 +179,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
                                     extra={"rows": table["rows"], "cols": table["cols"]}))
     return {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
-        "phash": _phash(thumb), "blank": _is_blank(pix, thumb) and not text.strip(),
-        "derived": derived, "tables_in_markdown": len(table_boxes_md),
+        "phash": _phash(thumb), "blank": _is_blank(thumb) and not text.strip(),
+        "derived": derived,
     }
 
 
@@ -209,12 +210,13 @@ def iter_document(path: str, pages: list[int] | None,
     with doc:
         count = doc.page_count
         yield ("doc", {"page_count": count, "format": source_format})
+        headers = document_headers(doc, pages) if settings.markdown else None
         for index in (range(count) if pages is None else pages):
             if not 0 <= index < count:
                 yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
                 continue
             try:
-                result = render_page(doc, index, settings, source_format)
+                result = render_page(doc, index, settings, source_format, headers)
             except Exception as exc:  # a broken page must not lose the others
                 result = _error(type(exc).__name__, str(exc))
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
@@ -249,31 +251,35 @@ class _Normaliser:
     """Maps unrotated page coordinates to 0..1 of the rendered (rotated) page image."""
 
     def __init__(self, matrix: pymupdf.Matrix, width: float, height: float):
-        self.matrix, self.width, self.height = matrix, width, height
+        self.matrix = tuple(pymupdf.Matrix(matrix))
+        self.width, self.height = width, height
 
+    # Plain float arithmetic: pymupdf's Point/Matrix objects cost ~50 us each, and a chart
+    # page holds thousands of path points.
     def point(self, x: float, y: float) -> tuple[float, float]:
-        p = pymupdf.Point(x, y) * self.matrix
-        return (min(max(p.x / self.width, 0.0), 1.0), min(max(p.y / self.height, 0.0), 1.0))
+        a, b, c, d, e, f = self.matrix
+        px, py = a * x + c * y + e, b * x + d * y + f
+        return (min(max(px / self.width, 0.0), 1.0), min(max(py / self.height, 0.0), 1.0))
 
     def box(self, bbox) -> list[float]:
-        r = pymupdf.Rect(bbox) * self.matrix
-        r.normalize()
-        return [round(min(max(v / d, 0.0), 1.0), 5) for v, d in
-                ((r.x0, self.width), (r.y0, self.height), (r.x1, self.width), (r.y1, self.height))]
+        x0, y0 = self.point(bbox[0], bbox[1])
+        x1, y1 = self.point(bbox[2], bbox[3])
+        return [round(min(x0, x1), 5), round(min(y0, y1), 5), round(max(x0, x1), 5),
+                round(max(y0, y1), 5)]
 
     def drawing(self, path: dict, scale: float) -> dict[str, Any]:
         items = []
         for item in path.get("items", []):
             op, args = item[0], item[1:]
             if op == "re":
-                items.append(["re", *self.box(args[0])])
+                items.append(["re", *self.box(tuple(args[0]))])
             elif op == "qu":
                 quad = args[0]
                 items.append(["qu", *[round(v, 5) for p in (quad.ul, quad.ur, quad.lr, quad.ll)
-                                      for v in self.point(p.x, p.y)]])
+                                      for v in self.point(p[0], p[1])]])
             else:  # "l" (2 points) or "c" (4 points)
-                items.append([op, *[round(v, 5) for p in args for v in self.point(p.x, p.y)]])
-        return {"type": path.get("type"), "box": self.box(path["rect"]),
+                items.append([op, *[round(v, 5) for p in args for v in self.point(p[0], p[1])]])
+        return {"type": path.get("type"), "box": self.box(tuple(path["rect"])),
                 "fill": _rgb(path.get("fill")), "stroke": _rgb(path.get("color")),
                 "width": round((path.get("width") or 0) * scale, 3), "items": items}
 
@@ -282,23 +288,59 @@ def _rgb(color) -> list[float] | None:
     return [round(c, 4) for c in color] if color else None
 
 
-def _page_markdown(doc: pymupdf.Document, index: int) -> tuple[str | None, list]:
-    """The page as markdown (headings, lists, tables) with pymupdf4llm's fast path."""
-    from pymupdf4llm.helpers import pymupdf_rag  # the classic path: no layout model, no OCR
+def document_headers(doc: pymupdf.Document, pages: list[int] | None) -> Any:
+    """pymupdf4llm's heading levels by font size, computed once per document (left to
+    pymupdf4llm, it rescans every page of the document for each page it converts)."""
+    from pymupdf4llm.helpers import pymupdf_rag
 
     try:
-        chunk = pymupdf_rag.to_markdown(doc, pages=[index], page_chunks=True, ignore_images=True,
-                                        show_progress=False, table_strategy="lines_strict")[0]
+        return pymupdf_rag.IdentifyHeaders(doc, pages=pages)
+    except Exception as exc:
+        log.debug("heading detection failed: %s", exc)
+        return None
+
+
+def _page_markdown(doc: pymupdf.Document, index: int, tables: bool,
+                   headers: Any = None) -> str | None:
+    """The page as markdown (headings, lists, tables) with pymupdf4llm's classic path."""
+    from pymupdf4llm.helpers import pymupdf_rag  # no layout model, no OCR: fast
+
+    try:
+        # Graphics are ours to handle (figures); pymupdf4llm looks at them (which its table
+        # search needs) only where our cheaper search found a table.
+        chunk = pymupdf_rag.to_markdown(
+            doc, pages=[index], page_chunks=True, ignore_images=True, ignore_graphics=not tables,
+            show_progress=False, hdr_info=headers,
+            table_strategy="lines_strict" if tables else None)[0]
     except Exception as exc:  # markdown is a bonus; the page stays usable without it
         log.debug("markdown failed on page %d: %s", index, exc)
-        return None, []
-    return (chunk.get("text") or None), chunk.get("tables") or []
+        return None
+    return chunk.get("text") or None
 
 
 def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[dict[str, Any]]:
     """Ruled tables (the "lines_strict" strategy: only pages with vector lines can have one)."""
-    rules = sum(1 for d in drawings for it in d.get("items", []) if it[0] in ("l", "re"))
-    if rules < 4:
+    # A ruled table needs stroked rules both ways (3+ across, 2+ down). Counting them is
+    # cheap; `find_tables` first extracts every character of the page, which is not.
+    horizontal = vertical = 0
+    for d in drawings:
+        stroked = "s" in (d.get("type") or "")
+        for item in d.get("items", ()):
+            if item[0] == "re":
+                r = item[1]
+                if stroked:
+                    horizontal, vertical = horizontal + 2, vertical + 2
+                elif r.height < 2 and r.width > 10:  # a filled hairline is a rule too
+                    horizontal += 1
+                elif r.width < 2 and r.height > 10:
+                    vertical += 1
+            elif item[0] == "l":
+                (x0, y0), (x1, y1) = item[1], item[2]
+                horizontal += abs(y1 - y0) < 1 and abs(x1 - x0) > 10
+                vertical += abs(x1 - x0) < 1 and abs(y1 - y0) > 10
+        if horizontal >= 3 and vertical >= 2:
+            break
+    if horizontal < 3 or vertical < 2:
         return []
     try:
         found = page.find_tables(strategy="lines_strict").tables
@@ -457,10 +499,11 @@ def _phash(thumb) -> str:
     return str(imagehash.phash(thumb, hash_size=16))
 
 
-def _is_blank(pix: pymupdf.Pixmap, thumb) -> bool:
-    """One colour, or so close to it that nothing is legible (scanner noise on white)."""
-    if pix.is_unicolor:
-        return True
+def _is_blank(thumb) -> bool:
+    """One colour, or so close to it that nothing is legible (scanner noise on white).
+
+    Judged on the 256 px grey thumbnail (PyMuPDF's `Pixmap.is_unicolor` walks every sample
+    in Python: seconds per page)."""
     from PIL import ImageStat
 
     low, high = thumb.getextrema()
