@@ -43,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--mixture", default=None, metavar="MIXTURE.yaml",
                        help="target weights per taxonomy node (default: the bundled "
                             "taxonomy/mixtures/default.yaml)")
-    build.add_argument("--total", type=int, default=None,
-                       help="conversations to build (overrides the mixture's 'total')")
+    build.add_argument("--total", type=_total, default=None, metavar="N|proportional",
+                       help="conversations to build, or 'proportional' for the most the "
+                            "repeat caps allow at exactly the mixture's shares (overrides "
+                            "the mixture's 'total'; default: as many as there are candidates)")
     build.add_argument("--max-repeat", type=int, default=None,
                        help="most repeats of one candidate when up-sampling (overrides the mixture)")
     build.add_argument("--seed", type=int, default=None,
@@ -73,6 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--no-system-prompt", dest="system_prompt", action="store_false",
                      help="do not add the DeepSeek-VL system prompt")
     add_run_arguments(imp)
+
+
+def _total(value: str) -> int | str:
+    if value == "proportional":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'proportional', got {value!r}")
+    return number
 
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:

@@ -5,7 +5,8 @@ special buckets: ``text_only`` (conversations without an image, e.g. imported te
 dialogues) and ``unlabeled``::
 
     name: default
-    total: null          # conversations to build; null = as many as there are candidates
+    total: null          # conversations to build; null = as many as there are candidates;
+                         # "proportional" = the most the caps allow at exactly these shares
     max_repeat: 3        # an under-represented candidate is repeated at most this often
     seed: 0
     weights:
@@ -19,7 +20,9 @@ buckets that have candidates; each bucket's target is ``share × total``. Over-r
 buckets are down-sampled (a seeded hash order, so the choice is stable); under-represented
 ones are up-sampled by repeating candidates with different phrasings (``variant`` 1, 2...)
 up to ``max_repeat`` and the number of distinct phrasings; what is still missing is reported
-as a shortfall. `mixture_report` gives before/after counts, `plot_mixture` the figure.
+as a shortfall. With ``total: proportional`` the total is instead the largest one at which
+every bucket can meet its share within the caps, so the built mix has the target shares
+exactly (smaller, no shortfall). `mixture_report` gives before/after counts, `plot_mixture` the figure.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from taxonomy.sft_templates import UNLABELED, choice_hash
 log = logging.getLogger(__name__)
 
 TEXT_ONLY = "text_only"
+PROPORTIONAL = "proportional"
 SPECIAL_BUCKETS = (TEXT_ONLY, UNLABELED)
 DEFAULT_MIXTURE = os.path.join(os.path.dirname(__file__), "mixtures", "default.yaml")
 
@@ -106,7 +110,7 @@ class Mixture:
 
     name: str
     weights: Mapping[str, float]
-    total: int | None = None
+    total: int | str | None = None  # an int, None (= candidates) or "proportional"
     max_repeat: int = 3
     seed: int = 0
     path: str = ""
@@ -141,8 +145,10 @@ def load_mixture(path: str, tree=None) -> Mixture:
     if weights and not any(clean.values()) and not problems:
         problems.append("all weights are 0")
     total = data.get("total")
-    if total is not None and (not isinstance(total, int) or total <= 0):
-        problems.append(f"'total' must be a positive integer or null, got {total!r}")
+    if total is not None and total != PROPORTIONAL and (
+            not isinstance(total, int) or isinstance(total, bool) or total <= 0):
+        problems.append(f"'total' must be a positive integer, null or {PROPORTIONAL!r}, "
+                        f"got {total!r}")
     max_repeat = data.get("max_repeat", 3)
     if not isinstance(max_repeat, int) or max_repeat < 1:
         problems.append(f"'max_repeat' must be an integer >= 1, got {max_repeat!r}")
@@ -216,7 +222,13 @@ def select(candidates: Sequence[Candidate], mixture: Mixture, tree=None) -> Sele
             grouped[bucket].append(candidate)
     present = {b: w for b, w in mixture.weights.items() if w > 0 and grouped.get(b)}
     weight_sum = sum(present.values())
-    total = mixture.total or sum(len(v) for v in grouped.values())
+    if mixture.total == PROPORTIONAL:
+        # The bucket with the least room (candidates x allowed repeats, per unit of share)
+        # decides how many conversations the exact shares allow.
+        total = min((int(sum(min(mixture.max_repeat, c.repeat_cap) for c in grouped[b])
+                         * weight_sum / w) for b, w in present.items()), default=0)
+    else:
+        total = mixture.total or sum(len(v) for v in grouped.values())
     targets = _apportion(total, present)
     chosen: list[tuple[Candidate, int]] = []
     report: dict[str, dict[str, Any]] = {}
@@ -305,7 +317,7 @@ def plot_mixture(report: Mapping[str, Any], path: str) -> None:
     series = [("before (candidates)", report["before_by_bucket"]),
               ("target", report["target_by_bucket"]),
               ("after (selected)", report["after_by_bucket"])]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(buckets) + 1.8))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(buckets) + 1.8))
     height = 0.27
     for i, (label, counts) in enumerate(series):
         total = sum(counts[b] for b in buckets) or 1
@@ -320,7 +332,7 @@ def plot_mixture(report: Mapping[str, Any], path: str) -> None:
     ax.set_xlabel("share of conversations (%), counts at bar ends")
     ax.set_title(f"SFT mixture '{report['mixture']}': {report['candidates']} candidates → "
                  f"{report['selected']} selected")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

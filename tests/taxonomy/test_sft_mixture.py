@@ -129,3 +129,16 @@ def test_report_and_plot(tmp_path, tree):
     plot_mixture(report, str(path))
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def test_proportional_total_keeps_the_shares_exact(tree):
+    candidates = (_candidates(PRINTED, 100) + _candidates(GRAPH, 10, cap=6)
+                  + _candidates(THEME, 5, has_image=False))
+    mixture = Mixture("t", {"recognition": 2, "analysis": 1, "text_only": 1},
+                      total="proportional", max_repeat=2)
+    selection = select(candidates, mixture, tree)
+    # text-only: 5 candidates x 2 repeats = 10 at a quarter share -> 40 in all.
+    assert selection.total_target == 40
+    got = {b: r["selected"] for b, r in selection.buckets.items()}
+    assert got == {"recognition": 20, "analysis": 10, "text_only": 10}
+    assert all(r["shortfall"] == 0 for r in selection.buckets.values())
