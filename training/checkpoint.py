@@ -1,7 +1,10 @@
 """The training checkpoint: ONE dict with everything a run needs to continue exactly.
 
-    {"model", "optimizer", "scheduler", "step", "rng", "data", "config", "meta"}
+    {"model", "optimizer", "scheduler", "step", "rng", "data", "config", "world_size",
+     "model_dir"}
 
+`model` holds the TRAINABLE parameters only: frozen ones are by definition still those of
+`model_dir`, which a resume must name again (stage 1 checkpoints stay adaptor-sized).
 `rng` and `data` are lists indexed by DDP rank (each rank has its own data position and
 random state). Files are ``RUN/checkpoints/step-000120.pt``, written under a temporary
 name and renamed, so a run killed mid-write leaves the previous checkpoint intact; only

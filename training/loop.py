@@ -92,11 +92,15 @@ def _resume_state(out: str, resume: str | None) -> dict[str, Any] | None:
     return ckpt.load_checkpoint(path)
 
 
-def _check_resumable(saved: dict[str, Any], config: StageConfig, info: DistInfo) -> None:
+def _check_resumable(saved: dict[str, Any], config: StageConfig, info: DistInfo,
+                     model_dir: str) -> None:
     old = saved["config"]
     new = config.to_dict()
     changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
     problems = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed]
+    if saved["model_dir"] != os.path.abspath(model_dir):
+        problems.append(f"--model {saved['model_dir']} -> {os.path.abspath(model_dir)} "
+                        "(frozen weights come from it)")
     if saved["world_size"] != info.world_size:
         problems.append(f"world size {saved['world_size']} -> {info.world_size} "
                         "(each rank's data position is saved)")
@@ -153,7 +157,7 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
     saved = _resume_state(out, resume)
     start = 0
     if saved is not None:
-        _check_resumable(saved, config, info)
+        _check_resumable(saved, config, info, model_dir)
         missing = set(n for n, p in model.named_parameters() if p.requires_grad) - \
             set(saved["model"])
         if missing:

@@ -24,7 +24,7 @@ def torchrun(*args, timeout=300):
 def test_two_process_ddp_run_and_resume(tiny_model_dir, caption_run, text_file, tmp_path):
     out = str(tmp_path / "ddp")
     common = ["--stage", "2", "--model", tiny_model_dir, "--data", caption_run, "--text",
-              text_file, "--out", out, "--max-steps", "4", "--batch-size", "2",
+              text_file, "--out", out, "--max-steps", "4", "--batch-size", "2", "--grad-accum", "2",
               "--language-ratio", "0.5", "--json"]
     first = torchrun(*common, "--stop-after", "2")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -37,5 +37,5 @@ def test_two_process_ddp_run_and_resume(tiny_model_dir, caption_run, text_file, 
     assert summary["step"] == 4 and summary["resumed_from"] == 2
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert all(r["samples"] == 2 * 2 for r in rows)  # batch 2 on each of 2 ranks
+    assert all(r["samples"] == 2 * 2 * 2 for r in rows)  # batch 2 x accum 2 x 2 ranks
     assert os.path.exists(os.path.join(summary["model_dir"], "config.json"))
