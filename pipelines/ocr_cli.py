@@ -53,8 +53,12 @@ def is_document(path: Path) -> bool:
 
 
 def iter_images(path: Path, dpi: int,
-                pages: set[int] | None) -> Iterator[tuple[int | None, Image.Image]]:
-    """``(page index or None, RGB image)`` for an image file or each selected document page."""
+                pages: set[int] | None) -> Iterator[tuple[int | None, Image.Image | Exception]]:
+    """``(page index or None, RGB image)`` for an image file or each selected document page.
+
+    A page that fails to render comes as ``(index, exception)`` so the next pages still run;
+    a file that cannot be opened at all raises.
+    """
     if not is_document(path):
         with Image.open(path) as image:
             image.load()
@@ -66,7 +70,11 @@ def iter_images(path: Path, dpi: int,
         for index in range(document.page_count):
             if pages is not None and index not in pages:
                 continue
-            pixmap = document[index].get_pixmap(dpi=dpi, alpha=False)
+            try:
+                pixmap = document[index].get_pixmap(dpi=dpi, alpha=False)
+            except Exception as exc:  # a broken page must not hide the rest of the file
+                yield index, exc
+                continue
             yield index, Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
 
 
@@ -105,6 +113,12 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
         path = Path(name)
         try:
             for page, image in iter_images(path, args.dpi, pages):
+                if isinstance(image, Exception):
+                    failed += 1
+                    message = f"{type(image).__name__}: {image}"
+                    results.append({"file": str(path), "page": page, "error": message})
+                    print(f"vlforge ocr: {path} page {page + 1}: {message}", file=sys.stderr)
+                    continue
                 started = time.perf_counter()
                 lines = engine.read(image)
                 result = {"file": str(path), "page": page, "width": image.width,
