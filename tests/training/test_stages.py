@@ -68,3 +68,20 @@ def test_param_groups_by_longest_prefix():
     assert param_group("model.high_res_vision_proj.conv2.weight") == "adaptor"
     assert param_group("model.vision_model.encoder.layers.0.mlp.fc1.weight") == "siglip"
     assert param_group("lm_head.weight") == "language_model"
+
+
+def test_stage_groups_on_the_siglip_only_family():
+    """The 1.3B wiring (no SAM): every stage's groups exist; asking for SAM is an error."""
+    from model.build import init_model
+
+    from training.trainable import apply_trainable
+
+    model, _ = init_model("tiny-siglip")
+    for stage in (1, 2, 3):
+        summary = apply_trainable(model, stage_preset(stage).trainable)
+        assert "sam" not in summary and "other" not in summary
+        trained = {g for g, c in summary.items() if c["trainable"]}
+        assert trained == set(stage_preset(stage).trainable)
+        assert all(c["trainable"] in (0, c["params"]) for c in summary.values())
+    with pytest.raises(ValueError, match="match no parameter"):
+        apply_trainable(model, ("sam",))
