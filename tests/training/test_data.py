@@ -98,3 +98,34 @@ def test_modality_mix_follows_the_ratio_schedule():
     assert early >= 0.9
     assert abs(late - 0.7) < 0.04
     assert step_modality(config, 0, has_language=False, has_multimodal=True) == "multimodal"
+
+
+def test_images_pipeline_run_streams_and_unusable_samples_are_counted(tmp_path, tiny_model_dir):
+    """A run made by the real images pipeline (Beam DirectRunner) feeds the data layer;
+    its image-only samples have nothing to learn, so they are skipped and counted, and a
+    stream with nothing usable stops with an error instead of spinning."""
+    from model.collate import VLCollator
+    from model.loading import load_model
+    from pipelines.images import image_refs
+    from pipelines.runner import run_pipeline
+    from training.data import DataError, SampleBatches
+    from tests.training.conftest import draw_png
+
+    paths = []
+    for color in ("red", "blue", "green"):
+        path = tmp_path / f"{color}.png"
+        path.write_bytes(draw_png(color, "circle"))
+        paths.append(str(path))
+    out = str(tmp_path / "images-run")
+    stats = run_pipeline("images", image_refs(paths), {}, out)
+    assert stats["written"] == 3
+    stream = ShardSampleStream(run_shards([out]), seed=0)
+    assert {s.meta["image"]["path"] for s in itertools.islice(stream, 3)} == set(paths)
+
+    _, processor = load_model(tiny_model_dir)
+    collator = VLCollator(processor)
+    batches = SampleBatches(stream, 2, collator)
+    batches.max_consecutive_skips = 5
+    with pytest.raises(DataError, match="could not be encoded"):
+        batches.next_batch()
+    assert collator.skipped["no_text"] == 5
