@@ -22,7 +22,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -118,18 +118,31 @@ class Labeler:
         # Texts of one leaf are contiguous, so a leaf's best score is a reduceat over them.
         self._starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]])
         self._node_vectors = self._encode(texts)                       # [texts, 384]
-        self._keywords = [self._keyword_patterns(leaf.id) for leaf in self.leaves]
+        self._index_keywords()
         self._multi = np.array([self.taxonomy.main_category(l.id) == "multi_graph"
                                 for l in self.leaves])
         log.info("labeler ready: %d leaves, %d reference texts, taxonomy v%d",
                  len(self.leaves), len(texts), self.taxonomy.version)
         return self
 
-    def _keyword_patterns(self, leaf_id: str) -> tuple[re.Pattern | None, re.Pattern | None]:
-        chain = self.taxonomy.ancestors(leaf_id)
-        own = chain[-1].keywords
-        inherited = [k for node in chain[:-1] for k in node.keywords]
-        return _phrase_pattern(own), _phrase_pattern(inherited)
+    def _index_keywords(self) -> None:
+        """phrase -> (leaves it is a keyword of, leaves that inherit it from an ancestor).
+
+        Checking each distinct phrase once with a substring test (and a whole-word regex
+        only on a hit) costs microseconds per prompt, against milliseconds for one regex
+        per leaf.
+        """
+        phrases: dict[str, tuple[set[int], set[int]]] = {}
+        for j, leaf in enumerate(self.leaves):
+            chain = self.taxonomy.ancestors(leaf.id)
+            for depth, node in enumerate(chain):
+                for phrase in node.keywords:
+                    phrase = phrase.strip().lower()
+                    if phrase:
+                        phrases.setdefault(phrase, (set(), set()))[
+                            0 if depth == len(chain) - 1 else 1].add(j)
+        self._phrases = phrases
+        self._phrase_res = {p: _phrase_pattern(p) for p in phrases}
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors for `texts`, from the cache where possible, new ones in batches."""
@@ -165,14 +178,16 @@ class Labeler:
         bonus = np.zeros_like(per_leaf)
         hits: dict[int, str] = {}
         lowered = prompt.lower()
-        for j, (own, inherited) in enumerate(self._keywords):
-            if own is not None:
-                found = own.search(lowered)
-                if found:
-                    bonus[j] += KEYWORD_BONUS
-                    hits[j] = found.group(0)
-            if inherited is not None and inherited.search(lowered):
-                bonus[j] += ANCESTOR_KEYWORD_BONUS
+        inherited_hits: set[int] = set()
+        for phrase, (own, inherited) in self._phrases.items():
+            if phrase in lowered and self._phrase_res[phrase].search(lowered):
+                for j in own:
+                    hits.setdefault(j, phrase)
+                inherited_hits |= inherited
+        for j in hits:
+            bonus[j] += KEYWORD_BONUS
+        for j in inherited_hits:
+            bonus[j] += ANCESTOR_KEYWORD_BONUS
         if images >= 2:
             bonus[self._multi] += MULTI_IMAGE_BONUS
         scores = per_leaf + bonus
@@ -240,9 +255,6 @@ class Labeler:
                      self.taxonomy.version, f"rule:{hit.rule}")
 
 
-def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern | None:
-    """One regex matching any phrase as whole words (lowercased text; a plural 's' allowed)."""
-    phrases = sorted({p.strip().lower() for p in phrases if p.strip()}, key=len, reverse=True)
-    if not phrases:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in phrases) + r")s?(?!\w)")
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    """A regex matching `phrase` as whole words (in lowercased text; a plural 's' allowed)."""
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"s?(?!\w)")
