@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 SVG_SUFFIXES = {".svg"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -74,8 +77,14 @@ def _charts_in_document(path: Path, page: int | None) -> list[dict[str, Any]]:
     charts = []
     for index in tqdm(indices, desc="chart", unit="page", disable=len(indices) < 5 or None,
                       file=sys.stderr):
-        for chart in charts_from_pdf_file(str(path), index):
-            charts.append({**chart, "page": index})
+        try:
+            found = charts_from_pdf_file(str(path), index)
+        except Exception as exc:  # one broken page must not hide the others' charts
+            log.warning("%s page %d: %s: %s", path, index + 1, type(exc).__name__, exc)
+            if page is not None:
+                raise ValueError(f"{path} page {page}: {exc}") from exc
+            continue
+        charts += [{**chart, "page": index} for chart in found]
     return charts
 
 

@@ -76,8 +76,11 @@ def _least_squares(xs: list[float], ys: list[float]) -> tuple[float, float, floa
     return a, b, resid
 
 
-def fit_scale(pairs: list[tuple[float, float]]) -> AxisScale | None:
-    """Fit a scale to (position, value) tick pairs; None when they do not make an axis."""
+def fit_scale(pairs: list[tuple[float, float]], prefer_log: bool = False) -> AxisScale | None:
+    """Fit a scale to (position, value) tick pairs; None when they do not make an axis.
+
+    `prefer_log`: the labels are written as powers (10², 10^{-1}): a log axis even when
+    only two ticks are labelled (matplotlib labels only the decades)."""
     pairs = sorted(set(pairs))
     if len({p for p, _ in pairs}) < 2 or len({v for _, v in pairs}) < 2:
         return None
@@ -85,6 +88,9 @@ def fit_scale(pairs: list[tuple[float, float]]) -> AxisScale | None:
     ys = [v for _, v in pairs]
     a, b, resid = _least_squares(xs, ys)
     best = AxisScale("linear", a, b, resid, len(pairs))
+    if prefer_log and all(v > 0 for v in ys):
+        la, lb, lresid = _least_squares(xs, [math.log10(v) for v in ys])
+        return AxisScale("log", la, lb, lresid, len(pairs)) if lresid <= 0.05 else None
     if all(v > 0 for v in ys) and len(pairs) >= 3:
         la, lb, lresid = _least_squares(xs, [math.log10(v) for v in ys])
         if lresid < 0.01 and resid > 0.02:

@@ -124,17 +124,22 @@ def _split_runs(chars: list[dict], size: float, horizontal: bool) -> list[list[d
 
 
 def _merge_spans(texts: list[Text]) -> list[Text]:
-    # Mathtext labels (10^2) come as several spans; a superscript sits right after its base.
-    out: list[Text] = []
-    for t in sorted(texts, key=lambda t: (round(t.cy / 3), t.x0)):
-        prev = out[-1] if out else None
-        if prev and not t.vertical and not prev.vertical and t.size < 0.85 * prev.size and \
-                0 <= t.x0 - prev.x1 < 1.5 and t.y1 <= prev.y1 + 1 and t.y0 >= prev.y0 - 0.6 * prev.size:
-            prev.text = f"{prev.text}^{{{t.text}}}"
-            prev.x1 = max(prev.x1, t.x1)
+    """Join superscripts to their base: mathtext tick labels (10², matplotlib's log axes)
+    come as a base span and a smaller raised span right after it."""
+    merged: set[int] = set()
+    for small in texts:
+        if small.vertical or len(small.text) > 4:  # exponents are short
             continue
-        out.append(t)
-    return out
+        for base in texts:
+            if base is small or base.vertical or id(base) in merged:
+                continue
+            if small.size < 0.85 * base.size and 0 <= small.x0 - base.x1 < 1.5 and \
+                    small.cy < base.cy and small.y1 > base.y0:
+                base.text = f"{base.text}^{{{small.text}}}"
+                base.x1 = max(base.x1, small.x1)
+                merged.add(id(small))
+                break
+    return [t for t in texts if id(t) not in merged]
 
 
 def scenes_from_page(page, drawings: list[dict] | None = None) -> list[tuple[list[float], Scene]]:

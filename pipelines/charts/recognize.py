@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -129,7 +130,10 @@ class ChartReader:
             groups = _cluster(numeric, key=lambda tv: tv[0].cy, tol=3.0)
         best: Axis | None = None
         for group in groups:
-            if len(group) < 2:
+            powers = all("^" in t.text or "⁰" in t.text or "¹" in t.text for t, _ in group)
+            if len(group) < 3 and not powers:
+                continue  # two numbers line up by chance in prose; axes have 3+ ticks
+            if any(len(re.sub(r"\\mathdefault|[${}\\]", "", t.text)) > 14 for t, _ in group):
                 continue
             labels = [t for t, _ in group]
             raw = [t.cy if orient == "y" else t.cx for t in labels]
@@ -137,7 +141,11 @@ class ChartReader:
                 continue  # two labels at one position: not ticks along this axis
             positions = [self._snap(orient, t, p) for t, p in zip(labels, raw)]
             vals = [v for _, v in group]
-            scale = fit_scale(list(zip(positions, vals)))
+            scale = fit_scale(list(zip(positions, vals)), prefer_log=powers)
+            log_minor = scale is not None and scale.kind == "log" and scale.residual < 0.005 \
+                and (len(group) >= 4 or powers)  # 1, 2, 3, 5, 10: log ticks with minor labels
+            if scale is not None and not log_minor and not _evenly_stepped(positions, vals, scale.kind):
+                continue  # page numbers, table cells: axis ticks step evenly
             if scale is None:
                 vals = _expand_log_mantissas(positions, vals, orient)
                 scale = fit_scale(list(zip(positions, vals))) if vals else None
@@ -306,13 +314,29 @@ class ChartReader:
         bars, lines, markers, areas = self._classify(marks, lay, box)
         if bars:
             return self._bars(bars, lay)
-        if areas:
+        # Lines, areas and scatters plot values upwards: the y axis must be numeric, and
+        # on a category x axis every vertex must stand on a category.
+        if lay.y is None or lay.y.categorical:
+            return self._chart("unknown", lay, [], recovered=False)
+        if areas and self._on_categories(areas, lay):
             return self._areas(areas, lay)
-        if lines:
+        if lines and self._on_categories(lines, lay):
             return self._lines(lines, markers, lay)
-        if markers:
+        if markers and self._on_categories(markers, lay, centers=True):
             return self._scatter(markers, lay)
         return self._chart("unknown", lay, [], recovered=False)
+
+    @staticmethod
+    def _on_categories(shapes: list[Shape], lay: Layout, centers: bool = False) -> bool:
+        if lay.x is None or not lay.x.categorical:
+            return True
+        pos = sorted(lay.x.positions)
+        if len(pos) < 2:
+            return False
+        tol = 0.1 * min(b - a for a, b in zip(pos, pos[1:]))
+        xs = [(s.bbox[0] + s.bbox[2]) / 2 for s in shapes] if centers else \
+            [x for s in shapes for x, _ in s.points]
+        return all(min(abs(x - p) for p in pos) <= tol for x in xs)
 
     def _inside(self, shape: Shape, box) -> bool:
         x0, y0, x1, y1 = shape.bbox
@@ -340,8 +364,8 @@ class ChartReader:
                     continue  # tick marks
                 if gray and length >= 0.6 * (span_w if kind == "h" else span_h):
                     continue  # gridlines, spines, zero lines
-                if s.stroke and not is_light(s.stroke):
-                    lines.append(s)
+                if s.stroke and not is_light(s.stroke) and not gray:
+                    lines.append(s)  # straight gray/black rules are frames, not data
                 continue
             if s.is_rect():
                 covers = x0 <= xs[0] + 0.5 and x1 >= xs[1] - 0.5 and y0 <= ys[0] + 0.5 and \
@@ -537,8 +561,8 @@ class ChartReader:
 
     def _pie(self, lay: Layout, wedges: list[Shape]) -> dict | None:
         wedges = [s for s in wedges if id(s) not in lay.handles]
-        if not wedges:
-            return None
+        if len(wedges) < 2:
+            return None  # one filled disk is a dot or a logo, not a pie
         total = sum(s.area() for s in wedges)
         if total <= 0:
             return None
@@ -582,6 +606,16 @@ def _holds_text(shape: Shape, texts: list[Text]) -> bool:
         return False
     x0, y0, x1, y1 = shape.bbox
     return any(x0 <= t.cx <= x1 and y0 <= t.cy <= y1 and (x1 - x0) > (t.x1 - t.x0) for t in texts)
+
+
+def _evenly_stepped(positions: list[float], values: list[float], kind: str) -> bool:
+    """Tick values step by one constant (linear) or one ratio (log), as axes do."""
+    ordered = [v for _, v in sorted(zip(positions, values))]
+    if kind == "log":
+        ordered = [math.log10(v) for v in ordered]
+    diffs = [abs(b - a) for a, b in zip(ordered, ordered[1:])]
+    step = sorted(diffs)[len(diffs) // 2]
+    return step > 0 and all(abs(d - step) <= 0.02 * step for d in diffs)
 
 
 def _expand_log_mantissas(positions: list[float], values: list[float], orient: str
