@@ -608,8 +608,9 @@ def _distinct_line(text: str, other: str) -> str | None:
     """A line of `text` (12-80 chars) that does not occur anywhere in `other`."""
     other_norm = " ".join(other.split()).lower()
     for line in text.splitlines():
-        line = " ".join(line.split())
-        if 12 <= len(line) <= 80 and line.lower() not in other_norm:
+        line = line.strip()  # quoted verbatim: the question cites a line of the source
+        norm = " ".join(line.split()).lower()
+        if 12 <= len(line) <= 80 and norm not in other_norm:
             return line
     return None
 

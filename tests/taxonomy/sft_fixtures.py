@@ -20,7 +20,7 @@ from pipelines.shards import ShardWriter
 
 PAGE_LINES = ["Annual Report on Coastal Birds", "Section 2: Nesting counts by island",
               "Counts rose on three of the four islands surveyed this year."]
-OTHER_LINES = ["Minutes of the Library Committee", "Item 4: opening hours in winter",
+OTHER_LINES = ["Minutes of the Library Committee", "Item 4:  opening hours in winter",
                "The committee agreed to open at nine on Saturdays."]
 WEB_LINES = ["Kettle Store - Home", "Stainless steel kettles from 19 euros",
              "Free delivery for orders over 50 euros"]
