@@ -222,7 +222,8 @@ class RenderPdfPagesFn(StageFn):
         for part in result["derived"]:
             kind = part["kind"]
             number = counters[kind] = counters.get(kind, -1) + 1
-            part_meta = {"file_sha256": sha, "page_key": page.key, **part["meta"]}
+            part_meta = {"file_sha256": sha, "path": meta["path"], "page_key": page.key,
+                         **part["meta"]}
             yield page.derive(f"{page.locator}&{kind}={number}", image=part["image"],
                               text=part["text"], markdown=part["markdown"],
                               meta={"pdf": part_meta})

@@ -1,0 +1,261 @@
+"""PDF pipeline throughput and memory: pages/s next to a bare PyMuPDF render loop.
+
+Both sides get the same files, the same DPI rule (long side ``--target`` px) and the same
+worker count:
+
+- ``bare``: a multiprocessing pool of ``--workers`` processes; each opens a document and,
+  for every page, renders the pixmap and encodes it as PNG. Nothing else.
+- ``pipeline``: ``vlforge pdf`` (`run_pipeline("pdf", ...)`: Beam DirectRunner, one
+  isolated renderer per worker, text/words/lines, drawings, perceptual hashes, shards,
+  manifest), in-process for 1 worker, ``--direct_running_mode=multi_processing`` above.
+  Post stages (OCR, charts, labels) off: they are benchmarked by their own scripts.
+  Modes: ``full`` (markdown, figures, tables: the defaults) and ``lean``
+  (``--no-markdown --no-figures --no-tables``).
+
+Each measurement runs in a fresh child process; its wall time, CPU seconds (the whole
+process tree, so a busy shared machine skews it less) and peak memory (sum of the RSS of
+the process tree, sampled every 0.1 s) are recorded. Memory is measured at 1x and 10x the
+input (10x = ten byte-distinct copies of each file, the near-duplicate filter off so every
+copy is really processed).
+
+    .venv/bin/python bench/pdf_throughput.py [--inputs DIR] [--limit N] [--workers 1]
+        [--modes full,lean] [--memory-limit N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+DEFAULT_INPUTS = "/work/shared/corpus/pdfs"
+NO_POST_STAGES = {"ocr": None, "charts": False, "label": False}
+LEAN = {"markdown": False, "figures": False, "tables": False}
+
+
+# -- the two workloads (run inside a measured child process) -------------------------------
+def _bare_document(job: tuple[str, int]) -> int:
+    import pymupdf
+
+    path, target = job
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pages = 0
+    try:
+        with pymupdf.open(path) as doc:
+            for page in doc:
+                try:
+                    rect = page.rect
+                    scale = target / max(rect.width, rect.height)
+                    page.get_pixmap(matrix=pymupdf.Matrix(scale, scale)).tobytes("png")
+                    pages += 1
+                except Exception:
+                    pass
+    except Exception:
+        pass
+    return pages
+
+
+def bare_loop(paths: list[str], workers: int, target: int) -> dict:
+    import multiprocessing
+
+    jobs = [(p, target) for p in paths]
+    if workers == 1:
+        pages = sum(map(_bare_document, jobs))
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            pages = sum(pool.imap_unordered(_bare_document, jobs))
+    return {"pages": pages}
+
+
+def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
+                 near_duplicates: bool) -> dict:
+    from pipelines.audit import audit_run
+    from pipelines.pdf import pdf_refs
+    from pipelines.run_dir import RunDir
+    from pipelines.runner import run_pipeline
+
+    render = {"target": target, **(LEAN if mode == "lean" else {})}
+    config = {"render": render, "near_duplicate_bits": 10 if near_duplicates else -1,
+              **NO_POST_STAGES}
+    beam = (["--runner=DirectRunner"] if workers == 1 else
+            ["--runner=DirectRunner", f"--direct_num_workers={workers}",
+             "--direct_running_mode=multi_processing"])
+    out = os.path.join(tempfile.mkdtemp(prefix="pdf-bench-"), "run")
+    try:
+        stats = run_pipeline("pdf", pdf_refs(paths), config, out, beam_args=beam, task_size=8)
+        # pages rendered = pages written + pages rendered and then filtered out
+        filtered = sum(1 for o in RunDir(out).outcomes() if o.kind == "dropped"
+                       and o.reason in ("blank_page", "near_duplicate_page"))
+        return {"pages": stats["written"] + filtered, "written": stats["written"],
+                "derived": stats["derived"], "dropped": stats["dropped"],
+                "errors": stats["errors"], "audit_ok": audit_run(out, verify_shards=False).ok}
+    finally:
+        shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+
+
+# -- measuring a child process -------------------------------------------------------------
+def measure(spec: dict) -> dict:
+    """Run `spec` in a fresh interpreter; wall s, CPU s of its tree, peak tree RSS (MB)."""
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--_child", json.dumps(spec)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    parent = psutil.Process(proc.pid)
+    peak, cpu_seen = 0, {}
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        rss = 0
+        for member in tree:
+            try:
+                rss += member.memory_info().rss
+                times = member.cpu_times()
+                cpu_seen[member.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        peak = max(peak, rss)
+        time.sleep(0.1)
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - started
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    usage = result.pop("_rusage_children_cpu", 0.0)
+    cpu = max(usage, sum(cpu_seen.values()))
+    return {**result, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "peak_rss_mb": round(peak / 2**20, 1),
+            "pages_per_s": round(result["pages"] / wall, 2) if wall else 0.0,
+            "cpu_s_per_page": round(cpu / max(1, result["pages"]), 4)}
+
+
+def child_main(spec: dict) -> None:
+    import resource
+
+    if spec["kind"] == "bare":
+        result = bare_loop(spec["paths"], spec["workers"], spec["target"])
+    else:
+        result = pipeline_run(spec["paths"], spec["workers"], spec["target"], spec["mode"],
+                              spec["near_duplicates"])
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["_rusage_children_cpu"] = (own.ru_utime + own.ru_stime + kids.ru_utime
+                                      + kids.ru_stime)
+    print(json.dumps(result))
+
+
+# -- inputs ------------------------------------------------------------------------------
+def readable_documents(directory: str, limit: int | None) -> list[str]:
+    """Documents PyMuPDF can open with at least one page (both sides get the same list)."""
+    import pymupdf
+
+    from pipelines.inputs import expand_paths
+    from pipelines.pdf import DOCUMENT_SUFFIXES
+
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    keep = []
+    for path in expand_paths([directory], DOCUMENT_SUFFIXES):
+        try:
+            with pymupdf.open(path) as doc:
+                if not doc.needs_pass and doc.page_count > 0:
+                    keep.append(path)
+        except Exception:
+            continue
+    return keep[:limit] if limit else keep
+
+
+def replicate(paths: list[str], copies: int, directory: str) -> list[str]:
+    """`copies` byte-distinct copies of each file (a trailing comment; readers ignore it)."""
+    os.makedirs(directory, exist_ok=True)
+    out = []
+    for copy in range(copies):
+        for path in paths:
+            name = f"c{copy:02d}-{os.path.basename(path)}"
+            target = os.path.join(directory, name)
+            with open(path, "rb") as src, open(target, "wb") as dst:
+                dst.write(src.read())
+                if copy:
+                    dst.write(f"\n% vlforge bench copy {copy}\n".encode())
+            out.append(target)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--inputs", default=DEFAULT_INPUTS, help="directory of documents")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N documents")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, both sides")
+    parser.add_argument("--target", type=int, default=1024, help="long side in px")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="byte-distinct copies of the inputs for the throughput runs, so "
+                             "fixed start-up costs (Beam, interpreters) are amortised")
+    parser.add_argument("--modes", default="full,lean", help="pipeline modes to measure")
+    parser.add_argument("--memory-limit", type=int, default=20,
+                        help="documents in the 1x/10x memory comparison (default 20)")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--_child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child:
+        child_main(json.loads(args._child))
+        return 0
+
+    paths = readable_documents(args.inputs, args.limit)
+    base = {"workers": args.workers, "target": args.target}
+    report: dict = {"documents": len(paths) * args.copies, "workers": args.workers,
+                    "target": args.target}
+    copies_dir = tempfile.mkdtemp(prefix="pdf-bench-copies-")
+    inputs = replicate(paths, args.copies, copies_dir) if args.copies > 1 else paths
+    bare = measure({"kind": "bare", "paths": inputs, **base})
+    report["bare"] = bare
+    for mode in args.modes.split(","):
+        # near-duplicate filter off: copies would otherwise be dropped (still rendered, but
+        # then not written), making the two sides do different work
+        run = measure({"kind": "pipeline", "paths": inputs, "mode": mode,
+                       "near_duplicates": args.copies == 1, **base})
+        run["ratio_pages_per_s"] = round(run["pages_per_s"] / bare["pages_per_s"], 3)
+        run["ratio_cpu_per_page"] = round(run["cpu_s_per_page"] / bare["cpu_s_per_page"], 3)
+        report[f"pipeline_{mode}"] = run
+    shutil.rmtree(copies_dir, ignore_errors=True)
+    if not args.skip_memory:
+        with tempfile.TemporaryDirectory(prefix="pdf-bench-10x-") as tmp:
+            small = paths[:args.memory_limit]
+            memory = {}
+            for scale in (1, 10):
+                files = replicate(small, scale, os.path.join(tmp, f"x{scale}"))
+                memory[f"{scale}x"] = measure({"kind": "pipeline", "paths": files, "mode": "full",
+                                               "near_duplicates": False, **base})
+            memory["ratio_peak_10x_over_1x"] = round(
+                memory["10x"]["peak_rss_mb"] / memory["1x"]["peak_rss_mb"], 3)
+            report["memory"] = memory
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['documents']} documents, {args.workers} worker(s), long side {args.target} px")
+    print(f"{'run':16s} {'pages':>6s} {'wall s':>8s} {'pages/s':>8s} {'cpu s/page':>11s} "
+          f"{'peak MB':>8s} {'ratio pages/s':>14s}")
+    rows = [("bare PyMuPDF", bare)] + [(f"pipeline {m}", report[f"pipeline_{m}"])
+                                       for m in args.modes.split(",")]
+    for name, row in rows:
+        print(f"{name:16s} {row['pages']:6d} {row['wall_s']:8.2f} {row['pages_per_s']:8.2f} "
+              f"{row['cpu_s_per_page']:11.4f} {row['peak_rss_mb']:8.1f} "
+              f"{row.get('ratio_pages_per_s', 1.0):14.3f}")
+    if "memory" in report:
+        m = report["memory"]
+        print(f"memory (pipeline full, {len(paths[:args.memory_limit])} docs): "
+              f"1x {m['1x']['pages']} pages peak {m['1x']['peak_rss_mb']} MB; "
+              f"10x {m['10x']['pages']} pages peak {m['10x']['peak_rss_mb']} MB; "
+              f"ratio 10x/1x = {m['ratio_peak_10x_over_1x']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
