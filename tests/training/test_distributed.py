@@ -39,3 +39,38 @@ def test_two_process_ddp_run_and_resume(tiny_model_dir, caption_run, text_file, 
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(r["samples"] == 2 * 2 * 2 for r in rows)  # batch 2 x accum 2 x 2 ranks
     assert os.path.exists(os.path.join(summary["model_dir"], "config.json"))
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_curve(tiny_model_dir, caption_run,
+                                                           tmp_path):
+    """A real `kill -9` mid-run, then `--resume auto`: metrics equal an uninterrupted run."""
+    import signal
+    import time
+
+    from training.checkpoint import list_checkpoints
+
+    def command(out):
+        return [os.path.join(os.path.dirname(sys.executable), "vlforge"), "train", "--stage",
+                "1", "--model", tiny_model_dir, "--data", caption_run, "--out", out,
+                "--max-steps", "12", "--save-every", "2", "--batch-size", "2", "--no-progress"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = str(tmp_path / "whole")
+    subprocess.run(command(whole), check=True, capture_output=True, timeout=300, env=env)
+
+    killed = str(tmp_path / "killed")
+    process = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    while not list_checkpoints(killed) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    stopped_at = list_checkpoints(killed)[-1][0]
+    assert stopped_at < 12, "the run finished before it could be killed"
+
+    subprocess.run(command(killed) + ["--resume", "auto"], check=True, capture_output=True,
+                   timeout=300, env=env)
+    assert [r["loss"] for r in read_metrics(killed)] == [r["loss"] for r in read_metrics(whole)]
+    assert [r["step"] for r in read_metrics(killed)] == list(range(1, 13))
