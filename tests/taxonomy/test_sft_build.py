@@ -19,8 +19,8 @@ from pipelines.sft import BuildSftFn, convert_record, detect_format, load_record
 from taxonomy.sft_cli import REPORT_JSON, REPORT_PNG, build_sft
 from taxonomy.sft_templates import (IMAGE_TOKEN, SYSTEM_PROMPT, count_image_tokens,
                                     render_conversation, source_text)
-from tests.taxonomy.sft_fixtures import (CHART_CODE, CHART_SERIES, BAR_SERIES, source_samples,
-                                         text_png, write_llava_jsonl, write_source_run)
+from tests.taxonomy.sft_fixtures import (CHART_CODE, source_samples, text_png,
+                                         write_llava_jsonl, write_source_run)
 from tests.taxonomy.test_sft_templates import _check_chart_answer, _series_values
 
 MIXTURE = """name: test
@@ -293,3 +293,10 @@ def test_cli_reports_a_bad_mixture(source_run, workdir, capsys):
     code = vlforge(["sft", "build", source_run, "--out", str(workdir / "x"), "--mixture", str(bad)])
     assert code == 1
     assert "unknown taxonomy node 'recognition.ocr'" in capsys.readouterr().err
+
+
+def test_cli_import_names_an_unknown_format(workdir, capsys):
+    path = workdir / "notes.txt"
+    path.write_text("hello\n")
+    assert vlforge(["sft", "import", str(path), "--out", str(workdir / "y")]) == 1
+    assert "unknown format" in capsys.readouterr().err
