@@ -27,6 +27,7 @@ import argparse
 import collections
 import concurrent.futures
 import io
+import ipaddress
 import json
 import logging
 import tarfile
@@ -437,10 +438,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "only the listed URLs)")
     parser.add_argument("--max-pages", type=int, default=1000,
                         help="page budget including discovered links (default 1000)")
-    parser.add_argument("--allow-private", nargs="?", const="all", default=None,
-                        metavar="ADDR[,ADDR]",
-                        help="allow private/loopback/link-local addresses: all of them, or "
-                             "only the listed addresses/networks (e.g. 127.0.0.1)")
+    parser.add_argument("--allow-private", action="store_true",
+                        help="allow private, loopback and link-local addresses (refused by "
+                             "default, also after redirects)")
+    parser.add_argument("--allow-address", action="append", default=[], metavar="ADDR",
+                        help="allow just this private address or network (e.g. 127.0.0.1 "
+                             "or 10.1.0.0/16); repeatable")
     parser.add_argument("--host-delay", type=float, default=1.0,
                         help="seconds between page starts on one host, per worker (default "
                              "1; robots.txt Crawl-delay wins when longer)")
@@ -466,11 +469,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render_config(args: argparse.Namespace) -> dict[str, Any]:
-    allow: Any = False
-    if args.allow_private == "all":
-        allow = True
-    elif args.allow_private:
-        allow = [a.strip() for a in args.allow_private.split(",") if a.strip()]
+    allow: Any = True if args.allow_private else list(args.allow_address) or False
+    for address in args.allow_address:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ValueError(f"--allow-address {address!r} is not an IP address or network")
     return {"allow_private": allow, "host_delay_s": args.host_delay,
             "host_concurrency": args.host_concurrency, "concurrency": args.concurrency,
             "pages_per_context": args.pages_per_context,

@@ -210,7 +210,8 @@ class PageRenderer:
             return refusal
         host = urlsplit(url).hostname or ""
         s = self.settings
-        async with self.pages_in_flight, self.pacer.slot(host):
+        # Host slot first: pages queued for a busy host must not hold worker-wide slots.
+        async with self.pacer.slot(host), self.pages_in_flight:
             for attempt in range(1, s.retries + 2):
                 await self.pacer.wait_turn(host, self.robots.delay(url))
                 started = time.monotonic()

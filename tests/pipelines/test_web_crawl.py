@@ -196,3 +196,20 @@ def test_recycled_contexts_start_without_cookies(site):
     texts = [s.text for s in out if s.meta["web"]["url"].startswith(site + "/cookie")]
     assert len(texts) == 2 and all("cookie:[]" in t for t in texts)  # cleared in between
     assert sum(1 for s in out if s.meta["web"]["render"]["pages_per_context"] == 3) == 3
+
+
+def test_crawl_command(site, tmp_path, capsys):
+    from pipelines.cli import main
+
+    urls = tmp_path / "urls.csv"
+    urls.write_text(f"url\n{site}/table\n{site}/missing\n")
+    out = str(tmp_path / "run")
+    code = main(["crawl", str(urls), "--out", out, "--allow-address", "127.0.0.1",
+                 "--host-delay", "0", "--ocr", "none", "--no-charts", "--no-label", "--json"])
+    assert code == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["inputs"], stats["written"], stats["dropped"]) == (2, 1, 1)
+    assert stats["rounds"] == 1 and audit_run(out).ok
+    bad = main(["crawl", f"{site}/table", "--out", str(tmp_path / "r2"),
+                "--allow-address", "localhost-ish"])
+    assert bad == 1 and "not an IP address" in capsys.readouterr().err
