@@ -398,6 +398,29 @@ def _safe_float(value, default: float) -> float:
         return default
 
 
+def _xml_from_html(markup: str) -> str:
+    import html.entities
+
+    def entity(match: re.Match) -> str:
+        name = match.group(1)
+        if name in ("amp", "lt", "gt", "quot", "apos"):
+            return match.group(0)
+        char = html.entities.html5.get(name + ";")
+        return char if char else match.group(0)
+
+    markup = re.sub(r"&([A-Za-z][A-Za-z0-9]*);", entity, markup)
+    head_end = markup.find(">")
+    head = markup[:head_end]
+    extra = ""
+    if "xlink:" in markup and "xmlns:xlink" not in head:
+        extra += ' xmlns:xlink="http://www.w3.org/1999/xlink"'
+    if "xmlns=" not in head:
+        extra += ' xmlns="http://www.w3.org/2000/svg"'
+    if extra and head.startswith("<svg"):
+        markup = "<svg" + extra + markup[4:]
+    return markup
+
+
 def parse_svg(markup: str | bytes) -> Scene:
     """Parse SVG markup (a whole document or one ``<svg>`` element) into a Scene."""
     if isinstance(markup, bytes):
@@ -406,8 +429,14 @@ def parse_svg(markup: str | bytes) -> Scene:
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
     try:
         root = ET.fromstring(markup.strip(), parser=parser)
-    except ET.ParseError as exc:  # callers handle ValueError for every bad input
-        raise ValueError(f"not valid SVG markup: {exc}") from exc
+    except ET.ParseError:
+        # A browser's outerHTML is HTML serialisation: undeclared xlink:/xml: prefixes,
+        # HTML named entities. Repair those and try once more.
+        parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
+        try:
+            root = ET.fromstring(_xml_from_html(markup.strip()), parser=parser)
+        except ET.ParseError as exc:  # callers handle ValueError for every bad input
+            raise ValueError(f"not valid SVG markup: {exc}") from exc
     if _local(root.tag) != "svg":
         found = next((el for el in root.iter() if _local(el.tag) == "svg"), None)
         if found is None:

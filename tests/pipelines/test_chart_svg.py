@@ -125,3 +125,17 @@ def test_path_and_transform_parsing():
     assert arc[-1] == pytest.approx((30, 20)) and min(y for _, y in arc) == pytest.approx(15, abs=0.1)
     m = parse_transform("translate(10 5) scale(2)")
     assert (m[0], m[3], m[4], m[5]) == (2, 2, 10, 5)
+
+
+def test_browser_serialised_svg_with_undeclared_prefixes_and_entities_parses():
+    # outerHTML from a page: no xmlns, xlink: prefix undeclared, an HTML entity in text
+    markup = ('<svg viewBox="0 0 10 10"><defs><path id="p" d="M0 0L5 5"/></defs>'
+              '<use xlink:href="#p" style="stroke: #000"></use><text x="1" y="9">a&nbsp;b</text></svg>')
+    scene = parse_svg(markup)
+    assert [t.text for t in scene.texts] == ["a b"]
+    assert scene.shapes and scene.shapes[0].points[-1] == (5, 5)
+
+
+def test_unparsable_svg_is_a_value_error():
+    with pytest.raises(ValueError):
+        parse_svg("<svg><g></svg>")
