@@ -31,14 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    sub.add_parser("validate", parents=[common], help="check the file; list every problem "
+    _action(sub, "validate", parents=[common], help="check the file; list every problem "
                                                      "with its line and fix")
-    p = sub.add_parser("show", parents=[common], help="print the tree (or one subtree)")
+    p = _action(sub, "show", parents=[common], help="print the tree (or one subtree)")
     p.add_argument("node", nargs="?", help="only this node's subtree")
     p.add_argument("--examples", action="store_true", help="also print example prompts")
     p.add_argument("--deprecated", action="store_true", help="also print deprecated nodes")
 
-    p = sub.add_parser("add", parents=[common], help="add a category")
+    p = _action(sub, "add", parents=[common], help="add a category")
     p.add_argument("id", help="new stable id, e.g. recognition.ocr_transcription.math_text")
     p.add_argument("--name", required=True, help="display name")
     p.add_argument("--parent", required=True, help="parent id, or 'root' for a main category")
@@ -47,32 +47,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--keyword", action="append", default=[], help="keyword rule (repeatable)")
     p.add_argument("--example", action="append", default=[], help="example prompt (repeatable)")
 
-    p = sub.add_parser("rename", parents=[common], help="change a display name and/or id")
+    p = _action(sub, "rename", parents=[common], help="change a display name and/or id")
     p.add_argument("id")
     p.add_argument("name", nargs="?", help="new display name")
     p.add_argument("--new-id", help="new id; the old id stays, deprecated, pointing at it")
 
-    p = sub.add_parser("move", parents=[common], help="give a node a new parent")
+    p = _action(sub, "move", parents=[common], help="give a node a new parent")
     p.add_argument("id")
     p.add_argument("parent", help="new parent id, or 'root'")
 
-    p = sub.add_parser("merge", parents=[common],
+    p = _action(sub, "merge", parents=[common],
                        help="merge SRC into DST (children, examples, keywords; SRC retires)")
     p.add_argument("source")
     p.add_argument("target")
 
-    p = sub.add_parser("deprecate", parents=[common], help="retire a node")
+    p = _action(sub, "deprecate", parents=[common], help="retire a node")
     p.add_argument("id")
     p.add_argument("--replaced-by", required=True, help="active node its samples move to")
 
-    p = sub.add_parser("diff", parents=[common], help="what changed between two files")
+    p = _action(sub, "diff", parents=[common], help="what changed between two files")
     p.add_argument("old", help="the older taxonomy YAML")
     p.add_argument("new", nargs="?", help="the newer one (default: --file or the shipped one)")
 
-    p = sub.add_parser("migrate", parents=[common],
-                       help="relabel a run to this taxonomy version from its manifest")
+    p = _action(sub, "migrate", parents=[common],
+                       help="relabel a run to this taxonomy version from its manifest: "
+                            "follows replaced_by for every label, rewrites the manifest and "
+                            "taxonomy_labels.parquet (old labels kept in its history "
+                            "column), never the shards")
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+
+
+def _action(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help doubles as its --help description."""
+    return sub.add_parser(name, description=kwargs.get("help"), **kwargs)
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
