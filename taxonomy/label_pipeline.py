@@ -112,4 +112,5 @@ def label_refs(run_urls: Sequence[str]) -> list[dict[str, Any]]:
 def build_stages(config: dict[str, Any]) -> list[StageFn]:
     return [ReadRunSampleFn(),
             LabelTaxonomyFn(threshold=config.get("threshold"),
-                            taxonomy_file=config.get("taxonomy_file"))]
+                            taxonomy_file=config.get("taxonomy_file"),
+                            quantize=config.get("quantize", True))]
