@@ -165,7 +165,10 @@ class ChartReader:
             rows = [r for r in rows if len(r) >= 1 and not (len(r) == 1 and r[0].vertical)]
             if not rows:
                 return None
-            row = rows[0]
+            # The tick row is the fullest one near the axis (a legend label or the axis
+            # title may sit lower or higher, alone).
+            multi = [r for r in rows if len(r) >= 2]
+            row = max(multi, key=lambda r: (len(r), -r[0].y0)) if multi else rows[0]
             if len(row) == 1 and len(rows) > 1 and other_span is None:
                 return None
             labels = sorted(row, key=lambda t: t.cx)

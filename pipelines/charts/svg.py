@@ -347,6 +347,16 @@ class _Walker:
             out_texts.extend(texts)
             return
         pts = [p for s in shapes for p in s.points]
+        if texts and not pts:
+            # mathtext with svg.fonttype='none': <text>/<tspan> pieces; the comment holds
+            # the whole label, the pieces give its box.
+            pts = [(t.x0, t.y0) for t in texts] + [(t.x1, t.y1) for t in texts]
+            if string:
+                box = (min(p[0] for p in pts), min(p[1] for p in pts),
+                       max(p[0] for p in pts), max(p[1] for p in pts))
+                out_texts.append(Text(string, *box, size=max(t.size for t in texts),
+                                      rotation=texts[0].rotation))
+            return
         if not string or not pts:
             return
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
