@@ -316,7 +316,15 @@ class ChartReader:
                  and not (s.width < max_frame and _holds_text(s, legend_texts))]
         bars, lines, markers, areas = self._classify(marks, lay, box)
         if bars:
-            return self._bars(bars, lay)
+            chart = self._bars(bars, lay)
+            bar_colors = {b.fill for b in bars}
+            overlay = [ln for ln in lines if ln.stroke not in bar_colors]
+            if overlay and lay.y is not None and not lay.y.categorical and \
+                    self._on_categories(overlay, lay):
+                # A line drawn over bars (a combo chart): its series, marked as lines.
+                for series in self._lines(overlay, markers, lay)["series"]:
+                    chart["series"].append({**series, "mark": "line"})
+            return chart
         # Lines, areas and scatters plot values upwards: the y axis must be numeric, and
         # on a category x axis every vertex must stand on a category.
         if lay.y is None or lay.y.categorical:

@@ -139,3 +139,16 @@ def test_browser_serialised_svg_with_undeclared_prefixes_and_entities_parses():
 def test_unparsable_svg_is_a_value_error():
     with pytest.raises(ValueError):
         parse_svg("<svg><g></svg>")
+
+
+def test_line_over_bars_is_kept_as_a_line_series():
+    def draw(ax):
+        ax.bar(["a", "b", "c"], [10, 20, 15], label="units")
+        ax.plot(["a", "b", "c"], [12, 18, 25], color="black", marker="o", label="target")
+        ax.legend()
+
+    [chart] = read_charts(parse_svg(svg_of(draw, style="ggplot")))
+    assert chart["type"] == "bar"
+    by_name = {s["name"]: (s.get("mark"), values(s)) for s in chart["series"]}
+    assert by_name["units"] == (None, pytest.approx({"a": 10, "b": 20, "c": 15}, rel=1e-4))
+    assert by_name["target"] == ("line", pytest.approx({"a": 12, "b": 18, "c": 25}, rel=1e-4))
