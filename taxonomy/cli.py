@@ -2,7 +2,8 @@
 
     vlforge taxonomy validate [--file F] [--json]
     vlforge taxonomy show [NODE] [--examples] [--deprecated] [--json]
-    vlforge taxonomy add ID --name NAME --parent PARENT --description TEXT [--keyword K]... [--example E]...
+    vlforge taxonomy add ID --name NAME --parent PARENT --description TEXT
+                         [--keyword K]... [--example E]...
     vlforge taxonomy rename ID [NEW_NAME] [--new-id NEW_ID]
     vlforge taxonomy move ID NEW_PARENT          (NEW_PARENT 'root' makes a main category)
     vlforge taxonomy merge SRC DST

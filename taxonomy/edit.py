@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from taxonomy.tree import (DEFAULT_PATH, ID_PATTERN, Problem, Taxonomy, TaxonomyError, check,
-                           parse_text, round_trip_yaml)
+from taxonomy.tree import (DEFAULT_PATH, ID_PATTERN, Taxonomy, TaxonomyError, check, parse_text,
+                           round_trip_yaml)
 
 
 class EditError(ValueError):
@@ -267,7 +267,3 @@ def diff_taxonomies(old: Taxonomy, new: Taxonomy) -> dict[str, Any]:
                       for i in old.nodes if i not in new.nodes]
     out["migrations"] = [m for m in new.migrations if int(m.get("version", 0)) > old.version]
     return out
-
-
-def problems_as_text(problems: list[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)

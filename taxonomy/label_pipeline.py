@@ -106,6 +106,7 @@ def label_refs(run_urls: Sequence[str]) -> list[dict[str, Any]]:
         for row in run.manifest().select(["key", "shard"]).to_pylist():
             refs.append(input_ref("label", f"{run.url}#{row['key']}", run=run.url,
                                   shard=row["shard"], key=row["key"]))
+        log.info("label: %s holds %d samples", run.url, run.manifest().num_rows)
     return refs
 
 

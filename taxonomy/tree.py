@@ -9,7 +9,6 @@ each with the line it is on and how to fix it (ruamel.yaml keeps the line number
 from __future__ import annotations
 
 import io
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,6 @@ from typing import Any, Iterator, Mapping
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path(__file__).with_name("taxonomy.yaml")
 ID_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
@@ -47,7 +44,8 @@ class TaxonomyError(ValueError):
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  {source}:{p.line}: {p.message}" + (f" (fix: {p.fix})" if p.fix else "")
+        lines = "\n".join(f"  {source}:{p.line}: {p.message}"
+                           + (f" (fix: {p.fix})" if p.fix else "")
                            if p.line else f"  {source}: {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
@@ -112,7 +110,7 @@ class Taxonomy:
         return chain[0].id if chain else UNLABELED
 
     def resolve(self, node_id: str) -> str | None:
-        """Follow ``replaced_by`` from a (possibly deprecated) id to an active one; None if unknown."""
+        """Follow ``replaced_by`` from a (deprecated) id to an active one; None if unknown."""
         seen = set()
         while node_id in self.nodes and self.nodes[node_id].deprecated:
             if node_id in seen:

@@ -43,7 +43,8 @@ def content_samples() -> list[Sample]:
     scan = Sample.create("pdf", "sha256:def#page=1", image=png("Scan"),
                          meta={"pdf": {"kind": "page", "needs_ocr": True},
                                "ocr": {"backend": "rapidocr", "text": "Scanned words",
-                                       "lines": [{"box": [0, 0, 1, .1], "text": "Scanned words"}]}})
+                                       "lines": [{"box": [0, 0, 1, .1],
+                                                  "text": "Scanned words"}]}})
     chart = Sample.create("pdf", "sha256:abc#page=0/figure=0", image=png("chart"),
                           meta={"chart": {"charts": [{"type": "bar", "series": []}]}})
     table = Sample.create("pdf", "sha256:abc#page=2/table=0", image=png("table"),
@@ -51,7 +52,8 @@ def content_samples() -> list[Sample]:
     web = Sample.create("web", "http://127.0.0.1/page", image=png("web"), html="<html></html>",
                         meta={"web": {"url": "http://127.0.0.1/page", "title": "t"}})
     sft_prompt = Sample.create("sft", "import:1", image=png("q"), meta={"sft": {"conversation": [
-        {"role": "user", "content": "<image_placeholder>Which year has the tallest bar in the bar chart?"},
+        {"role": "user",
+         "content": "<image_placeholder>Which year has the tallest bar in the bar chart?"},
         {"role": "assistant", "content": "2021"}]}})
     sft_multi = Sample.create("sft", "import:2", image=png("a"), extra_images=(png("b"),),
                               meta={"sft": {"conversation": [
