@@ -138,8 +138,49 @@ def add_node(doc: TaxonomyDocument, node_id: str, name: str, parent: str | None,
     # Insert after the parent's subtree so that the file still reads top-down.
     subtree = doc.subtree_ids(parent) if parent else set(doc.ids())
     position = max((i for i, n in enumerate(doc.nodes) if n["id"] in subtree), default=-1) + 1
+    if position > 0:
+        _move_trailing_comment(doc.nodes[position - 1], node)
     doc.nodes.insert(position, node)
     return doc.commit("add", id=node_id, parent=parent)
+
+
+def _trailing_comment(container: Any) -> tuple[Any, Any, int] | None:
+    """Where ruamel keeps the comment lines that follow a node: (container, key, slot).
+
+    ruamel hangs a comment block (like the ``# ---- Conversion`` header) on the *last*
+    scalar before it, deep inside the previous node. Without moving it, a node inserted
+    after that one would print below the next section's header.
+    """
+    if isinstance(container, CommentedMap) and container:
+        key, slot = list(container.keys())[-1], 2
+    elif isinstance(container, CommentedSeq) and container:
+        key, slot = len(container) - 1, 0
+    else:
+        return None
+    value = container[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)):
+        inner = _trailing_comment(value)
+        if inner is not None:
+            return inner
+    entry = container.ca.items.get(key)
+    if entry and len(entry) > slot and entry[slot] is not None:
+        return container, key, slot
+    return None
+
+
+def _move_trailing_comment(previous: CommentedMap, node: CommentedMap) -> None:
+    """Hand the comment after `previous` to `node`, which will be inserted after it."""
+    where = _trailing_comment(previous)
+    if where is None:
+        return
+    container, key, slot = where
+    token = container.ca.items[key][slot]
+    container.ca.items[key][slot] = None
+    examples = node["examples"]
+    if len(examples):
+        examples.ca.items[len(examples) - 1] = [token, None]
+    else:
+        node.ca.items["examples"] = [None, None, token, None]
 
 
 def rename_node(doc: TaxonomyDocument, node_id: str, new_name: str | None = None,

@@ -47,6 +47,8 @@ def test_add_places_node_under_parent_and_logs_it(yaml_file, capsys):
     ids = list(taxonomy.nodes)  # placed right after its siblings, before Conversion
     assert ids.index("recognition.ocr_transcription.math_text") < ids.index("conversion")
     assert _comments(yaml_file) == before
+    text = yaml_file.read_text()  # and it prints above the next section's header comment
+    assert text.index("- Read the formula aloud.") < text.index("Conversion\n- id: conversion")
     assert "parent: null" in yaml_file.read_text()  # nulls stay explicit
     assert "keywords: [math notation]" in yaml_file.read_text()  # flow style like the rest
 
