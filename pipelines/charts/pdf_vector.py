@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from pipelines.charts.scene import Scene, Shape, Text, cubic_points, rgb_tuple_color
@@ -96,7 +97,9 @@ def texts_from_page(page) -> list[Text]:
                     y1 = max(b[3] for b in boxes)
                     if horizontal:  # keep the span's full line height: centred on the tick
                         y0, y1 = span["bbox"][1], span["bbox"][3]
-                    texts.append(Text(string, x0, y0, x1, y1, size=size, rotation=rotation))
+                    chars = [(c["c"], c["bbox"][0], c["bbox"][2]) for c in run] if horizontal else None
+                    texts.append(Text(string, x0, y0, x1, y1, size=size, rotation=rotation,
+                                      chars=chars))
     return _merge_spans(texts)
 
 
@@ -128,12 +131,13 @@ def _merge_spans(texts: list[Text]) -> list[Text]:
     come as a base span and a smaller raised span right after it."""
     merged: set[int] = set()
     for small in texts:
-        if small.vertical or len(small.text) > 4:  # exponents are short
-            continue
+        if small.vertical or not re.fullmatch(r"[−\-+]?\d{1,3}", small.text):
+            continue  # exponents are short integers
         for base in texts:
             if base is small or base.vertical or id(base) in merged:
                 continue
-            if small.size < 0.85 * base.size and 0 <= small.x0 - base.x1 < 1.5 and \
+            if base.text.endswith("10") and small.size < 0.85 * base.size and \
+                    0 <= small.x0 - base.x1 < 1.5 and \
                     small.cy < base.cy and small.y1 > base.y0:
                 base.text = f"{base.text}^{{{small.text}}}"
                 base.x1 = max(base.x1, small.x1)

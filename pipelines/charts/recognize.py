@@ -171,6 +171,7 @@ class ChartReader:
             row = max(multi, key=lambda r: (len(r), -r[0].y0)) if multi else rows[0]
             if len(row) == 1 and len(rows) > 1 and other_span is None:
                 return None
+            row = self._split_on_ticks(row, edge)
             labels = sorted(row, key=lambda t: t.cx)
             positions = [self._snap("x", t, _label_anchor_x(t)) for t in labels]
         else:
@@ -190,6 +191,36 @@ class ChartReader:
                 return None
             labels, positions = [k[0] for k in keep], [k[1] for k in keep]
         return Axis(orient, labels, positions, None)
+
+    def _split_on_ticks(self, row: list[Text], edge: float) -> list[Text]:
+        """Labels that collide on one baseline come out of PDFs as one span ("PlumsCherries");
+        when a span with glyph boxes covers several x tick marks, cut it between them."""
+        ticks = sorted(at for _, (kind, at, lo, hi) in self.segments
+                       if kind == "v" and hi - lo < 12 and lo <= edge + 2 and hi >= edge - 2)
+        out = []
+        for text in row:
+            inside = [x for x in ticks if text.x0 < x < text.x1]
+            if len(inside) < 2 or not text.chars:
+                out.append(text)
+                continue
+            cuts = [(a + b) / 2 for a, b in zip(inside, inside[1:])]
+            chars = text.chars
+            # Break candidates: glyphs overlapping (two labels collide), a gap, or a
+            # lower→upper case step; each cut takes the candidate nearest to it.
+            breaks = [i for i in range(1, len(chars))
+                      if chars[i][1] < chars[i - 1][2] - 0.3 or chars[i][1] > chars[i - 1][2] + 0.05
+                      or (chars[i - 1][0].islower() and chars[i][0].isupper())]
+            pool = breaks or list(range(1, len(chars)))
+            at = sorted({min(pool, key=lambda i: abs(chars[i][1] - c)) for c in cuts})
+            bounds = [0, *at, len(chars)]
+            pieces = [chars[a:b] for a, b in zip(bounds, bounds[1:])]
+            for piece in pieces:
+                string = "".join(c for c, _, _ in piece).strip()
+                if string:
+                    out.append(Text(string, min(p[1] for p in piece), text.y0,
+                                    max(p[2] for p in piece), text.y1, size=text.size,
+                                    rotation=text.rotation, chars=piece))
+        return out
 
     def layout(self) -> Layout:
         texts = self.scene.texts
@@ -490,6 +521,18 @@ class ChartReader:
         return len(hit) >= 0.6 * len(pos)
 
     def _bars_vertical(self, bars, lay) -> bool:
+        # Bars of one chart share their thickness; their length carries the value.
+        widths = {round(b.width, 1) for b in bars}
+        heights = {round(b.height, 1) for b in bars}
+        if len(widths) == 1 and len(heights) > 1:
+            return True
+        if len(heights) == 1 and len(widths) > 1:
+            return False
+        # Both axes numeric (years under the bars): bars stand on the ticks they label.
+        on_x = self._bars_on_ticks(bars, lay.x, True)
+        on_y = self._bars_on_ticks(bars, lay.y, False)
+        if on_x != on_y:
+            return on_x
         base_y = self._baseline(lay.y)
         if base_y is None:
             return True

@@ -24,6 +24,7 @@ class Text:
     y1: float
     size: float = 10.0
     rotation: float = 0.0
+    chars: list | None = None  # [(char, x0, x1)] when the source gives glyph boxes (PDF)
 
     @property
     def cx(self) -> float:
