@@ -23,14 +23,20 @@ log = logging.getLogger(__name__)
 Record = Sample | Outcome
 
 
+def task_of(record: Record) -> str:
+    """The task a record belongs to (stages that hold records back flush on a change)."""
+    return record.task if isinstance(record, Outcome) else record.lineage.get("task", "")
+
+
 class StageFn(beam.DoFn):
     """Subclass and implement `process_sample`; set `stage` to the stage's name.
 
     `process_sample` yields Samples (kept or new) and Outcomes (drops, errors, expansions).
     Keep ``__init__`` to plain picklable settings; load models and browsers in `open`.
-    Stay element-wise: yield a sample's outputs from its own `process_sample` call and
-    never hold elements back for later (the sink relies on a task's records arriving
-    together; batch *inside* one element's work instead).
+    Stay element-wise: yield a sample's outputs from its own `process_sample` call. The
+    sink relies on each task's records arriving together, so a stage that holds records
+    back (to batch a model call, or keep pages in flight) must release them before a
+    record of another task passes (`task_of`) and in `finish_bundle`.
     """
 
     stage = "Stage"

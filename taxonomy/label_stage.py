@@ -2,8 +2,8 @@
 
 The embedding model loads once per worker (`open`). Samples are buffered and labeled
 in batches of `batch_size` (one model call per batch instead of per sample); the rest of
-a bundle is flushed in `finish_bundle`, which Beam runs upstream-first, so the sink that
-closes a task still sees every sample of it. A sample that already had a label keeps it
+a bundle is flushed in `finish_bundle`, and the batch is also flushed whenever the next
+record belongs to another task, so each task's records still reach the sink together. A sample that already had a label keeps it
 in ``lineage["taxonomy_history"]``. ``unlabeled`` samples are counted, not dropped.
 """
 
@@ -19,7 +19,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.outcome import Outcome
 from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn
+from pipelines.stage import Record, StageFn, task_of
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class LabelTaxonomyFn(StageFn):
         self._pending = []
 
     def process(self, record: Record) -> Iterator[Record]:
+        if self._pending and task_of(self._pending[0]) != task_of(record):
+            yield from self._flush()
         if isinstance(record, Outcome):
             yield record
             return
