@@ -88,3 +88,16 @@ def test_broken_pdf_path_falls_back_without_crashing(tmp_path):
     bad.write_bytes(b"%PDF-1.4 not really")
     [out] = ExtractChartsFn(raster=False).run_local([page_sample(str(bad), 0)])
     assert isinstance(out, Sample) and "chart" not in out.meta
+
+
+def test_figure_sample_gets_boxes_relative_to_its_crop(chart_pdf):
+    figure = Sample.create("pdf", f"{chart_pdf}#page=1&figure=0",
+                           meta={"pdf": {"path": chart_pdf, "page": 1, "kind": "figure",
+                                         "box": [0.1, 0.1, 0.75, 0.45]}})
+    elsewhere = Sample.create("pdf", f"{chart_pdf}#page=1&figure=1",
+                              meta={"pdf": {"path": chart_pdf, "page": 1, "kind": "figure",
+                                            "box": [0.1, 0.6, 0.9, 0.9]}})
+    out = ExtractChartsFn(raster=False).run_local([figure, elsewhere])
+    [chart] = out[0].meta["chart"]["charts"]
+    assert chart["box"][0] < 0.2 and chart["box"][2] > 0.8  # fills most of the crop
+    assert "chart" not in out[1].meta  # the chart is not inside that figure
