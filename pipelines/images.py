@@ -16,6 +16,7 @@ from PIL import Image
 
 from pipelines.inputs import expand_paths
 from pipelines.outcome import Outcome
+from pipelines.post_stages import add_post_stage_arguments, post_stage_config, post_stages
 from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
                               shard_bounds)
 from pipelines.sample import Sample, sha256_hex
@@ -57,7 +58,7 @@ class LoadImagesFn(StageFn):
 
 
 def build_stages(config: dict[str, Any]) -> list[StageFn]:
-    return [LoadImagesFn(min_side=config.get("min_side", 16))]
+    return [LoadImagesFn(min_side=config.get("min_side", 16)), *post_stages(config)]
 
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:
@@ -69,12 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, directories, globs or list files")
     parser.add_argument("--min-side", type=int, default=16,
                         help="drop images whose shorter side is below this (default 16 px)")
+    add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
-    stats = run_pipeline("images", image_refs(paths), {"min_side": args.min_side}, args.out,
+    config = {"min_side": args.min_side, **post_stage_config(args)}
+    stats = run_pipeline("images", image_refs(paths), config, args.out,
                          beam_args, task_size=args.task_size, overwrite=args.overwrite,
                          **shard_bounds(args))
     print_run_summary(stats, args.out, args.json)

@@ -45,6 +45,19 @@ def test_every_input_is_accounted_for(image_run):
     assert os.path.exists(os.path.join(out, "_SUCCESS"))
 
 
+def test_batched_labeling_keeps_every_task_whole(tmp_path):
+    # Several tasks in one bundle, drops and errors passing the label stage's held batch.
+    paths = write_images(str(tmp_path / "in"), 5)
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    tiny = write_images(str(tmp_path / "tiny"), 1, size=4)[0]
+    refs = image_refs(sorted(paths + [tiny, str(tmp_path / "in" / "broken.png")]))
+    out = str(tmp_path / "run")
+    stats = run_pipeline("images", refs, {"label": True}, out, task_size=2)
+    assert (stats["written"], stats["dropped"], stats["errors"]) == (5, 1, 1)
+    assert audit_run(out).ok
+    assert all(s.meta["taxonomy"]["version"] for s in RunDir(out).iter_samples())
+
+
 def test_manifest_matches_samples(image_run):
     out, _, _ = image_run
     run = RunDir(out)
