@@ -1,7 +1,7 @@
 """label_and_sft: relabel new runs by the current taxonomy and build the SFT set from them.
 
 Scheduled on the ``vlforge.raw_runs`` asset (emitted by web_shards / pdf_shards); a manual
-run takes the ``runs`` param instead. Labeled runs go to ``DATA_ROOT/runs/labeled/<name>``,
+run takes the ``runs`` param instead. Labeled runs go to ``DATA_ROOT/runs/labeled/<kind>-<name>``,
 the SFT set to ``DATA_ROOT/runs/sft/<run id>``; both are announced as
 ``vlforge.curated_runs`` for the handoff. Each step skips work whose output is complete.
 """
@@ -46,7 +46,9 @@ def label_and_sft():
 
         from pipelines.run_dir import RunDir
 
-        out = os.path.join(params["data_root"], "runs", "labeled", os.path.basename(run))
+        # runs/pdf/<ds> and runs/web/<ds> share a basename: keep the kind in the name
+        name = f"{os.path.basename(os.path.dirname(run))}-{os.path.basename(run)}"
+        out = os.path.join(params["data_root"], "runs", "labeled", name)
         if not RunDir(out).complete:
             scheduling.run_vlforge("label", run, "--out", out)
         return out

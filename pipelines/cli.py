@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PASSES_EXTRA_FLAGS = {"pdf", "crawl", "images", "label", "sft", "retry", "demo"}
 
 
+class _QuietOptionalCloudDeps(logging.Filter):
+    """Beam warns on import that Google Cloud client libraries are absent; they are optional
+    (only Dataflow/BigQuery need them) and the warning would greet every command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def top_level_help() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: vlforge COMMAND [options]   (vlforge COMMAND --help for details)", "",
@@ -64,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vlforge: unknown command {name!r}\n\n{top_level_help()}", file=sys.stderr)
         return 2
     module_name, help_ = COMMANDS[name]
+    logging.getLogger().addFilter(_QuietOptionalCloudDeps())
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"vlforge {name}", description=help_,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

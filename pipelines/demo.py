@@ -69,7 +69,7 @@ class Demo:
             os.makedirs(os.path.dirname(urls), exist_ok=True)
             with open(urls, "w", encoding="utf-8") as handle:
                 handle.write("".join(f"{base}{path}\n" for path in DEMO_PATHS))
-            self.vlforge("crawl", urls, "--out", self.p("runs", "web"), "--allow-private",
+            self.vlforge("crawl", urls, "--out", self.p("runs", "web"), "--allow-address",
                          "127.0.0.1", "--host-delay", "0", "--nav-timeout", "8",
                          "--page-timeout", "20", "--retries", "0", "--task-size", "4",
                          *self.beam_args)

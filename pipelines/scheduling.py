@@ -80,6 +80,9 @@ def run_vlforge(*argv: str) -> None:
     """Run one vlforge command in-process; a non-zero exit fails the Airflow task."""
     from pipelines.cli import main
 
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse exits on bad arguments; a task must fail instead
+        code = exc.code if isinstance(exc.code, int) else 2
     if code:
         raise RuntimeError(f"vlforge {' '.join(map(str, argv))} exited with status {code}")
