@@ -608,6 +608,12 @@ class ChartReader:
         w, h = max(xs) - min(xs), max(ys) - min(ys)
         if w <= 0 or h <= 0 or abs(w - h) > 0.1 * max(w, h):
             return []
+        # A disk has no corners: every outline point lies within the radius of the centre
+        # (stacked areas in a square plot fill a similar share of their box, but reach
+        # its corners).
+        cx, cy, radius = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(w, h) / 2
+        if any(math.hypot(x - cx, y - cy) > 1.08 * radius for x, y in zip(xs, ys)):
+            return []
         disk = math.pi * w * h / 4
         total = sum(s.area() for s in wedges)
         # Exploded wedges make the box larger than the disk; allow some slack.
