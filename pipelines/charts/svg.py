@@ -250,9 +250,7 @@ class _Walker:
                 self.walk(child, multiply(m, parse_transform(target.get("transform"))),
                           {**props, **parse_style(target)}, out_shapes, out_texts, depth + 1)
         else:
-            saved = target.get("transform")
             self.walk(target, m, props, out_shapes, out_texts, depth + 1)
-            del saved
 
     def _shape(self, el, tag, m, props) -> Shape | None:
         closed = False
