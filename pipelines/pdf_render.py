@@ -140,8 +140,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
     norm = _Normaliser(to_image, rect.width, rect.height)
 
     textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
-    words = [{"box": norm.box(w[:4]), "text": w[4]}
-             for w in page.get_text("words", textpage=textpage)]
+    raw_words = page.get_text("words", textpage=textpage)
+    words = [{"box": norm.box(w[:4]), "text": w[4]} for w in raw_words]
     blocks = page.get_text("dict", textpage=textpage)["blocks"]
     lines = [{"box": norm.box(line["bbox"]), "text": "".join(s["text"] for s in line["spans"])}
              for block in blocks if block.get("type") == 0 for line in block["lines"]]
@@ -172,7 +172,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
     # pymupdf4llm's own table search costs as much as ours: only run it where ours found one.
     markdown = _page_markdown(doc, index, bool(tables), headers) if settings.markdown else None
     if settings.figures:
-        derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings)
+        derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings,
+                            raw_words)
     for table in tables:
         derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
                                     text=table["csv"], markdown=table["markdown"],
@@ -217,8 +218,13 @@ def iter_document(path: str, pages: list[int] | None,
                 continue
             try:
                 result = render_page(doc, index, settings, source_format, headers)
+            except MemoryError as exc:  # the renderer's address-space cap
+                result = _error("out_of_memory", f"page {index}: {exc}")
             except Exception as exc:  # a broken page must not lose the others
-                result = _error(type(exc).__name__, str(exc))
+                # MuPDF's own errors (FzErrorFormat, FzErrorSyntax...) mean a damaged page
+                kind = "corrupt_page" if type(exc).__name__.startswith("FzError") \
+                    else type(exc).__name__
+                result = _error(kind, f"{type(exc).__name__}: {exc}")
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
             if warnings and result["status"] == "ok":
                 result["meta"]["mupdf_warnings"] = warnings[:1000]
@@ -360,7 +366,8 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[
     return tables
 
 
-def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings) -> list[dict]:
+def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings,
+             raw_words) -> list[dict]:
     """Embedded images and clusters of vector graphics large enough to be figures."""
     area = page.rect.width * page.rect.height
     candidates: list[tuple[str, pymupdf.Rect]] = []
@@ -388,7 +395,7 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings) -
         kept.append((source, rect))
         if len(kept) >= settings.max_figures:
             break
-    words = [pymupdf.Rect(w[:4]) for w in page.get_text("words")] if kept else []
+    words = [pymupdf.Rect(w[:4]) for w in raw_words] if kept else []
     figures = []
     for source, rect in kept:
         if source == "vector":  # take in the axis labels and legends drawn as text around it
