@@ -29,12 +29,14 @@ class ExtractChartsFn(StageFn):
     """Recover chart data from vector sources first; detect raster charts.
 
     raster: run raster detection on images that hold no vector chart.
-    raster_ocr: allow running rapidocr for it when no ``meta["ocr"]`` lines exist.
+    raster_ocr: run rapidocr for it when no ``meta["ocr"]`` lines exist. Off by default:
+        in a pipeline the OCR stage runs first and its lines are reused, and a run with
+        ``--ocr none`` should not OCR behind the user's back.
     """
 
     stage = "ExtractCharts"
 
-    def __init__(self, raster: bool = True, raster_ocr: bool = True):
+    def __init__(self, raster: bool = True, raster_ocr: bool = False):
         self.raster = raster
         self.raster_ocr = raster_ocr
         self._detector = None

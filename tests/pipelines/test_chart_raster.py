@@ -41,7 +41,7 @@ def test_pixel_prefilter_separates_charts_from_photos():
 def test_raster_chart_detected_with_ocr_labels_and_no_values():
     sample = Sample.create("images", "file:///chart.png", image=chart_png())
     photo = Sample.create("images", "file:///noise.png", image=noise_png())
-    out = ExtractChartsFn().run_local([sample, photo])
+    out = ExtractChartsFn(raster_ocr=True).run_local([sample, photo])
     [chart] = out[0].meta["chart"]["charts"]
     assert chart["source"] == "raster" and chart["recovered"] is False
     assert chart["series"] == []  # never invented
