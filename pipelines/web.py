@@ -42,7 +42,7 @@ from pipelines.run_dir import INPUT_SCHEMA, RunDir
 from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
                               shard_bounds)
 from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn
+from pipelines.stage import Record, StageFn, task_of
 from pipelines.web_browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web_extract import cut_tiles, group_lines, lines_in_region
 from pipelines.web_policy import Refusal
@@ -102,8 +102,7 @@ class ScreenshotPagesFn(StageFn):
     def process(self, record: Record) -> Iterator[Record]:
         # The sink needs each task's records contiguous: finish a task's pages in flight
         # before the next task's first record passes.
-        task = record.task if isinstance(record, Outcome) else record.lineage.get("task")
-        if self.pending and self.pending[0][0].lineage.get("task") != task:
+        if self.pending and task_of(self.pending[0][0]) != task_of(record):
             yield from self._drain()
         if isinstance(record, Outcome):
             yield record
@@ -454,6 +453,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pages-per-context", type=int, default=1,
                         help="1 (default): a fresh browser context per page; N: recycle a "
                              "context for N pages (cookies cleared between them), faster")
+    parser.add_argument("--jitless", action="store_true",
+                        help="run page scripts without V8's JIT (less CPU per page, slower "
+                             "script-heavy pages)")
     parser.add_argument("--nav-timeout", type=float, default=15.0,
                         help="seconds for a document to arrive and parse (default 15)")
     parser.add_argument("--page-timeout", type=float, default=45.0,
@@ -477,7 +479,7 @@ def render_config(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--allow-address {address!r} is not an IP address or network")
     return {"allow_private": allow, "host_delay_s": args.host_delay,
             "host_concurrency": args.host_concurrency, "concurrency": args.concurrency,
-            "pages_per_context": args.pages_per_context,
+            "pages_per_context": args.pages_per_context, "jitless": args.jitless,
             "nav_timeout_s": args.nav_timeout, "total_timeout_s": args.page_timeout,
             "retries": args.retries, "max_tiles": args.max_tiles,
             "viewport_height": args.viewport_height}

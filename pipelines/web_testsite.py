@@ -111,6 +111,8 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/missing": lambda: self.reply(404, b"<h1>Not found</h1>", "text/html"),
             "/broken": lambda: self.reply(500, b"<h1>Server error</h1>", "text/html"),
             "/data.csv": lambda: self.reply(200, b"a,b\n1,2\n", "text/csv"),
+            "/download": lambda: self.reply(200, b"<p>file</p>", "text/html", {
+                "Content-Disposition": 'attachment; filename="page.html"'}),
             "/noai": lambda: self.reply(200, simple_page("No AI", "<p>x</p>").encode(),
                                         "text/html", {"X-Robots-Tag": "noai, noimageai"}),
             "/endless": lambda: self.page(simple_page(

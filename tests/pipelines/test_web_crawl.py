@@ -24,7 +24,7 @@ RENDER = {"allow_private": ["127.0.0.1"], "host_delay_s": 0, "host_concurrency":
 PATHS = ["/", "/articles/1", "/articles/2", "/table", "/chart", "/slow-resource", "/never",
          "/loop", "/private/secret", "/endless", "/alerts", "/missing", "/broken",
          "/data.csv", "/docs/paper.pdf", "/noai", "/huge", "/copy", "/moved",
-         "/redirect-private", "/flaky"]
+         "/redirect-private", "/flaky", "/download"]
 OTHER = ["not a url", "http://", "http://no-such-host.invalid/page", "file:///etc/passwd"]
 
 
@@ -74,6 +74,7 @@ def test_every_url_is_accounted_for(crawled):
     ("/missing", "dropped", "http_404"),
     ("/broken", "error", "http_500"),
     ("/data.csv", "dropped", "not_html"),
+    ("/download", "dropped", "download_blocked"),
     ("/docs/paper.pdf", "dropped", "is_pdf"),
     ("/noai", "dropped", "no_ai"),
     ("/redirect-private", "dropped", "private_address"),
