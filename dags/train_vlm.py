@@ -57,7 +57,9 @@ def train_vlm():
             import os
 
             data = plan["sft"] if stage == 3 else plan["pretrain"]
-            text = ["--text", *params["text"]] if params["text"] and stage > 1 else []
+            # stages 2-3 mix in language-only data; without a corpus they train on runs only
+            text = (["--text", *params["text"]] if params["text"] else
+                    ["--language-ratio", "0"]) if stage > 1 else []
             out = os.path.join(plan["root"], f"stage{stage}")
             steps = str(params["max_steps"].get(str(stage), 20))
             scheduling.run_vlforge("train", "--stage", stage, "--model", plan["model"],

@@ -125,8 +125,9 @@ class Demo:
                      self.p("runs", "sft"), self.p("runs", "pdf"), "--out", self.p("eval.json"))
         with open(self.p("eval.json"), encoding="utf-8") as handle:
             result = json.load(handle)
-        loss = result.get("loss", result.get("val_loss"))
-        return f"validation loss {loss:.3f}" if isinstance(loss, float) else "evaluated"
+        losses = [f"{os.path.basename(run)} {r['loss']:.3f}" for run, r in result["runs"].items()
+                  if isinstance(r.get("loss"), float)]
+        return "validation loss " + ", ".join(losses)
 
     def report(self) -> str:
         paths = [self.p("runs", n) for n in ("web", "pdf", "sft")]

@@ -59,8 +59,8 @@ def data_section(url: str) -> str:
     if run.complete:
         parts.append("<h3>Samples per taxonomy leaf</h3>")
         parts.append(_thumbnail_grid(run.iter_samples()))
-    parts.append("<h3>Lineage and versions</h3>")
-    parts.append(f"<pre>{_e(json.dumps({'tools': info.get('tools', {}), 'config': info.get('config', {}), 'attempts': info.get('attempts', [])}, indent=2, default=str))}</pre>")
+    parts.append("<details><summary>Lineage and versions</summary>")
+    parts.append(f"<pre>{_e(json.dumps({'tools': info.get('tools', {}), 'config': info.get('config', {}), 'attempts': info.get('attempts', [])}, indent=2, default=str))}</pre></details>")
     return "\n".join(parts)
 
 
@@ -248,7 +248,7 @@ table.grid,table.chart{border-collapse:collapse;margin:8px 0} .grid td,.grid th{
 .chart td,.chart th{border:1px solid #e4e8f0;padding:2px 6px;font-size:11px}
 td.error{color:#b3261e} td.dropped{color:#8a6d00}
 .cards{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:%dpx;font-size:12px}
-figure img{width:100%%;border:1px solid #dde3ee} .leaf h4{margin:18px 0 6px}
+figure img{width:100%%;border:1px solid #dde3ee} figcaption{overflow-wrap:anywhere} .leaf h4{margin:18px 0 6px}
 .plot svg{max-width:100%%;height:auto}
 """ % THUMB_SIZE
 

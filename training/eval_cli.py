@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, default=4096, help="truncate sequences to N tokens")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE")
 
 
 def evaluate(model_dir: str, data: list[str], choices: list[str] = (), *,
@@ -100,6 +101,10 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     report = evaluate(args.model, args.data, args.choices, max_samples=args.max_samples,
                       batch_size=args.batch_size, seq_len=args.seq_len, device=args.device,
                       progress=not args.json)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2, sort_keys=True)
     if args.json:
         json.dump(report, sys.stdout, indent=2, sort_keys=True)
         print()

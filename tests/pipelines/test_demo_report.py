@@ -1,0 +1,72 @@
+"""`vlforge demo` end to end, and its report opened in real Chromium."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.audit import audit_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", str(out)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_demo_runs_every_step_and_ends_with_the_report(demo_run):
+    out, stdout = demo_run
+    lines = [l for l in stdout.splitlines() if l.startswith("[")]
+    assert len(lines) == 11 and not any("FAILED" in l for l in lines)
+    assert stdout.strip().endswith(str(out / "report.html"))
+    for name in ("web", "pdf", "sft"):
+        assert audit_run(str(out / "runs" / name)).ok
+    pdf = json.loads((out / "runs" / "pdf" / "stats.json").read_text())
+    assert pdf["errors_by_reason"] and pdf["dropped_by_reason"]  # the broken demo files
+    for stage in (1, 2, 3):
+        assert (out / "train" / f"stage{stage}" / "model" / "config.json").exists()
+    assert json.loads((out / "eval.json").read_text())["runs"]
+
+
+def test_demo_resumes_without_redoing_finished_steps(demo_run):
+    out, _ = demo_run
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", str(out)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0
+    assert result.stdout.count("already done") == 10
+
+
+def test_report_opens_in_chromium_with_images_and_no_errors(demo_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from pipelines.web_browser import CHROMIUM_ARGS, CHROMIUM_PATH
+
+    out, _ = demo_run
+    report = out / "report.html"
+    html = report.read_text()
+    assert "src='http" not in html and 'src="http' not in html  # self-contained
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth])")
+        headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert errors == []
+    assert len(images) >= 6 and all(done and width > 0 for done, width in images)
+    assert any(h.startswith("Data run") for h in headings)
+    assert any(h.startswith("Training run") for h in headings)
+    assert shot.stat().st_size > 50_000
