@@ -117,8 +117,12 @@ class RunDir:
             if schema is None:
                 raise RunDirError(f"{self.url}: missing {'/'.join(parts)}")
             return schema.empty_table()
+        # Read the bytes, then parse from memory: handing pyarrow a Python file object lets
+        # its background scan threads outlive the call, and they can abort the interpreter
+        # at exit ("terminate called without an active exception") when they need the GIL.
         with self.fs.open(self.path(*parts), "rb") as handle:
-            return pq.read_table(handle)
+            data = handle.read()
+        return pq.ParquetFile(pa.BufferReader(data)).read()
 
     # -- planning and resuming ---------------------------------------------------------
     def plan(self, pipeline: str, input_refs: list[dict[str, Any]], config: dict[str, Any],

@@ -189,8 +189,9 @@ def test_killed_run_rerun_gives_the_same_samples_without_duplicates(tmp_path):
                         if n.endswith(".json")])
     assert 2 <= done_at_kill < 12
 
-    subprocess.run([sys.executable, str(driver), killed], check=True, env=env,
-                   capture_output=True)
+    rerun = subprocess.run([sys.executable, str(driver), killed], env=env,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     manifest = lambda d: sorted((r["key"], r["shard"], r["image_sha256"])  # noqa: E731
                                 for r in RunDir(d).manifest().to_pylist())
     assert manifest(killed) == manifest(clean)
