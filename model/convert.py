@@ -6,8 +6,10 @@
   ``vision_model.vision_tower_high.vision_tower.blocks.3.attn.qkv.weight``, timm SigLIP with
   fused qkv, ``aligner.layers.0``, ``language_model.model.layers...``): keys are renamed
   with the bijective rule table below, SigLIP's fused qkv is split into q/k/v, its
-  ``pos_embed`` [1, n, d] becomes the [n, d] position embedding, and the unused MAP-pooling
-  head (``attn_pool``) is dropped.
+  ``pos_embed`` [1, n, d] becomes the [n, d] position embedding, and tensors the upstream
+  model holds but never uses are dropped with a logged note (`dropped_reason`): SigLIP's
+  MAP-pooling head (``attn_pool``), the hybrid tower's ``high_layer_norm`` /
+  ``low_layer_norm``, old rotary ``inv_freq`` buffers. Any other unknown key is refused.
 
 transformers documents this conversion in ``convert_deepseek_vl(_hybrid)_weights_to_hf.py``,
 but those scripts are not part of the installed wheel (they sit only in the source tree), so
@@ -107,9 +109,31 @@ def _rename(key: str, rules: Iterable[tuple[str, str]], reverse: bool) -> str | 
     return None
 
 
-# Keys of the original checkpoints that the transformers models do not have.
-_DROPPED = (re.compile(r"attn_pool\."), re.compile(r"rotary_emb\.inv_freq$"))
+# Keys of the original checkpoints that the transformers models do not have, each with why
+# it can go. Anything else without a rule is refused: a silent drop would hide a real
+# mismatch (another architecture, a renamed module).
+_DROPPED: dict[str, re.Pattern] = {
+    # timm's VisionTransformer(global_pool="map") builds an AttentionPoolLatent head; the
+    # DeepSeek-VL towers run with ignore_head=True and feed every patch token to the aligner
+    "SigLIP MAP-pooling head (ignore_head=True upstream)": re.compile(
+        r"vision_model\.(vision_tower|vision_tower_low\.vision_tower)\.attn_pool\..+"),
+    # older Llama checkpoints stored the rotary frequencies; they follow from the config
+    "rotary inv_freq buffer (recomputed from the config)": re.compile(
+        r"language_model\.model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq"),
+    # HybridVisionTower.__init__ creates high_layer_norm / low_layer_norm (LayerNorm(1024))
+    # but its forward never calls them: the 7B release saves them, the model never used them
+    "HybridVisionTower high/low_layer_norm (built but unused in its forward)": re.compile(
+        r"vision_model\.(high|low)_layer_norm\.(weight|bias)"),
+}
 _QKV = ".self_attn.qkv_proj."
+
+
+def dropped_reason(key: str) -> str | None:
+    """Why an original-layout key has no place in the transformers model (None: it has one)."""
+    for reason, pattern in _DROPPED.items():
+        if pattern.fullmatch(key):
+            return reason
+    return None
 
 
 def from_original_state_dict(state_dict: dict[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
@@ -117,8 +141,11 @@ def from_original_state_dict(state_dict: dict[str, torch.Tensor], family: str) -
     rules = key_rules(family)
     converted: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
+    dropped: dict[str, int] = {}
     for key, tensor in state_dict.items():
-        if any(p.search(key) for p in _DROPPED):
+        reason = dropped_reason(key)
+        if reason is not None:
+            dropped[reason] = dropped.get(reason, 0) + 1
             continue
         new_key = _rename(key, rules, reverse=False)
         if new_key is None:
@@ -133,6 +160,9 @@ def from_original_state_dict(state_dict: dict[str, torch.Tensor], family: str) -
     if unknown:
         raise ValueError(f"{len(unknown)} keys of the original checkpoint have no place in the "
                          f"{family} model, e.g. {unknown[:5]}")
+    for reason, count in dropped.items():
+        log.info("original checkpoint: dropped %d tensor(s) the model does not use: %s",
+                 count, reason)
     return converted
 
 
