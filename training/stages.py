@@ -23,16 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 # Parameter groups the stages name. Each group is a set of parameter-name prefixes; a
-# parameter belongs to the group with the LONGEST matching prefix, which is how SAM's own
-# neck (inside the SAM encoder) counts as adaptor while the rest of SAM does not.
+# parameter belongs to the group with the LONGEST matching prefix.
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     # the LLaMA-style language model; lm_head is tied to embed_tokens in the presets but
     # listed so an untied checkpoint still trains its head with the LM
     "language_model": ("model.language_model.", "lm_head."),
-    # the hybrid split-MLP aligner plus SAM's neck and its two stride-2 downsample convs
-    # (the paper counts them as adaptor: they are new, randomly initialised modules)
+    # the paper's adaptor: the hybrid split-MLP aligner plus what DeepSeek added after SAM:
+    # the extra neck on the first global-attention block (upstream "neck_hd"), the two
+    # stride-2 convs (96x96x256 -> 24x24x1024, upstream "downsamples") and their mixing
+    # weight ("hd_alpha_downsamples"). SAM's own neck
+    # (model.high_res_vision_model.vision_encoder.neck.*) is NOT adaptor: it is part of the
+    # pretrained SAM-B encoder (it makes the 64x64x256 map) and stays frozen with SAM.
     "adaptor": ("model.aligner.", "model.high_res_vision_neck.", "model.high_res_vision_proj.",
-                "model.high_res_vision_alpha", "model.high_res_vision_model.vision_encoder.neck."),
+                "model.high_res_vision_alpha"),
     "siglip": ("model.vision_model.",),
     "sam": ("model.high_res_vision_model.",),
     # task heads (model/heads.py): TaskModel(encoder=VLEncoder(vl_model), head) — the head

@@ -63,7 +63,10 @@ def test_language_ratio_decays_from_start_to_target():
 
 def test_param_groups_by_longest_prefix():
     assert param_group("model.aligner.proj.weight") == "adaptor"
-    assert param_group("model.high_res_vision_model.vision_encoder.neck.conv1.weight") == "adaptor"
+    # SAM's own neck is part of the pretrained SAM-B encoder; DeepSeek's neck_hd is adaptor
+    assert param_group("model.high_res_vision_model.vision_encoder.neck.conv1.weight") == "sam"
+    assert param_group("model.high_res_vision_neck.conv1.weight") == "adaptor"
+    assert param_group("model.high_res_vision_alpha") == "adaptor"
     assert param_group("model.high_res_vision_model.vision_encoder.layers.0.attn.qkv.weight") == "sam"
     assert param_group("model.high_res_vision_proj.conv2.weight") == "adaptor"
     assert param_group("model.vision_model.encoder.layers.0.mlp.fc1.weight") == "siglip"
