@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipelines.sample import Sample  # noqa: E402
+from pipelines.core.sample import Sample  # noqa: E402
 
 PROMPTS = [
     "What colour is the {o} in this picture?", "How many {o}s can you count?",

@@ -30,7 +30,7 @@ def make_samples(count: int):
 
     from PIL import Image, ImageDraw
 
-    from pipelines.sample import Sample
+    from pipelines.core.sample import Sample
 
     samples = []
     for i in range(count):

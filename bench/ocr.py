@@ -28,8 +28,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.ocr_backends import load_backend  # noqa: E402
-from pipelines.ocr_metrics import error_counts, lines_text, rates  # noqa: E402
+from pipelines.ocr.backends import load_backend  # noqa: E402
+from pipelines.ocr.metrics import error_counts, lines_text, rates  # noqa: E402
 
 WORDS = ("the data model image page text table figure chart value result sample training "
          "vision language report market growth energy system network quality review total "

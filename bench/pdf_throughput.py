@@ -77,10 +77,10 @@ def bare_loop(paths: list[str], workers: int, target: int) -> dict:
 
 def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
                  near_duplicates: bool) -> dict:
-    from pipelines.audit import audit_run
-    from pipelines.pdf import pdf_refs
-    from pipelines.run_dir import RunDir
-    from pipelines.runner import run_pipeline
+    from pipelines.core.audit import audit_run
+    from pipelines.core.run_dir import RunDir
+    from pipelines.core.runner import run_pipeline
+    from pipelines.pdf.pipeline import pdf_refs
 
     render = {"target": target, **(LEAN if mode == "lean" else {})}
     config = {"render": render, "near_duplicate_bits": 10 if near_duplicates else -1,
@@ -157,8 +157,8 @@ def readable_documents(directory: str, limit: int | None) -> list[str]:
     """Documents PyMuPDF can open with at least one page (both sides get the same list)."""
     import pymupdf
 
-    from pipelines.inputs import expand_paths
-    from pipelines.pdf import DOCUMENT_SUFFIXES
+    from pipelines.core.inputs import expand_paths
+    from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES
 
     pymupdf.TOOLS.mupdf_display_errors(False)
     keep = []

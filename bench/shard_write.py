@@ -21,8 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.sample import Sample  # noqa: E402
-from pipelines.shards import ShardWriter  # noqa: E402
+from pipelines.core.sample import Sample  # noqa: E402
+from pipelines.core.shards import ShardWriter  # noqa: E402
 
 
 def make_samples(count: int, image_kb: int) -> list[Sample]:

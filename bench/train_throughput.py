@@ -29,10 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from pipelines.run_dir import RunDir  # noqa: E402
-from pipelines.runner import input_ref  # noqa: E402
-from pipelines.sample import Sample  # noqa: E402
-from pipelines.shards import ShardWriter  # noqa: E402
+from pipelines.core.run_dir import RunDir  # noqa: E402
+from pipelines.core.runner import input_ref  # noqa: E402
+from pipelines.core.sample import Sample  # noqa: E402
+from pipelines.core.shards import ShardWriter  # noqa: E402
 
 WORDS = ("red green blue yellow square circle bar chart table page text line value axis "
          "figure caption document scan photo screen").split()

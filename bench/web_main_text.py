@@ -1,7 +1,7 @@
 """How much of each saved real page's main text does the crawl's extracted text contain?
 
 Serves ``corpus/pages/*/index.html`` from a local server (no network: their external
-resources fail fast), crawls them with the real pipeline (`pipelines.web.crawl`, Beam
+resources fail fast), crawls them with the real pipeline (`pipelines.web.pipeline.crawl`, Beam
 DirectRunner) and compares each page's ``sample.text`` with its ``expected.html`` (the main
 content as a reader-mode tool extracts it): the share of the expected words (as a
 multiset, case-folded; CJK by character) found in the extracted text.
@@ -23,10 +23,10 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.audit import audit_run  # noqa: E402
-from pipelines.run_dir import RunDir  # noqa: E402
-from pipelines.web import crawl  # noqa: E402
-from pipelines.web_testsite import serve_site  # noqa: E402
+from pipelines.core.audit import audit_run  # noqa: E402
+from pipelines.core.run_dir import RunDir  # noqa: E402
+from pipelines.web.pipeline import crawl  # noqa: E402
+from pipelines.web.testsite import serve_site  # noqa: E402
 
 WORD = re.compile(r"\w+", re.UNICODE)
 

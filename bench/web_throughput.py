@@ -2,7 +2,7 @@
 
 Serves N generated article pages (default 240) from a local server, then measures:
 
-- ``pipeline``: the real crawl (`pipelines.web.crawl`: Beam DirectRunner, Chromium launched
+- ``pipeline``: the real crawl (`pipelines.web.pipeline.crawl`: Beam DirectRunner, Chromium launched
   once per worker, pages in flight per worker, viewport shot + tiles + text boxes +
   simplified HTML + shards written), with the Beam flags given by ``--beam`` (default: two
   worker processes, one per core);
@@ -32,11 +32,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.audit import audit_run  # noqa: E402
-from pipelines.runner import seed_sample  # noqa: E402
-from pipelines.web import ScreenshotPagesFn, crawl, web_refs  # noqa: E402
-from pipelines.web_browser import CHROMIUM_ARGS, CHROMIUM_PATH  # noqa: E402
-from pipelines.web_testsite import serve_site  # noqa: E402
+from pipelines.core.audit import audit_run  # noqa: E402
+from pipelines.core.runner import seed_sample  # noqa: E402
+from pipelines.web.browser import CHROMIUM_ARGS, CHROMIUM_PATH  # noqa: E402
+from pipelines.web.pipeline import ScreenshotPagesFn, crawl, web_refs  # noqa: E402
+from pipelines.web.testsite import serve_site  # noqa: E402
 
 NO_POST_STAGES = {"ocr": None, "charts": False, "label": False}
 

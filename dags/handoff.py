@@ -11,7 +11,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from pipelines import scheduling
+from pipelines.orchestration import scheduling
 
 CURATED_RUNS = Asset(scheduling.CURATED_RUNS_ASSET)
 TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
@@ -38,13 +38,13 @@ def handoff():
 
     @task
     def validate(run: str) -> dict:
-        from pipelines.handoff import validate_run
+        from pipelines.orchestration.handoff import validate_run
 
         return validate_run(run)
 
     @task(outlets=[TRAINING_DATA])
     def publish(checked: list[dict], params=None, run_id=None, outlet_events=None) -> list[str]:
-        from pipelines.handoff import record_handoff
+        from pipelines.orchestration.handoff import record_handoff
 
         runs = record_handoff(params["data_root"], run_id, list(checked))
         outlet_events[TRAINING_DATA].extra = {"runs": runs}

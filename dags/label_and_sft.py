@@ -11,7 +11,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from pipelines import scheduling
+from pipelines.orchestration import scheduling
 
 RAW_RUNS = Asset(scheduling.RAW_RUNS_ASSET)
 CURATED_RUNS = Asset(scheduling.CURATED_RUNS_ASSET)
@@ -44,7 +44,7 @@ def label_and_sft():
     def label(run: str, params=None) -> str:
         import os
 
-        from pipelines.run_dir import RunDir
+        from pipelines.core.run_dir import RunDir
 
         # runs/pdf/<ds> and runs/web/<ds> share a basename: keep the kind in the name
         name = f"{os.path.basename(os.path.dirname(run))}-{os.path.basename(run)}"
@@ -57,7 +57,7 @@ def label_and_sft():
     def build_sft(labeled: list[str], params=None, run_id=None, outlet_events=None) -> dict:
         import os
 
-        from pipelines.run_dir import RunDir
+        from pipelines.core.run_dir import RunDir
 
         out = os.path.join(params["data_root"], "runs", "sft", scheduling.safe_name(run_id))
         if not RunDir(out).complete:

@@ -16,7 +16,7 @@ import pendulum
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
 from airflow.sdk import Asset, Param, dag, task
 
-from pipelines import scheduling
+from pipelines.orchestration import scheduling
 
 RAW_RUNS = Asset(scheduling.RAW_RUNS_ASSET)
 
@@ -69,7 +69,7 @@ def shard_dag(dag_id: str, kind: str, command: str, what: str):
         @task(outlets=[RAW_RUNS])
         def publish(options: dict, outlet_events=None) -> str:
             """Audit the run (every input accounted for) and announce it downstream."""
-            from pipelines.audit import audit_run, format_report
+            from pipelines.core.audit import audit_run, format_report
 
             report = audit_run(options["out"])
             if not report.ok:

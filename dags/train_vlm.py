@@ -12,7 +12,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from pipelines import scheduling
+from pipelines.orchestration import scheduling
 
 TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
 
@@ -40,7 +40,7 @@ def train_vlm():
     def prepare(params=None, run_id=None, triggering_asset_events=None) -> dict:
         import os
 
-        from pipelines.training_plan import split_runs
+        from pipelines.orchestration.training_plan import split_runs
 
         runs = scheduling.runs_from_events(triggering_asset_events, params["runs"])
         if not runs:

@@ -12,38 +12,13 @@ Generation is greedy unless ``--sample`` (temperature / top-p).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "Describe the image."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = __doc__
-    parser.add_argument("question", nargs="?", help="the question (single-question mode)")
-    parser.add_argument("--model", required=True, help="model directory (vlforge model init / "
-                        "a training checkpoint / published weights in transformers layout)")
-    parser.add_argument("--image", action="append", default=[], metavar="FILE",
-                        help="an image file; repeat for several (placed in order)")
-    parser.add_argument("--run", help="answer every sample of this run directory instead")
-    parser.add_argument("--out", help="JSONL file for --run answers (default: stdout)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per batch with --run")
-    parser.add_argument("--limit", type=int, help="answer at most this many samples of --run")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0, help="seed for --sample")
-    parser.add_argument("--system", help="system prompt (default: DeepSeek-VL's)")
-    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if available)")
-    parser.add_argument("--no-stream", action="store_true", help="print the answer at the end")
-    parser.add_argument("--json", action="store_true", help="single question: print JSON")
 
 
 class Chat:
@@ -109,89 +84,3 @@ class Chat:
 
             streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return self.generate([prompt], streamer=streamer, **kwargs)[0]
-
-
-def run_prompts(chat: Chat, samples: Iterable[Any], question: str) -> Iterator[tuple[Any, Any, str | None]]:
-    """(sample, encoded prompt or error message, reference answer) for each sample of a run."""
-    from model.collate import SampleEncodeError
-
-    for sample in samples:
-        conversation = ((sample.meta or {}).get("sft") or {}).get("conversation")
-        reference = None
-        if conversation:
-            turns = list(conversation)
-            if turns and turns[-1].get("role") == "assistant":
-                reference = turns.pop()["content"]
-        else:
-            turns = [{"role": "user", "content": question}]
-        try:
-            yield sample, chat.collator.encode_prompt(turns, sample.images, key=sample.key), reference
-        except SampleEncodeError as exc:
-            yield sample, str(exc), reference
-
-
-def answer_run(chat: Chat, run: str, out, *, question: str = DEFAULT_QUESTION,
-               batch_size: int = 8, limit: int | None = None, **kwargs) -> dict[str, int]:
-    """Answer every sample of a finished run; one JSON line per sample written to `out`."""
-    import itertools
-
-    from tqdm import tqdm
-
-    from pipelines.run_dir import RunDir
-
-    run_dir = RunDir(run).require_complete()
-    total = run_dir.manifest().num_rows if limit is None else limit
-    samples = itertools.islice(run_dir.iter_samples(), limit)
-    counts = {"answered": 0, "errors": 0}
-    pending: list[tuple[Any, Any, str | None]] = []
-
-    def flush() -> None:
-        answers = chat.generate([p for _, p, _ in pending], **kwargs)
-        for (sample, _, reference), answer in zip(pending, answers):
-            out.write(json.dumps({"key": sample.key, "answer": answer, "reference": reference},
-                                 ensure_ascii=False) + "\n")
-        counts["answered"] += len(pending)
-        pending.clear()
-
-    for sample, prompt, reference in tqdm(run_prompts(chat, samples, question), total=total,
-                                          desc="answering", unit="sample", file=sys.stderr):
-        if isinstance(prompt, str):  # a sample that cannot be asked: record why, go on
-            out.write(json.dumps({"key": sample.key, "error": prompt}) + "\n")
-            counts["errors"] += 1
-            continue
-        pending.append((sample, prompt, reference))
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
-    return counts
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    import torch
-
-    if not args.run and not args.question:
-        raise ValueError("give a question, or --run RUNDIR to answer a run's samples")
-    if args.sample:
-        torch.manual_seed(args.seed)
-    chat = Chat(args.model, device=args.device, system_prompt=args.system)
-    kwargs = dict(max_new_tokens=args.max_new_tokens, sample=args.sample,
-                  temperature=args.temperature, top_p=args.top_p)
-    if args.run:
-        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-        try:
-            counts = answer_run(chat, args.run, out, question=args.question or DEFAULT_QUESTION,
-                                batch_size=args.batch_size, limit=args.limit, **kwargs)
-        finally:
-            if args.out:
-                out.close()
-        print(json.dumps(counts), file=sys.stderr)
-        return 0
-    stream = not (args.no_stream or args.json)
-    answer = chat.ask(args.question, args.image, stream=stream, **kwargs)
-    if args.json:
-        print(json.dumps({"question": args.question, "images": args.image, "answer": answer},
-                         ensure_ascii=False))
-    elif not stream:
-        print(answer)
-    return 0

@@ -17,7 +17,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from model.presets import PRESETS
 
     parser.epilog = __doc__
@@ -45,7 +45,12 @@ def describe_config(config) -> dict[str, Any]:
     """Architecture summary + parameter counts per component, without allocating weights."""
     import torch
 
-    from model.presets import component_of, family_of, model_class_for, num_image_tokens_of
+    from model.presets import (
+        component_of,
+        family_of,
+        model_class_for,
+        num_image_tokens_of,
+    )
 
     with torch.device("meta"):  # shapes only: a 7B model costs no memory here
         model = model_class_for(config)(config)
@@ -118,7 +123,7 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"{summary['weights_bytes']['bf16'] / 2**30:.2f} GiB in bf16)")
 
 
-def main(args: argparse.Namespace, extra: list[str]) -> int:
+def model_command(args: argparse.Namespace, extra: list[str]) -> int:
     if args.action == "info":
         if args.preset:
             from model.presets import build_config

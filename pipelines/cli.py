@@ -1,9 +1,11 @@
 """The `vlforge` command: a table of subcommands, each imported only when used.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``main(args, extra) -> int`` (``extra`` holds unrecognised ``--flags``, which pipeline
-commands pass on to Apache Beam). Keeping heavy imports out of this file keeps
-``vlforge --help`` instant.
+Each package exposes its commands in one module (``pipelines/<family>/commands.py``,
+``model/cli.py``, ``training/cli.py``): for a command NAME it defines
+``add_NAME_arguments(parser)`` and ``NAME_command(args, extra) -> int`` (``extra`` holds
+unrecognised ``--flags``, which pipeline commands pass on to Apache Beam; a dash in NAME
+is an underscore in Python). Domain modules hold no argparse. Keeping heavy imports out
+of this file keeps ``vlforge --help`` instant.
 """
 
 from __future__ import annotations
@@ -16,24 +18,24 @@ from typing import Sequence
 
 # name -> (module, one-line help). Grouped in the order a user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("pipelines.demo", "run the whole job end to end on bundled inputs"),
-    "pdf": ("pipelines.pdf", "render PDFs and e-books into page/figure/table shards"),
-    "crawl": ("pipelines.web", "screenshot web pages with Chromium into shards"),
-    "images": ("pipelines.images", "turn image files into shards"),
-    "ocr": ("pipelines.ocr_cli", "OCR images or PDF pages (rapidocr, paddleocr, tesseract)"),
-    "ocr-eval": ("pipelines.ocr_eval", "compare OCR with the text layer of a run: CER/WER"),
-    "chart": ("pipelines.chart_cli", "recover the data behind a chart (SVG, PDF page, image)"),
-    "label": ("taxonomy.label_cli", "label samples or prompts by the use-case taxonomy"),
-    "taxonomy": ("taxonomy.cli", "validate, show and edit the use-case taxonomy"),
-    "sft": ("taxonomy.sft_cli", "build instruction-tuning conversations from runs"),
-    "audit": ("pipelines.audit", "check that a run accounts for every input"),
-    "retry": ("pipelines.retry_cli", "re-run only the failed items of a run"),
-    "shards": ("pipelines.shards_cli", "inspect shards or export them to parquet / HF datasets"),
+    "demo": ("pipelines.app.commands", "run the whole job end to end on bundled inputs"),
+    "pdf": ("pipelines.pdf.commands", "render PDFs and e-books into page/figure/table shards"),
+    "crawl": ("pipelines.web.commands", "screenshot web pages with Chromium into shards"),
+    "images": ("pipelines.images.commands", "turn image files into shards"),
+    "ocr": ("pipelines.ocr.commands", "OCR images or PDF pages (rapidocr, paddleocr, tesseract)"),
+    "ocr-eval": ("pipelines.ocr.commands", "compare OCR with the text layer of a run: CER/WER"),
+    "chart": ("pipelines.charts.commands", "recover the data behind a chart (SVG, PDF page, image)"),
+    "label": ("pipelines.label.commands", "label samples or prompts by the use-case taxonomy"),
+    "taxonomy": ("pipelines.label.commands", "validate, show and edit the use-case taxonomy"),
+    "sft": ("pipelines.sft.commands", "build instruction-tuning conversations from runs"),
+    "audit": ("pipelines.core.commands", "check that a run accounts for every input"),
+    "retry": ("pipelines.core.commands", "re-run only the failed items of a run"),
+    "shards": ("pipelines.core.commands", "inspect shards or export them to parquet / HF datasets"),
     "model": ("model.cli", "model presets: info, init"),
-    "chat": ("model.chat", "chat with a model about images"),
+    "chat": ("training.cli", "chat with a model about images"),
     "train": ("training.cli", "train a stage (1 adaptor, 2 joint, 3 SFT) on run directories"),
-    "eval": ("training.eval_cli", "evaluate a model on a run directory"),
-    "report": ("pipelines.report", "write an HTML data card for runs"),
+    "eval": ("training.cli", "evaluate a model on a run directory"),
+    "report": ("pipelines.app.commands", "write an HTML data card for runs"),
 }
 
 # Commands whose unknown --flags are Beam pipeline options rather than mistakes.
@@ -77,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"vlforge {name}", description=help_,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    module.add_arguments(parser)
+    attr = name.replace("-", "_")
+    getattr(module, f"add_{attr}_arguments")(parser)
     if name in PASSES_EXTRA_FLAGS:
         args, extra = parser.parse_known_args(rest)
         stray = [a for a in extra if not a.startswith("--")]
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(module.main(args, extra) or 0)
+        return int(getattr(module, f"{attr}_command")(args, extra) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

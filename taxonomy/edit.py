@@ -2,7 +2,7 @@
 
 Every edit works on the ruamel.yaml round-trip document (comments, key order and flow
 style survive), is validated before anything is written, bumps ``version`` by one and
-appends a migration entry ``{version, op, ...}`` that `taxonomy.migrate` and
+appends a migration entry ``{version, op, ...}`` that `pipelines.label.migrate` and
 ``vlforge taxonomy diff`` read. Ids are stable: a node is never deleted, only deprecated
 with ``replaced_by``, so every label ever written can still be resolved.
 
@@ -23,8 +23,15 @@ from typing import Any, Sequence
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from taxonomy.tree import (DEFAULT_PATH, ID_PATTERN, Taxonomy, TaxonomyError, check, parse_text,
-                           round_trip_yaml)
+from taxonomy.tree import (
+    DEFAULT_PATH,
+    ID_PATTERN,
+    Taxonomy,
+    TaxonomyError,
+    check,
+    parse_text,
+    round_trip_yaml,
+)
 
 
 class EditError(ValueError):

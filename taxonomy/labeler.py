@@ -1,6 +1,6 @@
 """Label samples and prompts with a taxonomy leaf: task rules first, then embeddings.
 
-1. Task-derived rules (`taxonomy.label_rules`): what a pipeline produced decides the leaf
+1. Task-derived rules (`pipelines.label.rules`): what a pipeline produced decides the leaf
    (text layer → Recognition › OCR and Transcription › Printed Text, chart data → Graph
    Interpretation, screenshot + HTML → UI to Code, SFT template → its leaf).
 2. Prompts (an SFT conversation's first user turn, or ``vlforge label --text``) go to an
@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipelines.sample import Sample
-from taxonomy.label_rules import RuleHit, prompt_of, task_rule
+from pipelines.core.sample import Sample
+from pipelines.label.rules import RuleHit, prompt_of, task_rule
 from taxonomy.tree import UNLABELED, Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
-from pipelines.run_dir import RunDir
-from pipelines.sample import Sample
-from pipelines.shards import iter_shard_samples
+from pipelines.core.run_dir import RunDir
+from pipelines.core.sample import Sample
+from pipelines.core.shards import iter_shard_samples
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 log = logging.getLogger(__name__)
 

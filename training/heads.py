@@ -60,7 +60,7 @@ class HeadSpec:
 
 def classes_from_runs(run_urls: Sequence[str]) -> tuple[str, ...]:
     """Taxonomy leaves present in the runs' manifests (for --target taxonomy.leaf)."""
-    from pipelines.run_dir import RunDir
+    from pipelines.core.run_dir import RunDir
 
     found = set()
     for url in run_urls:

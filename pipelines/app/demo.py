@@ -10,7 +10,6 @@ printed. Re-running with the same ``--out`` resumes: finished steps are skipped.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -18,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pipelines.scheduling import run_vlforge
+from pipelines.orchestration.scheduling import run_vlforge
 
 DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/table", "/chart",
               "/private/secret", "/missing", "/data.csv", "/loop"]
@@ -61,7 +60,7 @@ class Demo:
 
     # -- steps ---------------------------------------------------------------------------
     def crawl(self) -> str:
-        from pipelines.web_testsite import serve_site
+        from pipelines.web.testsite import serve_site
 
         server, base = serve_site()
         try:
@@ -78,7 +77,7 @@ class Demo:
         return self.stats("web")
 
     def pdf(self) -> str:
-        from pipelines.demo_inputs import write_demo_documents
+        from pipelines.app.demo_inputs import write_demo_documents
 
         docs = write_demo_documents(self.p("inputs", "docs"))
         self.vlforge("pdf", *docs, "--out", self.p("runs", "pdf"), "--task-size", "2",
@@ -91,7 +90,7 @@ class Demo:
         return self.stats("sft")
 
     def handoff(self) -> str:
-        from pipelines.handoff import record_handoff, validate_run
+        from pipelines.orchestration.handoff import record_handoff, validate_run
 
         checked = [validate_run(self.p("runs", name)) for name in ("web", "pdf", "sft")]
         record_handoff(self.out, "demo", checked)
@@ -103,7 +102,7 @@ class Demo:
 
     def corpus(self) -> str:
         """A small language-only corpus (stage 2/3 mix it in) from the runs' own text."""
-        from pipelines.run_dir import RunDir
+        from pipelines.core.run_dir import RunDir
 
         texts = [s.text for name in ("web", "pdf") for s in RunDir(self.p("runs", name))
                  .iter_samples() if s.text and len(s.text) > 40]
@@ -190,15 +189,3 @@ def run_demo(out: str, beam_args: list[str] | None = None, echo=print) -> str:
     echo(f"demo finished in {time.time() - started:.0f} s; log: {demo.log_path}")
     echo(f"report: {summary}")
     return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
-    parser.add_argument("--out", default="demo-run", help="output directory (default demo-run)")
-    parser.epilog = "Any other --flag is passed to Apache Beam for the pipeline steps."
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    run_demo(args.out, extra, echo=lambda line: print(line, flush=True))
-    return 0
-

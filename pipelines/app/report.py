@@ -8,7 +8,6 @@ Images are embedded as data URIs and charts as inline SVG.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import glob
 import html
@@ -19,8 +18,8 @@ import time
 from collections import defaultdict
 from typing import Any, Iterable
 
-from pipelines.run_dir import RunDir
-from pipelines.sample import Sample
+from pipelines.core.run_dir import RunDir
+from pipelines.core.sample import Sample
 
 THUMBS_PER_LEAF = 4
 THUMB_SIZE = 220
@@ -264,20 +263,3 @@ def build_report(paths: list[str], title: str = "vlforge data card") -> str:
             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"
             f"<p class=muted>generated {generated} from {len(paths)} input(s)</p>"
             + "\n".join(sections) + "</body></html>")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
-    parser.add_argument("paths", nargs="+", metavar="RUN_DIR",
-                        help="data run directories, training run directories, eval JSON files")
-    parser.add_argument("--out", default="report.html", help="HTML file to write")
-    parser.add_argument("--title", default="vlforge data card")
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    page = build_report(args.paths, args.title)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    print(os.path.abspath(args.out))
-    return 0

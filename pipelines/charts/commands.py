@@ -28,7 +28,7 @@ DOC_SUFFIXES = {".pdf", ".epub", ".xps", ".oxps", ".cbz", ".fb2"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split("\n\n", 1)[1] if __doc__ else None
     parser.add_argument("file", help="an .svg, .pdf, .html or image file")
     parser.add_argument("--page", type=int, default=None,
@@ -121,7 +121,7 @@ def format_chart(chart: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace, extra: list[str]) -> int:
+def chart_command(args: argparse.Namespace, extra: list[str]) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")

@@ -19,8 +19,8 @@ from typing import Any, Iterable
 
 from pipelines.charts.recognize import read_charts
 from pipelines.charts.scene import Scene, Shape, Text
-from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn
+from pipelines.core.sample import Sample
+from pipelines.core.stage import Record, StageFn
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import io
 import random
 from typing import Any, Iterator
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 CHART_TYPES = ("bar", "horizontal_bar", "grouped_bar", "stacked_bar", "line", "scatter",
                "area", "pie")

@@ -7,15 +7,13 @@ exactly the samples the manifest lists, with the same image checksums.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.run_dir import SUCCESS, RunDir, RunDirError
-from pipelines.sample import sha256_hex
-from pipelines.shards import ShardReadError, iter_shard_samples
+from pipelines.core.run_dir import SUCCESS, RunDir, RunDirError
+from pipelines.core.sample import sha256_hex
+from pipelines.core.shards import ShardReadError, iter_shard_samples
 
 MAX_LISTED = 20
 
@@ -152,22 +150,3 @@ def format_report(report: AuditReport) -> str:
     verdict = "OK: every input is accounted for" if report.ok else "FAILED"
     lines.append(f"{verdict}; {report.shards_checked} shard(s) verified")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Check that a run accounts for every input (written + dropped + "
-                          "errors) and that its shards match the manifest. Exit status 1 "
-                          "when anything is unaccounted, unreadable or inconsistent.")
-    parser.add_argument("run_dir", help="run directory (local path or fsspec URL)")
-    parser.add_argument("--no-verify-shards", dest="verify", action="store_false",
-                        help="skip reading every shard (faster; accounting only)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    report = audit_run(args.run_dir, verify_shards=args.verify)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
-    else:
-        print(format_report(report))
-    return 0 if report.ok else 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import Counter
 from typing import Any, Iterator
 
-from pipelines.run_dir import RunDir
+from pipelines.core.run_dir import RunDir
 
 
 def inspect_run(url: str, examples: int = 5) -> dict[str, Any]:
@@ -89,41 +88,3 @@ def export_hf(url: str, out_dir: str) -> int:
     dataset = datasets.Dataset.from_generator(rows, features=features)
     dataset.save_to_disk(out_dir)
     return len(dataset)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    inspect = sub.add_parser("inspect", help="counts, sizes and example keys of a run")
-    inspect.add_argument("run_dir")
-    inspect.add_argument("--json", action="store_true", help="print JSON")
-    export = sub.add_parser("export", help="export a run to parquet files or an HF dataset")
-    export.add_argument("run_dir")
-    export.add_argument("--to", choices=("parquet", "hf"), required=True,
-                        help="parquet: part-*.parquet files; hf: datasets.Dataset.save_to_disk")
-    export.add_argument("out", help="output directory")
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    if args.action == "inspect":
-        info = inspect_run(args.run_dir)
-        if args.json:
-            print(json.dumps(info, indent=2, sort_keys=True))
-            return 0
-        print(f"run: {info['run']}  pipeline: {info['pipeline']}")
-        print(f"samples {info['samples']}  shards {len(info['shards'])}  "
-              f"size {info['bytes'] / 1e6:.1f} MB")
-        for shard in info["shards"]:
-            print(f"  {shard['name']}  {shard['samples']:6d} samples  "
-                  f"{shard['bytes'] / 1e6:8.2f} MB")
-        print("by source: " + ", ".join(f"{k} {v}" for k, v in info["by_source"].items()))
-        print("by taxonomy leaf: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(info["by_taxonomy_leaf"].items())))
-        print("example keys: " + " ".join(info["example_keys"]))
-        return 0
-    if args.to == "parquet":
-        files = export_parquet(args.run_dir, args.out)
-        print(f"wrote {len(files)} parquet file(s) to {args.out}")
-    else:
-        count = export_hf(args.run_dir, args.out)
-        print(f"saved a datasets.Dataset of {count} rows to {args.out}")
-    return 0

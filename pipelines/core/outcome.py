@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 KINDS = ("dropped", "error", "expanded")
 

@@ -28,9 +28,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.outcome import Outcome
-from pipelines.sample import Sample
-from pipelines.shards import TMP_MARK, iter_shard_samples
+from pipelines.core.outcome import Outcome
+from pipelines.core.sample import Sample
+from pipelines.core.shards import TMP_MARK, iter_shard_samples
 
 log = logging.getLogger(__name__)
 

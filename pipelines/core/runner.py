@@ -8,31 +8,28 @@ run directory. `retry` re-runs only the failed items of a finished run.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import logging
 from typing import Any, Callable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.outcome import Outcome
-from pipelines.run_dir import RunDir, Task
-from pipelines.sample import Sample, stable_key
-from pipelines.stage import StageFn
-from pipelines.write_run import WriteRun
+from pipelines.core.run_dir import RunDir, Task
+from pipelines.core.sample import Sample, stable_key
+from pipelines.core.stage import StageFn
+from pipelines.core.write_run import WriteRun
 
 log = logging.getLogger(__name__)
 
 # pipeline name -> "module:function" returning the list of StageFns for a config dict.
 # Looked up lazily so that `vlforge retry` can rebuild any pipeline from its run.json.
 PIPELINES: dict[str, str] = {
-    "images": "pipelines.images:build_stages",
-    "pdf": "pipelines.pdf:build_stages",
-    "web": "pipelines.web:build_stages",
-    "label": "taxonomy.label_pipeline:build_stages",
-    "sft": "pipelines.sft:build_stages",
+    "images": "pipelines.images.pipeline:build_stages",
+    "pdf": "pipelines.pdf.pipeline:build_stages",
+    "web": "pipelines.web.pipeline:build_stages",
+    "label": "pipelines.label.pipeline:build_stages",
+    "sft": "pipelines.sft.pipeline:build_stages",
 }
 
 DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
@@ -129,37 +126,3 @@ def _execute(pipeline: str, tasks: list[Task], config: dict[str, Any], run_url: 
     options = PipelineOptions(list(beam_args) or DEFAULT_BEAM_ARGS)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, pipeline, tasks, stages, run_url, **bounds)
-
-
-# -- shared CLI plumbing ----------------------------------------------------------------
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every pipeline command takes; unknown ``--flags`` go to Beam."""
-    parser.add_argument("--out", required=True, help="run directory (local path or fsspec URL)")
-    parser.add_argument("--task-size", type=int, default=8,
-                        help="inputs per task, the resumable unit of work (default 8)")
-    parser.add_argument("--shard-max-mb", type=float, default=256,
-                        help="close a shard when it reaches this size (default 256 MB)")
-    parser.add_argument("--shard-max-count", type=int, default=10_000,
-                        help="close a shard when it holds this many samples (default 10000)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="discard an existing run directory with different inputs")
-    parser.add_argument("--json", action="store_true", help="print the run stats as JSON")
-    parser.epilog = ((parser.epilog or "") + "\nAny other --flag is passed to Apache Beam, "
-                     "e.g. --runner=DataflowRunner --project=P --region=R, or "
-                     "--direct_num_workers=2 --direct_running_mode=multi_processing.")
-
-
-def shard_bounds(args: argparse.Namespace) -> dict[str, int]:
-    return {"max_bytes": int(args.shard_max_mb * 1024 * 1024), "max_count": args.shard_max_count}
-
-
-def print_run_summary(stats: dict[str, Any], out: str, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"out": out, **stats}, indent=2, sort_keys=True))
-        return
-    print(f"run: {out}")
-    print(f"  inputs {stats['inputs']}  written {stats['written']} (+{stats['derived']} derived)"
-          f"  dropped {stats['dropped']}  errors {stats['errors']}")
-    for label, key in (("dropped", "dropped_by_reason"), ("errors", "errors_by_reason")):
-        for reason, count in stats[key].items():
-            print(f"    {label:8s} {count:6d}  {reason}")

@@ -7,7 +7,6 @@ streams samples back from tars (local paths or fsspec URLs), one group per key.
 
 from __future__ import annotations
 
-import io
 import logging
 import tarfile
 import uuid
@@ -17,7 +16,7 @@ from typing import Any, Iterator
 
 import fsspec
 
-from pipelines.sample import Sample, sha256_hex
+from pipelines.core.sample import Sample, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ TMP_MARK = ".tmp-"
 
 def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None,
                  image_sha256: str | None = None) -> dict[str, Any]:
-    """The manifest row for one written sample (see `pipelines.run_dir.MANIFEST_SCHEMA`).
+    """The manifest row for one written sample (see `pipelines.core.run_dir.MANIFEST_SCHEMA`).
 
     `group` is the sample's already-encoded WebDataset group and `image_sha256` its image
     checksum, when the caller has them (computed here otherwise).

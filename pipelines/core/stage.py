@@ -15,8 +15,8 @@ from typing import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.outcome import Outcome
-from pipelines.sample import Sample
+from pipelines.core.outcome import Outcome
+from pipelines.core.sample import Sample
 
 log = logging.getLogger(__name__)
 

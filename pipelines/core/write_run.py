@@ -14,10 +14,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.outcome import Outcome
-from pipelines.run_dir import RunDir
-from pipelines.sample import Sample
-from pipelines.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardWriter
+from pipelines.core.outcome import Outcome
+from pipelines.core.run_dir import RunDir
+from pipelines.core.sample import Sample
+from pipelines.core.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardWriter
 
 
 class _TaskBuffer:

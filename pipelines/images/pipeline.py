@@ -7,20 +7,17 @@ do not decode become error records; images below a minimum side are dropped.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 from typing import Any, Iterable
 
 from PIL import Image
 
-from pipelines.inputs import expand_paths
-from pipelines.outcome import Outcome
-from pipelines.post_stages import add_post_stage_arguments, post_stage_config, post_stages
-from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
-                              shard_bounds)
-from pipelines.sample import Sample, sha256_hex
-from pipelines.stage import Record, StageFn
+from pipelines.core.outcome import Outcome
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample, sha256_hex
+from pipelines.core.stage import Record, StageFn
+from pipelines.post_stages import post_stages
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +60,3 @@ def build_stages(config: dict[str, Any]) -> list[StageFn]:
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:
     return [input_ref("images", f"file://{p}", path=p) for p in paths]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Turn image files into WebDataset shards."
-    parser.add_argument("inputs", nargs="+", help="image files, directories, globs or list files")
-    parser.add_argument("--min-side", type=int, default=16,
-                        help="drop images whose shorter side is below this (default 16 px)")
-    add_post_stage_arguments(parser)
-    add_run_arguments(parser)
-
-
-def main(args: argparse.Namespace, beam_args: list[str]) -> int:
-    paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
-    config = {"min_side": args.min_side, **post_stage_config(args)}
-    stats = run_pipeline("images", image_refs(paths), config, args.out,
-                         beam_args, task_size=args.task_size, overwrite=args.overwrite,
-                         **shard_bounds(args))
-    print_run_summary(stats, args.out, args.json)
-    return 0

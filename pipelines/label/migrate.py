@@ -32,8 +32,8 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
-from pipelines.run_dir import MANIFEST_SCHEMA, RunDir
-from pipelines.sample import Sample
+from pipelines.core.run_dir import MANIFEST_SCHEMA, RunDir
+from pipelines.core.sample import Sample
 from taxonomy.tree import UNLABELED, Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def current_labels(run: RunDir) -> dict[str, dict[str, Any]]:
 
 def apply_current_label(sample: Sample, labels: Mapping[str, Mapping[str, Any]]) -> Sample:
     """`sample` with its migrated label (if any) in ``meta["taxonomy"]``, old one in lineage."""
-    from taxonomy.label_stage import with_label
+    from pipelines.label.stage import with_label
 
     row = labels.get(sample.key)
     if row is None:

@@ -19,11 +19,11 @@ from typing import Any, Iterable, Sequence
 
 import fsspec
 
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn
-from taxonomy.label_stage import LabelTaxonomyFn
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.stage import Record, StageFn
+from pipelines.label.stage import LabelTaxonomyFn
 
 log = logging.getLogger(__name__)
 

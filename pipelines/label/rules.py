@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 IMAGE_PLACEHOLDER = "<image_placeholder>"
 

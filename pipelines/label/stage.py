@@ -17,9 +17,9 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.outcome import Outcome
-from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn, task_of
+from pipelines.core.outcome import Outcome
+from pipelines.core.sample import Sample
+from pipelines.core.stage import Record, StageFn, task_of
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,22 @@ from typing import Any, Iterator
 
 from PIL import Image
 
-from pipelines.ocr_backends import (BACKENDS, DEFAULT_BACKEND, DEFAULT_LOW_CONFIDENCE,
-                                    backend_options, lines_result, load_backend,
-                                    parse_options)
+from pipelines.ocr.backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_LOW_CONFIDENCE,
+    OcrBackendUnavailable,
+    backend_options,
+    lines_result,
+    load_backend,
+    parse_options,
+)
+from pipelines.ocr.evaluate import (
+    DEFAULT_BACKENDS,
+    evaluate_backend,
+    select_samples,
+    stored_summaries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +91,7 @@ def iter_images(path: Path, dpi: int,
             yield index, Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_ocr_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("OCR image files or PDF pages and print the text (or, with --json, "
                           "every line with its normalised box and confidence).")
     parser.add_argument("files", nargs="+", help="image files (PNG, JPEG, ...) or PDFs")
@@ -100,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "width, height, seconds, lines, text}]}")
 
 
-def main(args: argparse.Namespace, extra: list[str]) -> int:
+def ocr_command(args: argparse.Namespace, extra: list[str]) -> int:
     pages = parse_pages(args.pages)
     engine = load_backend(args.backend,
                           **backend_options(args.backend, parse_options(args.ocr_option)))
@@ -147,3 +160,61 @@ def print_result(result: dict[str, Any]) -> None:
     for line in result["lines"]:
         mark = "[?] " if line["low_confidence"] else ""
         print(f"{mark}{line['text']}")
+
+
+def add_ocr_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Compare OCR with the PDF text layer / DOM text of a finished run "
+                          "and report CER and WER per backend.")
+    parser.add_argument("run_dir", help="a finished run directory (with _SUCCESS)")
+    parser.add_argument("--backend", action="append", choices=sorted(BACKENDS), default=None,
+                        help="backend to evaluate, repeatable (default: "
+                             + " and ".join(DEFAULT_BACKENDS) + ")")
+    parser.add_argument("--ocr-option", action="append", metavar="KEY=VALUE", default=[],
+                        help="backend option, repeatable; prefix it with a backend name to "
+                             "send it to that backend only (tesseract.psm=6)")
+    parser.add_argument("--limit", type=int, default=50,
+                        help="evaluate at most this many samples (default 50; 0 = all)")
+    parser.add_argument("--details", action="store_true",
+                        help="with --json, include one row per sample and backend")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+def ocr_eval_command(args: argparse.Namespace, extra: list[str]) -> int:
+    backends = args.backend or list(DEFAULT_BACKENDS)
+    options = parse_options(args.ocr_option)
+    samples = select_samples(args.run_dir, args.limit or None)
+    report: dict[str, Any] = {"run": args.run_dir, "samples": len(samples), "backends": {},
+                              "stored": stored_summaries(samples)}
+    details: dict[str, list[dict]] = {}
+    unavailable = 0
+    if not samples:
+        print(f"vlforge ocr-eval: {args.run_dir} has no samples with both an image and a "
+              "text layer / DOM text to compare with", file=sys.stderr)
+    for name in backends if samples else []:
+        try:
+            report["backends"][name], details[name] = evaluate_backend(name, options, samples)
+        except OcrBackendUnavailable as exc:
+            unavailable += 1
+            report["backends"][name] = {"error": str(exc)}
+            print(f"vlforge ocr-eval: {name}: {exc}", file=sys.stderr)
+    if args.json:
+        if args.details:
+            report["details"] = details
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print_table(report)
+    return 1 if unavailable or not samples else 0
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"run: {report['run']}  samples with ground truth: {report['samples']}")
+    print(f"  {'backend':<20} {'samples':>7} {'ref chars':>9} {'CER':>7} {'WER':>7} "
+          f"{'mean CER':>8} {'pages/s':>7}")
+    rows = {**report["backends"], **report["stored"]}
+    for name, summary in rows.items():
+        if "error" in summary:
+            print(f"  {name:<20} unavailable: {summary['error'][:100]}")
+            continue
+        pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+        speed = summary.get("pages_per_s")
+        print(f"  {name:<20} {summary['samples']:>7} {summary['ref_chars']:>9} "
+              f"{pct(summary['cer']):>7} {pct(summary['wer']):>7} "
+              f"{pct(summary['mean_sample_cer']):>8} {'-' if speed is None else speed:>7}")

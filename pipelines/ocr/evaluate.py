@@ -12,8 +12,6 @@ always``) are also summarised as ``stored:<backend>``, without re-running anythi
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import statistics
 import sys
@@ -21,11 +19,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from pipelines.ocr_backends import (BACKENDS, OcrBackendUnavailable, backend_options,
-                                    load_backend, parse_options)
-from pipelines.ocr_metrics import error_counts, ground_truth_lines, lines_text, rates
-from pipelines.run_dir import RunDir
-from pipelines.sample import Sample
+from pipelines.core.run_dir import RunDir
+from pipelines.core.sample import Sample
+from pipelines.ocr.backends import backend_options, load_backend
+from pipelines.ocr.metrics import error_counts, ground_truth_lines, lines_text, rates
 
 log = logging.getLogger(__name__)
 
@@ -100,63 +97,3 @@ def stored_summaries(samples: list[tuple[Sample, str, str]]) -> dict[str, dict[s
             by_backend.setdefault(f"stored:{ocr.get('backend', '?')}", []).append(
                 {**row, **rates(row), "origin": origin})
     return {name: summarise(rows, None) for name, rows in by_backend.items()}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Compare OCR with the PDF text layer / DOM text of a finished run "
-                          "and report CER and WER per backend.")
-    parser.add_argument("run_dir", help="a finished run directory (with _SUCCESS)")
-    parser.add_argument("--backend", action="append", choices=sorted(BACKENDS), default=None,
-                        help="backend to evaluate, repeatable (default: "
-                             + " and ".join(DEFAULT_BACKENDS) + ")")
-    parser.add_argument("--ocr-option", action="append", metavar="KEY=VALUE", default=[],
-                        help="backend option, repeatable; prefix it with a backend name to "
-                             "send it to that backend only (tesseract.psm=6)")
-    parser.add_argument("--limit", type=int, default=50,
-                        help="evaluate at most this many samples (default 50; 0 = all)")
-    parser.add_argument("--details", action="store_true",
-                        help="with --json, include one row per sample and backend")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    backends = args.backend or list(DEFAULT_BACKENDS)
-    options = parse_options(args.ocr_option)
-    samples = select_samples(args.run_dir, args.limit or None)
-    report: dict[str, Any] = {"run": args.run_dir, "samples": len(samples), "backends": {},
-                              "stored": stored_summaries(samples)}
-    details: dict[str, list[dict]] = {}
-    unavailable = 0
-    if not samples:
-        print(f"vlforge ocr-eval: {args.run_dir} has no samples with both an image and a "
-              "text layer / DOM text to compare with", file=sys.stderr)
-    for name in backends if samples else []:
-        try:
-            report["backends"][name], details[name] = evaluate_backend(name, options, samples)
-        except OcrBackendUnavailable as exc:
-            unavailable += 1
-            report["backends"][name] = {"error": str(exc)}
-            print(f"vlforge ocr-eval: {name}: {exc}", file=sys.stderr)
-    if args.json:
-        if args.details:
-            report["details"] = details
-        print(json.dumps(report, indent=2, sort_keys=True))
-    else:
-        print_table(report)
-    return 1 if unavailable or not samples else 0
-
-
-def print_table(report: dict[str, Any]) -> None:
-    print(f"run: {report['run']}  samples with ground truth: {report['samples']}")
-    print(f"  {'backend':<20} {'samples':>7} {'ref chars':>9} {'CER':>7} {'WER':>7} "
-          f"{'mean CER':>8} {'pages/s':>7}")
-    rows = {**report["backends"], **report["stored"]}
-    for name, summary in rows.items():
-        if "error" in summary:
-            print(f"  {name:<20} unavailable: {summary['error'][:100]}")
-            continue
-        pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-        speed = summary.get("pages_per_s")
-        print(f"  {name:<20} {summary['samples']:>7} {summary['ref_chars']:>9} "
-              f"{pct(summary['cer']):>7} {pct(summary['wer']):>7} "
-              f"{pct(summary['mean_sample_cer']):>8} {'-' if speed is None else speed:>7}")

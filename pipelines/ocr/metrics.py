@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Mapping, Sequence
 
-from pipelines.ocr_backends import reading_order
+from pipelines.ocr.backends import reading_order
 
 
 def edit_distance(reference: Sequence[Hashable], hypothesis: Sequence[Hashable]) -> int:

@@ -37,11 +37,16 @@ from typing import Any, Iterable, Mapping
 
 from apache_beam.metrics import Metrics
 
-from pipelines.ocr_backends import (DEFAULT_BACKEND, DEFAULT_LOW_CONFIDENCE, OcrBackend,
-                                    lines_result, load_backend)
-from pipelines.ocr_metrics import error_counts, ground_truth_lines, lines_text, rates
-from pipelines.sample import Sample
-from pipelines.stage import Record, StageFn
+from pipelines.core.sample import Sample
+from pipelines.core.stage import Record, StageFn
+from pipelines.ocr.backends import (
+    DEFAULT_BACKEND,
+    DEFAULT_LOW_CONFIDENCE,
+    OcrBackend,
+    lines_result,
+    load_backend,
+)
+from pipelines.ocr.metrics import error_counts, ground_truth_lines, lines_text, rates
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from pipelines.audit import audit_run, format_report
-from pipelines.run_dir import MANIFEST_SCHEMA, RunDir, RunDirError
+from pipelines.core.audit import audit_run, format_report
+from pipelines.core.run_dir import MANIFEST_SCHEMA, RunDir, RunDirError
 
 
 class HandoffError(RunDirError):
@@ -44,7 +44,7 @@ def record_handoff(data_root: str, handoff_id: str, checked: list[dict[str, Any]
     """Write ``DATA_ROOT/handoff/<id>.json`` (what was handed off, when); returns the runs."""
     directory = os.path.join(data_root, "handoff")
     os.makedirs(directory, exist_ok=True)
-    from pipelines.scheduling import safe_name
+    from pipelines.orchestration.scheduling import safe_name
 
     record = {"handed_off": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "runs": checked}

@@ -3,7 +3,7 @@
 Airflow's ``BeamRunPythonPipelineOperator`` calls ``python <py_file> --opt=value ...``;
 this file is that ``py_file``::
 
-    python pipelines/launch.py --pipeline=pdf --input=/data/2026-11-24.txt \
+    python pipelines/orchestration/launch.py --pipeline=pdf --input=/data/2026-11-24.txt \
         --out=/runs/pdf/2026-11-24 --runner=DirectRunner
 
 ``--pipeline`` names the vlforge command (pdf, crawl, images), ``--input`` (repeatable)

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-import pipelines.launch
+import pipelines.orchestration.launch
 
 # Asset names: one DAG's output is the next one's schedule.
 RAW_RUNS_ASSET = "vlforge.raw_runs"          # web_shards / pdf_shards -> label_and_sft
@@ -23,8 +23,8 @@ RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "Port
 
 
 def launcher_path() -> str:
-    """The file Airflow's Beam operator runs (see `pipelines.launch`)."""
-    return os.path.abspath(pipelines.launch.__file__)
+    """The file Airflow's Beam operator runs (see `pipelines.orchestration.launch`)."""
+    return os.path.abspath(pipelines.orchestration.launch.__file__)
 
 
 def partition_input(data_root: str, kind: str, partition: str) -> str:

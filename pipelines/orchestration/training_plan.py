@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.run_dir import RunDir
+from pipelines.core.run_dir import RunDir
 
 
 def split_runs(runs: list[str]) -> dict[str, list[str]]:

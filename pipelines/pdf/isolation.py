@@ -2,9 +2,9 @@
 one document, never the run.
 
 `IsolatedRenderer` (the parent side) keeps one long-lived child per pipeline worker
-(``python -m pipelines.pdf_isolation``) and sends it one request per document. The child
+(``python -m pipelines.pdf.isolation``) and sends it one request per document. The child
 streams back ``("doc", info)``, ``("page", index, result)``... ``("end",)`` or
-``("rejected", kind, reason, message)`` (see `pipelines.pdf_render.iter_document`).
+``("rejected", kind, reason, message)`` (see `pipelines.pdf.render.iter_document`).
 The parent waits at most `page_timeout` seconds for each message and `doc_timeout` for the
 whole document; when the child dies (a segfault, the kernel's OOM killer, its own address
 space limit) or runs out of time, the parent kills it, reports what is missing as errors
@@ -59,7 +59,7 @@ class IsolatedRenderer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH"))
                                             if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.pdf_isolation", str(self.max_memory_mb)],
+            [sys.executable, "-m", "pipelines.pdf.isolation", str(self.max_memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
 
     def stop(self) -> None:
@@ -166,7 +166,7 @@ def serve(max_memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import pymupdf4llm  # noqa: F401  (imported once here, not per document)
 
-    from pipelines import pdf_render
+    from pipelines.pdf import render as pdf_render
 
     pymupdf4llm.use_layout(False)  # the layout model path is slow and runs OCR itself
     pdf_render.quiet_mupdf()

@@ -13,28 +13,23 @@ across the whole run: hashed when the inputs are planned), ``blank_page``,
 ``--task-size`` documents processed together; pages with text must also share 80% of
 their words), ``encrypted``, ``no_pages``, ``degenerate_page``, ``image_too_large``
 (decompression bombs). Errors: ``corrupt_file``, ``timeout``, ``renderer_crashed``...
-Rendering runs in an isolated child process (`pipelines.pdf_isolation`) with a per-page and
+Rendering runs in an isolated child process (`pipelines.pdf.isolation`) with a per-page and
 per-document time limit and an address-space cap, so no document can stop or hang a run.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 from typing import Any, Iterable, Iterator
 
-import pymupdf
-
-from pipelines.inputs import expand_paths
-from pipelines.outcome import Outcome
-from pipelines.pdf_isolation import IsolatedRenderer, RendererFailure
-from pipelines.pdf_render import RenderSettings
-from pipelines.post_stages import add_post_stage_arguments, post_stage_config, post_stages
-from pipelines.runner import (add_run_arguments, input_ref, print_run_summary, run_pipeline,
-                              shard_bounds)
-from pipelines.sample import Sample, stable_key
-from pipelines.stage import Record, StageFn
+from pipelines.core.outcome import Outcome
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample, stable_key
+from pipelines.core.stage import Record, StageFn
+from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure
+from pipelines.pdf.render import RenderSettings
+from pipelines.post_stages import post_stages
 
 log = logging.getLogger(__name__)
 
@@ -266,54 +261,3 @@ def pdf_refs(paths: Iterable[str], progress: bool = False) -> list[dict[str, Any
         fields["sha256"] = sha
         refs.append(input_ref("pdf", f"file://{path}", **fields))
     return refs
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Render PDFs and e-books (EPUB, XPS, FB2, CBZ, MOBI) into page samples (image, words "
-        "and lines with boxes, markdown, vector drawings) plus figure and table samples. "
-        "Blank pages, near-duplicate pages and identical files are dropped with a reason; "
-        "broken, encrypted or hostile files become error/drop records, never a stopped run.")
-    parser.add_argument("inputs", nargs="+", help="documents, directories, globs or list files")
-    parser.add_argument("--target", type=int, default=1024,
-                        help="long side of page images in px (default 1024)")
-    parser.add_argument("--max-pixels", type=int, default=4096 * 4096,
-                        help="pixel cap per page image; the DPI is lowered to fit (default 16M)")
-    parser.add_argument("--no-markdown", dest="markdown", action="store_false",
-                        help="skip page markdown (pymupdf4llm)")
-    parser.add_argument("--no-figures", dest="figures", action="store_false",
-                        help="skip figure samples")
-    parser.add_argument("--no-tables", dest="tables", action="store_false",
-                        help="skip table samples")
-    parser.add_argument("--keep-blank", dest="drop_blank", action="store_false",
-                        help="keep blank pages instead of dropping them")
-    parser.add_argument("--near-duplicate-bits", type=int, default=10,
-                        help="perceptual-hash bits (of 256) within which pages are near "
-                             "duplicates; -1 disables the filter (default 10)")
-    parser.add_argument("--page-timeout", type=float, default=60.0,
-                        help="seconds to open a document or render one page (default 60)")
-    parser.add_argument("--doc-timeout", type=float, default=900.0,
-                        help="seconds for a whole document (default 900)")
-    parser.add_argument("--max-memory-mb", type=int, default=4096,
-                        help="address-space cap of the renderer process (default 4096)")
-    add_post_stage_arguments(parser)
-    add_run_arguments(parser)
-
-
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    render = {"target": args.target, "max_pixels": args.max_pixels, "markdown": args.markdown,
-              "figures": args.figures, "tables": args.tables}
-    return {"render": render, "page_timeout": args.page_timeout,
-            "doc_timeout": args.doc_timeout, "max_memory_mb": args.max_memory_mb,
-            "near_duplicate_bits": args.near_duplicate_bits, "drop_blank": args.drop_blank,
-            "pymupdf_version": pymupdf.VersionBind, **post_stage_config(args)}
-
-
-def main(args: argparse.Namespace, beam_args: list[str]) -> int:
-    paths = expand_paths(args.inputs, DOCUMENT_SUFFIXES)
-    refs = pdf_refs(paths, progress=True)
-    stats = run_pipeline("pdf", refs, config_from_args(args), args.out, beam_args,
-                         task_size=args.task_size, overwrite=args.overwrite,
-                         **shard_bounds(args))
-    print_run_summary(stats, args.out, args.json)
-    return 0

@@ -2,7 +2,7 @@
 its text layer (words and lines with boxes), its markdown, vector drawings, figures and
 tables.
 
-This module runs inside the isolated renderer process (`pipelines.pdf_isolation`), so it
+This module runs inside the isolated renderer process (`pipelines.pdf.isolation`), so it
 returns plain picklable dicts and never builds `Sample`s itself.
 
 Coordinates: every box and drawing point is normalised to 0..1 of the image it belongs to
@@ -197,7 +197,7 @@ def assess_text_layer(text: str) -> str:
 
 def iter_document(path: str, pages: list[int] | None,
                   settings: RenderSettings) -> Iterator[tuple]:
-    """The renderer's message stream for one request (see `pipelines.pdf_isolation`).
+    """The renderer's message stream for one request (see `pipelines.pdf.isolation`).
 
     ("doc", info) first, then ("page", index, result) per page, then ("end",); or a single
     ("rejected", kind, reason, message) when the document yields no pages.

@@ -14,22 +14,22 @@ taxonomy labeler; give that run to ``sft build`` to merge it into the mix.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 from collections import Counter
-from typing import Any
 
-from pipelines.runner import add_run_arguments, print_run_summary, run_pipeline, shard_bounds
-from taxonomy.sft_templates import DEFAULT_MAX_ANSWER_CHARS
+from pipelines.core.cli_options import (
+    add_run_arguments,
+    print_run_summary,
+    shard_bounds,
+)
+from pipelines.core.runner import run_pipeline
+from pipelines.sft.build import REPORT_JSON, REPORT_PNG, build_sft
+from pipelines.sft.templates import DEFAULT_MAX_ANSWER_CHARS
 
 log = logging.getLogger(__name__)
 
-REPORT_JSON = "sft_mixture.json"
-REPORT_PNG = "sft_mixture.png"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_sft_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split("\n\n", 1)[1]
     commands = parser.add_subparsers(dest="sft_command", required=True, metavar="build|import")
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="complete source runs (pdf, crawl, images, sft import...)")
     build.add_argument("--mixture", default=None, metavar="MIXTURE.yaml",
                        help="target weights per taxonomy node (default: the bundled "
-                            "taxonomy/mixtures/default.yaml)")
+                            "pipelines/sft/mixtures/default.yaml)")
     build.add_argument("--total", type=_total, default=None, metavar="N|proportional",
                        help="conversations to build, or 'proportional' for the most the "
                             "repeat caps allow at exactly the mixture's shares (overrides "
@@ -89,47 +89,10 @@ def _total(value: str) -> int | str:
     return number
 
 
-def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+def sft_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.sft_command == "import":
         return import_main(args, beam_args)
     return build_main(args, beam_args)
-
-
-def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
-              beam_args: list[str] = (), overrides: dict[str, Any] | None = None,
-              config: dict[str, Any] | None = None, progress: bool = False,
-              **run_options: Any) -> dict[str, Any]:
-    """Scan, sample, run and report; returns {"stats", "mixture"} (the report)."""
-    import dataclasses
-
-    from pipelines.run_dir import RunDir
-    from pipelines.sft import plan_refs, scan_sources
-    from taxonomy.sft_mixture import (DEFAULT_MIXTURE, load_mixture, load_tree,
-                                      mixture_report, plot_mixture, select)
-
-    tree = load_tree()
-    mixture = load_mixture(mixture_path or DEFAULT_MIXTURE, tree)
-    mixture = dataclasses.replace(mixture, **{k: v for k, v in (overrides or {}).items()
-                                              if v is not None})
-    candidates = scan_sources(runs, progress=progress)
-    selection = select(candidates, mixture, tree)
-    refs = plan_refs(selection.chosen)
-    if not refs:
-        raise ValueError(f"nothing to build: {len(candidates)} candidate(s) in {len(runs)} run(s), "
-                         f"none in a bucket of mixture {mixture.name!r} with weight > 0")
-    run_config = {"label": False, "mixture": mixture.path, "mixture_name": mixture.name,
-                  "sources": list(runs), **(config or {})}
-    stats = run_pipeline("sft", refs, run_config, out, beam_args, **run_options)
-    run = RunDir(out)
-    written = Counter(row or "unlabeled" for row in
-                      run.manifest().column("taxonomy_leaf").to_pylist())
-    report = mixture_report(selection, mixture, written)
-    run.write_json(report, REPORT_JSON)
-    buffer = io.BytesIO()
-    plot_mixture(report, buffer)
-    with run.fs.open(run.path(REPORT_PNG), "wb") as handle:
-        handle.write(buffer.getvalue())
-    return {"stats": stats, "mixture": report}
 
 
 def build_main(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -159,8 +122,8 @@ def build_main(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def import_main(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.run_dir import RunDir
-    from pipelines.sft import import_refs
+    from pipelines.core.run_dir import RunDir
+    from pipelines.sft.pipeline import import_refs
 
     refs = import_refs(args.file, args.image_root)
     if not refs:

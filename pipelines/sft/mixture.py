@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from taxonomy.sft_templates import UNLABELED, choice_hash
+from pipelines.sft.templates import UNLABELED, choice_hash
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def load_labeler(threshold: float | None = None) -> Callable[[str, int], dict[st
         labeler = Labeler(threshold=threshold).open()
     except (ImportError, RuntimeError, OSError) as exc:
         log.warning("taxonomy labeler unavailable (%s): imported prompts stay unlabeled", exc)
-        return lambda text, images=1: {"leaf": UNLABELED, "confidence": 0.0,
-                                       "reason": f"labeler unavailable: {exc}"}
+        why = f"labeler unavailable: {exc}"  # `exc` is unbound once the except block ends
+        return lambda text, images=1: {"leaf": UNLABELED, "confidence": 0.0, "reason": why}
 
     def label(text: str, images: int = 1) -> dict[str, Any]:
         return labeler.label_prompt(text, images=images).as_meta()

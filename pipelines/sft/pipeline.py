@@ -1,11 +1,11 @@
 """The "sft" pipeline: source samples (or external records) → verified conversations.
 
 Every input is one conversation to make, planned before the run by the mixture sampler
-(`taxonomy.sft_mixture`), so accounting is one item per conversation and a retry re-reads
+(`pipelines.sft.mixture`), so accounting is one item per conversation and a retry re-reads
 only the source sample(s) it needs. Three kinds of input ref:
 
 * template:  ``{"run", "shard", "key", "family", "variant"}``: read one source sample from
-  its shard and apply a template family (`taxonomy.sft_templates`);
+  its shard and apply a template family (`pipelines.sft.templates`);
 * pair:      the same plus ``"pair": {"run", "shard", "key"}``: a two-image comparison
   made from two source samples (the item is the pair; neither source is consumed);
 * passthrough: ``family="passthrough"``: a sample that already holds a conversation (an
@@ -29,13 +29,22 @@ import os
 from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
-from pipelines.outcome import Outcome
-from pipelines.sample import Sample
-from pipelines.shards import iter_shard_samples
-from pipelines.stage import Record, StageFn
-from taxonomy.sft_templates import (DEFAULT_MAX_ANSWER_CHARS, IMAGE_TOKEN, UNLABELED, FAMILIES,
-                                    NoAnswer, SYSTEM_PROMPT, build_example, conversation,
-                                    count_image_tokens, render_conversation)
+from pipelines.core.outcome import Outcome
+from pipelines.core.sample import Sample
+from pipelines.core.shards import iter_shard_samples
+from pipelines.core.stage import Record, StageFn
+from pipelines.sft.templates import (
+    DEFAULT_MAX_ANSWER_CHARS,
+    FAMILIES,
+    IMAGE_TOKEN,
+    SYSTEM_PROMPT,
+    UNLABELED,
+    NoAnswer,
+    build_example,
+    conversation,
+    count_image_tokens,
+    render_conversation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +262,7 @@ class BuildSftFn(StageFn):
     @property
     def tree(self):
         if self._tree is None:
-            from taxonomy.sft_mixture import load_tree
+            from pipelines.sft.mixture import load_tree
 
             self._tree = load_tree() or False
         return self._tree or None
@@ -335,7 +344,7 @@ class BuildSftFn(StageFn):
         tree = self.tree
         label = {"leaf": leaf, "confidence": confidence, "reason": reason}
         if tree is not None:
-            from taxonomy.sft_mixture import node_path, tree_version
+            from pipelines.sft.mixture import node_path, tree_version
 
             label["path"] = node_path(tree, leaf)
             label["version"] = tree_version(tree)
@@ -347,7 +356,7 @@ class BuildSftFn(StageFn):
             return {"leaf": UNLABELED, "confidence": 0.0,
                     "reason": "labeling off" if not self.label else "no user text"}
         if self._labeler is None:
-            from taxonomy.sft_mixture import load_labeler
+            from pipelines.sft.mixture import load_labeler
 
             self._labeler = load_labeler(self.label_threshold)
         return self._labeler(text, images)
@@ -362,15 +371,15 @@ def build_stages(config: dict[str, Any]) -> list[StageFn]:
 
 # -- planning: what the sources can give, and the input refs for the chosen ones -------------
 def scan_sources(run_urls: Iterable[str], progress: bool = False):
-    """Candidates (`taxonomy.sft_mixture.Candidate`) from every sample of complete runs.
+    """Candidates (`pipelines.sft.mixture.Candidate`) from every sample of complete runs.
 
     A sample that already holds a conversation becomes one passthrough candidate; any other
     sample one candidate per single-image family that applies. Two-image families pair
     eligible samples in a seeded hash order (each sample in at most one pair per family).
     """
-    from pipelines.run_dir import RunDir
-    from taxonomy.sft_mixture import Candidate
-    from taxonomy.sft_templates import choice_hash
+    from pipelines.core.run_dir import RunDir
+    from pipelines.sft.mixture import Candidate
+    from pipelines.sft.templates import choice_hash
 
     candidates: list[Candidate] = []
     pair_pools: dict[str, list[dict[str, str]]] = {n: [] for n, f in FAMILIES.items()
@@ -407,7 +416,7 @@ def scan_sources(run_urls: Iterable[str], progress: bool = False):
 
 def plan_refs(chosen) -> list[dict[str, Any]]:
     """Input refs of the "sft" pipeline for the sampler's (candidate, variant) choices."""
-    from pipelines.runner import input_ref
+    from pipelines.core.runner import input_ref
 
     refs = []
     for candidate, variant in chosen:
@@ -424,7 +433,7 @@ def plan_refs(chosen) -> list[dict[str, Any]]:
 
 def import_refs(path: str, image_root: str | None = None) -> list[dict[str, Any]]:
     """One input ref per record of an external instruction file."""
-    from pipelines.runner import input_ref
+    from pipelines.core.runner import input_ref
 
     path = os.path.abspath(path)
     fmt = detect_format(path)

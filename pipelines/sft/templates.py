@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 IMAGE_TOKEN = "<image_placeholder>"
 END_OF_SENTENCE = "<｜end▁of▁sentence｜>"

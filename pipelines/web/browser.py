@@ -24,9 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from pipelines.web_extract import DEFAULT_LIMITS, EXTRACT_JS
-from pipelines.web_policy import (AddressGuard, HostPacer, Refusal, RobotsCache, no_ai_refusal,
-                                  scheme_refusal)
+from pipelines.web.extract import DEFAULT_LIMITS, EXTRACT_JS
+from pipelines.web.policy import (
+    AddressGuard,
+    HostPacer,
+    Refusal,
+    RobotsCache,
+    no_ai_refusal,
+    scheme_refusal,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from pipelines.demo_inputs import write_demo_documents
-from pipelines.run_dir import RunDir
+from pipelines.app.demo_inputs import write_demo_documents
+from pipelines.core.run_dir import RunDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAG_IDS = {"web_shards", "pdf_shards", "label_and_sft", "handoff", "train_vlm"}
@@ -72,7 +72,7 @@ def test_pdf_shards_runs_the_beam_operator_and_publishes(airflow_env, data_root)
 
 
 def test_web_shards_crawls_a_local_site(airflow_env, data_root):
-    from pipelines.web_testsite import serve_site
+    from pipelines.web.testsite import serve_site
 
     server, base = serve_site()
     try:

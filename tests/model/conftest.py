@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 # The toy models here are far too small to gain from intra-op threads, and on a shared
 # 2-core machine extra threads only contend: one thread is 10x faster in practice.

@@ -12,10 +12,10 @@ from model.build import save_model_dir
 from model.chat import Chat
 from model.collate import VLCollator, model_inputs
 from pipelines.cli import main as vlforge
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.shards import ShardWriter
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.shards import ShardWriter
 
 from .conftest import conversation_sample, draw_png
 

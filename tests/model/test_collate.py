@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.collate import IGNORE_INDEX, SampleEncodeError, VLCollator, model_inputs
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 from .conftest import conversation_sample, draw_png
 

@@ -11,7 +11,7 @@ from model.cnn_baseline import CNNHybridBaseline
 from model.collate import VLCollator
 from model.heads import (ClassificationHead, RegressionHead, VLEncoder, build_task_model,
                          meta_target)
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 from .conftest import draw_png
 

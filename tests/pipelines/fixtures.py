@@ -7,7 +7,7 @@ import os
 
 from PIL import Image, ImageDraw
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 
 def png_bytes(width: int = 64, height: int = 48, seed: int = 0, text: str = "") -> bytes:

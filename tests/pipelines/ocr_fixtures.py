@@ -9,7 +9,7 @@ from typing import Sequence
 import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 
 # The font bundled with matplotlib, so rendering is the same on every machine.
 FONT_PATH = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf",

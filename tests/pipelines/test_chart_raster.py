@@ -12,7 +12,7 @@ from PIL import Image  # noqa: E402
 
 from pipelines.charts.raster import looks_like_chart, pixel_evidence  # noqa: E402
 from pipelines.charts.stage import ExtractChartsFn  # noqa: E402
-from pipelines.sample import Sample  # noqa: E402
+from pipelines.core.sample import Sample  # noqa: E402
 
 
 def chart_png() -> bytes:

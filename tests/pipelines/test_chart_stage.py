@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 
 from pipelines.charts.stage import ExtractChartsFn, charts_from_drawings_meta  # noqa: E402
 from pipelines.charts.synthetic import synthetic_samples  # noqa: E402
-from pipelines.outcome import Outcome  # noqa: E402
-from pipelines.sample import Sample  # noqa: E402
+from pipelines.core.outcome import Outcome  # noqa: E402
+from pipelines.core.sample import Sample  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_pdf_page_charts_are_recovered_with_a_page_box(chart_pdf):
 
 def test_pdf_meta_drawings_are_used_when_the_file_is_gone(chart_pdf):
     """The PDF pipeline's own page meta (normalised drawings + lines) suffices."""
-    from pipelines.pdf_render import RenderSettings, render_page
+    from pipelines.pdf.render import RenderSettings, render_page
 
     with pymupdf.open(chart_pdf) as doc:
         result = render_page(doc, 1, RenderSettings(markdown=False, figures=False, tables=False))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipelines.audit import audit_run
+from pipelines.core.audit import audit_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,7 +46,7 @@ def test_demo_resumes_without_redoing_finished_steps(demo_run):
 def test_report_opens_in_chromium_with_images_and_no_errors(demo_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from pipelines.web_browser import CHROMIUM_ARGS, CHROMIUM_PATH
+    from pipelines.web.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 
     out, _ = demo_run
     report = out / "report.html"

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pipelines.images import image_refs
-from pipelines.runner import run_pipeline
-from pipelines.shards_cli import export_hf, export_parquet, inspect_run
+from pipelines.images.pipeline import image_refs
+from pipelines.core.runner import run_pipeline
+from pipelines.core.export import export_hf, export_parquet, inspect_run
 from tests.pipelines.fixtures import write_images
 
 

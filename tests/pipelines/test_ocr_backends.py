@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from pipelines.ocr_backends import (OcrBackendUnavailable, backend_options, lines_result,
+from pipelines.ocr.backends import (OcrBackendUnavailable, backend_options, lines_result,
                                     load_backend, parse_options)
-from pipelines.ocr_metrics import cer
+from pipelines.ocr.metrics import cer
 from tests.pipelines.ocr_fixtures import text_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,7 +94,7 @@ def test_rapidocr_needs_no_network(tmp_path):
     """The default backend loads and reads with no network namespace at all (no download)."""
     (tmp_path / "page.png").write_bytes(text_image(["Offline 2026"]))
     script = textwrap.dedent(f"""
-        from pipelines.ocr_backends import load_backend
+        from pipelines.ocr.backends import load_backend
         png = open({str(tmp_path / 'page.png')!r}, "rb").read()
         print(" ".join(line.text for line in load_backend("rapidocr").read(png)))
     """)

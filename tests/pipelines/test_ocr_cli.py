@@ -6,11 +6,11 @@ import pymupdf
 import pytest
 
 from pipelines.cli import main as vlforge
-from pipelines.ocr_metrics import cer
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.shards import ShardWriter
+from pipelines.ocr.metrics import cer
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.shards import ShardWriter
 from tests.pipelines.ocr_fixtures import pdf_page, text_image
 
 LINES = ["Shipping label 90210", "Fragile: handle with care"]

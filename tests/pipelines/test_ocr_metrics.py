@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from pipelines.ocr_backends import reading_order
-from pipelines.ocr_metrics import (cer, edit_distance, error_counts, ground_truth_lines,
+from pipelines.ocr.backends import reading_order
+from pipelines.ocr.metrics import (cer, edit_distance, error_counts, ground_truth_lines,
                                    lines_text, rates, wer)
 
 

@@ -5,11 +5,11 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 
-from pipelines.ocr import OcrImagesFn, ocr_reason
-from pipelines.ocr_metrics import cer
-from pipelines.outcome import Outcome
+from pipelines.ocr.stage import OcrImagesFn, ocr_reason
+from pipelines.ocr.metrics import cer
+from pipelines.core.outcome import Outcome
 from pipelines.post_stages import post_stages
-from pipelines.sample import Sample
+from pipelines.core.sample import Sample
 from tests.pipelines.ocr_fixtures import pdf_page_sample, text_image
 
 PAGE = ["Quarterly report 2026", "Revenue grew by 12.5%"]

@@ -13,11 +13,11 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.audit import audit_run
+from pipelines.core.audit import audit_run
 from pipelines.cli import main as vlforge
-from pipelines.pdf import pdf_refs
-from pipelines.run_dir import RunDir
-from pipelines.runner import retry, run_pipeline
+from pipelines.pdf.pipeline import pdf_refs
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import retry, run_pipeline
 from tests.pipelines.pdf_fixtures import write_corpus
 
 # Post stages (OCR, charts, labels) are tested by their owners; keep these runs lean.

@@ -3,9 +3,9 @@ data recovery from the page's vector drawings, taxonomy labels."""
 
 import pytest
 
-from pipelines.outcome import Outcome
-from pipelines.pdf import build_stages, pdf_refs
-from pipelines.runner import seed_sample
+from pipelines.core.outcome import Outcome
+from pipelines.pdf.pipeline import build_stages, pdf_refs
+from pipelines.core.runner import seed_sample
 from tests.pipelines.pdf_fixtures import bar_chart, photo_and_scan
 
 

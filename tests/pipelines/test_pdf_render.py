@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from pipelines.outcome import Outcome
-from pipelines.pdf import RenderPdfPagesFn, pdf_refs
-from pipelines.runner import seed_sample
+from pipelines.core.outcome import Outcome
+from pipelines.pdf.pipeline import RenderPdfPagesFn, pdf_refs
+from pipelines.core.runner import seed_sample
 from tests.pipelines.pdf_fixtures import write_corpus
 
 

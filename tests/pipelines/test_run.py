@@ -12,10 +12,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.audit import audit_run
-from pipelines.images import image_refs
-from pipelines.run_dir import RunDir, RunDirError
-from pipelines.runner import retry, run_pipeline
+from pipelines.core.audit import audit_run
+from pipelines.images.pipeline import image_refs
+from pipelines.core.run_dir import RunDir, RunDirError
+from pipelines.core.runner import retry, run_pipeline
 from tests.pipelines.fixtures import write_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -144,7 +144,7 @@ KILL_DRIVER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from pipelines import runner
-    from pipelines.images import LoadImagesFn, image_refs
+    from pipelines.images.pipeline import LoadImagesFn, image_refs
 
     class SlowLoadImagesFn(LoadImagesFn):
         def process_sample(self, seed):

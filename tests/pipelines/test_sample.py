@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pipelines.outcome import Outcome
-from pipelines.sample import Sample, image_extension, stable_key
+from pipelines.core.outcome import Outcome
+from pipelines.core.sample import Sample, image_extension, stable_key
 from tests.pipelines.fixtures import png_bytes
 
 

@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from pipelines.shards import ShardReadError, ShardWriter, iter_shard_samples, tar_size
+from pipelines.core.shards import ShardReadError, ShardWriter, iter_shard_samples, tar_size
 from tests.pipelines.fixtures import make_sample
 
 

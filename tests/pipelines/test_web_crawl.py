@@ -8,11 +8,11 @@ import json
 import pytest
 from PIL import Image
 
-from pipelines.audit import audit_run
-from pipelines.run_dir import RunDir
-from pipelines.web import ScreenshotPagesFn, crawl, web_refs
-from pipelines.runner import seed_sample
-from pipelines.web_testsite import serve_site
+from pipelines.core.audit import audit_run
+from pipelines.core.run_dir import RunDir
+from pipelines.web.pipeline import ScreenshotPagesFn, crawl, web_refs
+from pipelines.core.runner import seed_sample
+from pipelines.web.testsite import serve_site
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipelines.web import _place_svgs, _sorted_links, discover, web_refs
-from pipelines.web_browser import _classify_navigation_error, _transient
-from pipelines.web_extract import cut_tiles, group_lines, lines_in_region
-from pipelines.web_policy import (AddressGuard, HostPacer, Refusal, RobotsCache,
+from pipelines.web.pipeline import _place_svgs, _sorted_links, discover, web_refs
+from pipelines.web.browser import _classify_navigation_error, _transient
+from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
+from pipelines.web.policy import (AddressGuard, HostPacer, Refusal, RobotsCache,
                                   is_public_address, no_ai_refusal, scheme_refusal)
-from pipelines.web_testsite import serve_site
-from pipelines.web_urls import MalformedUrl, canonical_url, read_url_list, same_site
+from pipelines.web.testsite import serve_site
+from pipelines.web.urls import MalformedUrl, canonical_url, read_url_list, same_site
 
 
 def test_canonical_url_merges_spellings():

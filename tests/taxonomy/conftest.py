@@ -7,10 +7,10 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.shards import ShardWriter
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.shards import ShardWriter
 
 LABELED_PROMPTS = Path(__file__).with_name("labeled_prompts.yaml")
 

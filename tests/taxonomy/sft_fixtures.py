@@ -13,10 +13,10 @@ import os
 
 from PIL import Image, ImageDraw
 
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.shards import ShardWriter
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.shards import ShardWriter
 
 PAGE_LINES = ["Annual Report on Coastal Birds", "Section 2: Nesting counts by island",
               "Counts rose on three of the four islands surveyed this year."]

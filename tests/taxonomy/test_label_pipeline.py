@@ -5,9 +5,9 @@ import json
 import pytest
 
 from pipelines.cli import main as vlforge
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref, retry, run_pipeline
-from taxonomy.label_pipeline import label_refs
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref, retry, run_pipeline
+from pipelines.label.pipeline import label_refs
 
 from .conftest import EXPECTED_LEAVES, content_samples, write_fixture_run
 

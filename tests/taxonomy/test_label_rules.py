@@ -1,8 +1,8 @@
 """Task-derived rules and the labeler's decisions on pipeline samples."""
 
-from pipelines.sample import Sample
-from taxonomy.label_rules import prompt_of, task_rule
-from taxonomy.label_stage import LabelTaxonomyFn, with_label
+from pipelines.core.sample import Sample
+from pipelines.label.rules import prompt_of, task_rule
+from pipelines.label.stage import LabelTaxonomyFn, with_label
 
 from .conftest import EXPECTED_LEAVES, content_samples
 

@@ -7,10 +7,10 @@ import shutil
 import pytest
 
 from pipelines.cli import main as vlforge
-from pipelines.run_dir import RunDir
+from pipelines.core.run_dir import RunDir
 from taxonomy import edit
-from taxonomy.label_stage import LabelTaxonomyFn
-from taxonomy.migrate import LABELS_FILE, apply_current_label, current_labels, migrate_run
+from pipelines.label.stage import LabelTaxonomyFn
+from pipelines.label.migrate import LABELS_FILE, apply_current_label, current_labels, migrate_run
 from taxonomy.tree import DEFAULT_PATH, load_taxonomy
 
 from .conftest import content_samples, write_fixture_run

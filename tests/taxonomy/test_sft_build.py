@@ -10,14 +10,14 @@ import shutil
 
 import pytest
 
-from pipelines.audit import audit_run
+from pipelines.core.audit import audit_run
 from pipelines.cli import main as vlforge
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref, retry
-from pipelines.sample import Sample
-from pipelines.sft import BuildSftFn, convert_record, detect_format, load_records
-from taxonomy.sft_cli import REPORT_JSON, REPORT_PNG, build_sft
-from taxonomy.sft_templates import (IMAGE_TOKEN, SYSTEM_PROMPT, count_image_tokens,
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref, retry
+from pipelines.core.sample import Sample
+from pipelines.sft.pipeline import BuildSftFn, convert_record, detect_format, load_records
+from pipelines.sft.build import REPORT_JSON, REPORT_PNG, build_sft
+from pipelines.sft.templates import (IMAGE_TOKEN, SYSTEM_PROMPT, count_image_tokens,
                                     render_conversation, source_text)
 from tests.taxonomy.sft_fixtures import (CHART_CODE, source_samples, text_png,
                                          write_llava_jsonl, write_source_run)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from taxonomy.sft_mixture import (DEFAULT_MIXTURE, Candidate, Mixture, MixtureError, bucket_of,
+from pipelines.sft.mixture import (DEFAULT_MIXTURE, Candidate, Mixture, MixtureError, bucket_of,
                                   load_mixture, load_tree, mixture_report, plot_mixture, select)
 from taxonomy.tree import taxonomy_from_text
 

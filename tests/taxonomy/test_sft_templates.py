@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from taxonomy.tree import load_taxonomy
-from taxonomy.sft_templates import (END_OF_SENTENCE, FAMILIES, IMAGE_TOKEN, NoAnswer,
+from pipelines.sft.templates import (END_OF_SENTENCE, FAMILIES, IMAGE_TOKEN, NoAnswer,
                                     applicable_families, build_example, conversation,
                                     count_image_tokens, fmt_number, fmt_x, parse_markdown_table,
                                     render_conversation)

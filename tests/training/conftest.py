@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipelines.run_dir import RunDir
-from pipelines.runner import input_ref
-from pipelines.sample import Sample
-from pipelines.shards import ShardWriter
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.sample import Sample
+from pipelines.core.shards import ShardWriter
 
 # The test machine's few cores are shared: one intra-op thread avoids oversubscription.
 torch.set_num_threads(1)

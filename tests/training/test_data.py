@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from pipelines.run_dir import RunDirError
+from pipelines.core.run_dir import RunDirError
 from training.data import (PackedTextBatches, ShardSampleStream, TextDocumentStream,
                            read_documents, run_shards, run_streams)
 from training.modality import step_modality
@@ -106,8 +106,8 @@ def test_images_pipeline_run_streams_and_unusable_samples_are_counted(tmp_path, 
     stream with nothing usable stops with an error instead of spinning."""
     from model.collate import VLCollator
     from model.loading import load_model
-    from pipelines.images import image_refs
-    from pipelines.runner import run_pipeline
+    from pipelines.images.pipeline import image_refs
+    from pipelines.core.runner import run_pipeline
     from training.data import DataError, SampleBatches
     from tests.training.conftest import draw_png
 

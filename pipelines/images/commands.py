@@ -1,0 +1,34 @@
+"""CLI commands of this package (argparse lives here, never in domain modules)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.core.cli_options import (
+    add_post_stage_arguments,
+    add_run_arguments,
+    post_stage_config,
+    print_run_summary,
+    shard_bounds,
+)
+from pipelines.core.inputs import expand_paths
+from pipelines.core.runner import run_pipeline
+from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs
+
+
+def add_images_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Turn image files into WebDataset shards."
+    parser.add_argument("inputs", nargs="+", help="image files, directories, globs or list files")
+    parser.add_argument("--min-side", type=int, default=16,
+                        help="drop images whose shorter side is below this (default 16 px)")
+    add_post_stage_arguments(parser)
+    add_run_arguments(parser)
+
+def images_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
+    config = {"min_side": args.min_side, **post_stage_config(args)}
+    stats = run_pipeline("images", image_refs(paths), config, args.out,
+                         beam_args, task_size=args.task_size, overwrite=args.overwrite,
+                         **shard_bounds(args))
+    print_run_summary(stats, args.out, args.json)
+    return 0
