@@ -77,6 +77,7 @@ class EpochStream:
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
         self.offset = 0
+        self.lenient = False
         self._items: Iterator[Any] | None = None
 
     def epoch_items(self, epoch: int) -> Iterator[Any]:
@@ -106,6 +107,13 @@ class EpochStream:
         items = buffer_shuffle(self.epoch_items(self.epoch), self.shuffle_buffer, rng)
         if self.offset:  # resume: replay the epoch's order up to where we stopped
             skipped = sum(1 for _ in itertools.islice(items, self.offset))
+            if skipped < self.offset and self.lenient:
+                # a position re-divided for another world size (training.loader.redivide)
+                # may overshoot this rank's shorter part of the epoch: start the next one
+                log.info("%s: rank part of epoch %d has %d items (< %d): next epoch",
+                         type(self).__name__, self.epoch, skipped, self.offset)
+                self.epoch, self.offset, self.lenient = self.epoch + 1, 0, False
+                return self._open_epoch()
             if skipped < self.offset:
                 raise DataError(f"cannot resume {type(self).__name__} at offset {self.offset}: "
                                 f"epoch {self.epoch} has only {skipped} items (data changed?)")
@@ -115,7 +123,9 @@ class EpochStream:
         return {"epoch": self.epoch, "offset": self.offset}
 
     def load_state(self, state: dict[str, int]) -> None:
+        """Continue at `state()`; ``"lenient": True`` marks a re-divided (approximate) one."""
         self.epoch, self.offset, self._items = int(state["epoch"]), int(state["offset"]), None
+        self.lenient = bool(state.get("lenient", False))
 
 
 class ShardSampleStream(EpochStream):

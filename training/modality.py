@@ -54,3 +54,8 @@ class ModalityBatches:
         for name, source in self.sources.items():
             if name in state:
                 source.load_state(state[name])
+
+    def close(self) -> None:
+        """Stop the sources' loader workers, if any."""
+        for source in self.sources.values():
+            getattr(source, "close", lambda: None)()
