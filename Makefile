@@ -12,13 +12,19 @@ TORCH  := torch==2.13.0
 DEMO_OUT ?= demo-run
 APT_PACKAGES := chromium tesseract-ocr fonts-dejavu-core
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test test-fast install system-deps clean
 
 demo: install
 	$(VENV)/bin/vlforge demo --out $(DEMO_OUT)
 
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
+
+# The edit loop: everything but the tests marked slow, browser or airflow (see README).
+test-fast: install
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -m "not slow and not browser and not airflow"
 
 install: system-deps $(STAMP)
 

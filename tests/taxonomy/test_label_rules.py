@@ -2,6 +2,7 @@
 
 from pipelines.core.sample import Sample
 from pipelines.label.rules import prompt_of, task_rule
+from pipelines.label.samples import label_sample, label_samples
 from pipelines.label.stage import LabelTaxonomyFn, with_label
 
 from .conftest import EXPECTED_LEAVES, content_samples
@@ -22,7 +23,7 @@ def test_prompt_of_strips_placeholders_and_counts_images():
 
 
 def test_labeler_labels_every_kind(labeler):
-    labels = labeler.label_samples(content_samples())
+    labels = label_samples(labeler, content_samples())
     assert [label.leaf for label in labels] == EXPECTED_LEAVES
     page, _, chart, *_ = labels
     assert page.path == ("Recognition", "OCR and Transcription", "Printed Text")
@@ -45,7 +46,7 @@ def test_rule_target_follows_replaced_by(labeler):
                             replaced_by="analysis.data_chart_analysis.table_interpretation")
     moved = Labeler(replace(taxonomy, nodes=nodes))
     moved.open(model=labeler.model)
-    label = moved.label_sample(content_samples()[2])
+    label = label_sample(moved, content_samples()[2])
     assert label.leaf == "analysis.data_chart_analysis.table_interpretation"
     assert "is now" in label.reason
 
