@@ -10,7 +10,7 @@ from pipelines.ocr.metrics import (cer, edit_distance, error_counts, ground_trut
 
 
 def quadratic_distance(a, b):
-    """The textbook table, as the reference the bit-parallel version must match."""
+    """The textbook table, as the reference the library distance must match."""
     previous = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         current = [i]
