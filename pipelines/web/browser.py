@@ -159,7 +159,7 @@ class PageRenderer:
         from playwright.async_api import async_playwright
 
         self.guard = AddressGuard(self.settings.allow_private)
-        self.robots = RobotsCache()
+        self.robots = RobotsCache(guard=self.guard)
         self.pacer = HostPacer(self.settings.host_delay_s, self.settings.host_concurrency)
         self.pages_in_flight = asyncio.Semaphore(self.settings.concurrency)
         self._idle_contexts: list = []

@@ -1,7 +1,7 @@
 """What the crawler may fetch and how fast: robots.txt, X-Robots-Tag, address safety, pacing.
 
 All checks answer with a `Refusal` (reason + message) instead of raising, so the stage can
-turn them into drop records. Caches are per worker: robots.txt is fetched once per host,
+turn them into drop records. Caches are per worker: robots.txt is fetched once per origin,
 DNS answers once per host.
 """
 
@@ -11,12 +11,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
-import urllib.robotparser
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from protego import Protego
 
 log = logging.getLogger(__name__)
 
@@ -92,56 +94,102 @@ class AddressGuard:
 
 
 class RobotsCache:
-    """robots.txt per scheme+host, fetched once with a timeout and parsed by urllib.
+    """robots.txt per scheme+host, read the RFC 9309 way, fetched once per worker.
 
-    A missing robots.txt (4xx) allows everything; 401/403 and 5xx forbid everything for
-    that host (the usual conservative reading), an unreachable one is left to the page
-    fetch, which will fail with its own reason.
+    Parsing and matching are protego's (wildcards ``*``, end anchor ``$``, the longest
+    match wins, Allow wins a tie, groups of one agent merged, ``*`` only when no group
+    names us, percent-encoding normalised). Fetch outcomes follow RFC 9309 section 2.3.1:
+    up to five redirects are followed; 4xx ("unavailable", 401/403 included) allows
+    everything; 5xx or a network failure ("unreachable") disallows everything, and a host
+    whose robots.txt cannot even be connected to is refused at once rather than waited on
+    again by the page fetch. Only the first 500 KiB are parsed (the RFC's minimum).
+    Crawl-delay and Request-rate (extensions the RFC lets crawlers honour) give `delay`;
+    Sitemap lines are kept (`sitemaps`).
     """
 
-    def __init__(self, user_agent: str = USER_AGENT_TOKEN, timeout: float = 10.0):
+    MAX_BYTES = 500 * 1024
+    MAX_REDIRECTS = 5
+
+    def __init__(self, user_agent: str = USER_AGENT_TOKEN, timeout: float = 10.0,
+                 guard: "AddressGuard | None" = None):
         self.user_agent = user_agent
         self.timeout = timeout
-        self._parsers: dict[str, urllib.robotparser.RobotFileParser | Refusal | None] = {}
+        self.guard = guard  # vets redirect targets, so robots.txt cannot lead inwards
+        self._rules: dict[str, Protego | Refusal | None] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    def _load(self, origin: str) -> urllib.robotparser.RobotFileParser | Refusal | None:
-        parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        request = urllib.request.Request(origin + "/robots.txt",
-                                         headers={"User-Agent": self.user_agent})
+    def _load(self, origin: str) -> Protego | Refusal | None:
+        """The parsed rules, None (no rules: allow all) or a refusal for every URL."""
+        url = origin + "/robots.txt"
+        opener = urllib.request.build_opener(_LimitedRedirects(self.MAX_REDIRECTS, self.guard))
+        request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                parser.parse(response.read(512 * 1024).decode("utf-8", "replace").splitlines())
+            with opener.open(request, timeout=self.timeout) as response:
+                body = response.read(self.MAX_BYTES)
         except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                parser.disallow_all = True
-            elif exc.code >= 500:
-                return Refusal("robots_unavailable", f"{origin}/robots.txt: HTTP {exc.code}")
-            else:
-                parser.allow_all = True
+            if 400 <= exc.code < 500:
+                return None
+            return Refusal("robots_unavailable", f"{url}: HTTP {exc.code} (RFC 9309: "
+                           "an unreachable robots.txt means complete disallow)", "error")
         except (OSError, ValueError) as exc:
-            log.info("robots.txt unreachable for %s: %s", origin, exc)
-            return None
-        return parser
+            reason = getattr(exc, "reason", exc)
+            log.info("robots.txt unreachable for %s: %s", origin, reason)
+            return Refusal("host_unreachable", f"{url} could not be fetched ({reason}); "
+                           "RFC 9309: an unreachable robots.txt means complete disallow",
+                           "error")
+        return Protego.parse(body.decode("utf-8", "replace"))
+
+    def rules(self, url: str) -> Protego | Refusal | None:
+        """The cached outcome for `url`'s origin (fetched on first use, once per origin
+        even when several threads ask at the same time)."""
+        origin = _origin(url)
+        if origin not in self._rules:
+            with self._guard:
+                lock = self._locks.setdefault(origin, threading.Lock())
+            with lock:
+                if origin not in self._rules:
+                    self._rules[origin] = self._load(origin)
+        return self._rules[origin]
 
     def delay(self, url: str) -> float:
-        """The host's Crawl-delay for us, 0 when none."""
-        parser = self._parsers.get(_origin(url))
-        if isinstance(parser, urllib.robotparser.RobotFileParser):
-            return float(parser.crawl_delay(self.user_agent) or 0)
-        return 0.0
+        """Seconds between requests the host asks of us (Crawl-delay or Request-rate), 0
+        when it asks nothing."""
+        rules = self._rules.get(_origin(url))
+        if not isinstance(rules, Protego):
+            return 0.0
+        delay = float(rules.crawl_delay(self.user_agent) or 0)
+        rate = rules.request_rate(self.user_agent)
+        if rate and rate.requests:
+            delay = max(delay, rate.seconds / rate.requests)
+        return delay
+
+    def sitemaps(self, url: str) -> list[str]:
+        """Sitemap URLs listed in the robots.txt of `url`'s origin (after `check`)."""
+        rules = self._rules.get(_origin(url))
+        return list(rules.sitemaps) if isinstance(rules, Protego) else []
 
     def check(self, url: str) -> Refusal | None:
-        origin = _origin(url)
-        if origin not in self._parsers:
-            self._parsers[origin] = self._load(origin)
-        parser = self._parsers[origin]
-        if parser is None:
-            return None
-        if isinstance(parser, Refusal):
-            return parser
-        if not parser.can_fetch(self.user_agent, url):
-            return Refusal("robots_disallowed", f"robots.txt of {origin} disallows {url}")
+        rules = self.rules(url)
+        if isinstance(rules, Refusal):
+            return rules
+        if rules is not None and not rules.can_fetch(url, self.user_agent):
+            return Refusal("robots_disallowed", f"robots.txt of {_origin(url)} disallows {url}")
         return None
+
+
+class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
+    """RFC 9309 2.3.1.2: follow five redirects; each target passes the address guard."""
+
+    def __init__(self, limit: int, guard: AddressGuard | None):
+        self.max_redirections = limit
+        self.guard = guard
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        refusal = scheme_refusal(newurl) or (self.guard.check(newurl) if self.guard else None)
+        if refusal:
+            raise urllib.error.URLError(f"redirect refused: {refusal.message}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def no_ai_refusal(header_value: str | None, source: str = "X-Robots-Tag") -> Refusal | None:
