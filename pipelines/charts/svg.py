@@ -15,8 +15,8 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
-from pipelines.charts.scene import (Scene, Shape, Text, arc_points, cubic_points,
-                                    parse_color, quad_points)
+from pipelines.charts.css import StyleSheets, computed_style, resolve_paint
+from pipelines.charts.scene import Scene, Shape, Text, arc_points, cubic_points, quad_points
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,6 @@ Matrix = tuple[float, float, float, float, float, float]
 IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 NOT_RENDERED = {"defs", "clipPath", "mask", "symbol", "marker", "pattern", "style", "title",
                 "desc", "metadata", "linearGradient", "radialGradient", "filter", "script"}
-INHERITED = ("fill", "stroke", "stroke-width", "font-size", "text-anchor", "fill-opacity",
-             "stroke-opacity", "visibility")
 GLYPH_ID = re.compile(r"^#?[A-Za-z][\w.]*-([0-9a-fA-F]{2,6})$")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -181,16 +179,6 @@ def parse_path(d: str) -> tuple[list[list[tuple[float, float]]], bool]:
     return [s for s in subpaths if s], closed
 
 
-def parse_style(element: ET.Element) -> dict[str, str]:
-    """Presentation attributes overridden by the inline ``style`` declarations."""
-    props = {k: v for k, v in element.attrib.items() if k in INHERITED or k in ("opacity", "display")}
-    for decl in (element.get("style") or "").split(";"):
-        if ":" in decl:
-            key, value = decl.split(":", 1)
-            props[key.strip()] = value.strip()
-    return props
-
-
 def _font_size(value: str | None, default: float = 10.0) -> float:
     if not value:
         return default
@@ -203,6 +191,7 @@ def _font_size(value: str | None, default: float = 10.0) -> float:
 
 class _Walker:
     def __init__(self, root: ET.Element):
+        self.sheets = StyleSheets(root)  # <style> rules, matched once per document
         self.ids = {el.get("id"): el for el in root.iter() if el.get("id")}
         self.in_glyph_run = False  # inside a text drawn as glyph outlines: keep the outlines
 
@@ -211,10 +200,10 @@ class _Walker:
         tag = _local(el.tag)
         if tag in NOT_RENDERED or depth > 60:
             return
-        props = {**style, **parse_style(el)}
+        props = computed_style(el, style, self.sheets)
         if props.get("display") == "none" or props.get("visibility") == "hidden":
             return
-        if props.get("opacity") not in (None, "") and _safe_float(props["opacity"], 1) == 0:
+        if _safe_float(props.get("opacity"), 1) == 0:
             return
         m = multiply(m, parse_transform(el.get("transform")))
         if tag in ("g", "svg", "a", "switch"):
@@ -246,9 +235,10 @@ class _Walker:
         # A referenced definition renders as if it stood here; its own style wins.
         tag = _local(target.tag)
         if tag in ("symbol", "g"):
+            own = computed_style(target, props, self.sheets)
             for child in target:
                 self.walk(child, multiply(m, parse_transform(target.get("transform"))),
-                          {**props, **parse_style(target)}, out_shapes, out_texts, depth + 1)
+                          own, out_shapes, out_texts, depth + 1)
         else:
             self.walk(target, m, props, out_shapes, out_texts, depth + 1)
 
@@ -283,12 +273,8 @@ class _Walker:
         subpaths = [[apply(m, x, y) for x, y in sub] for sub in subpaths if sub]
         if not subpaths:
             return None
-        fill = parse_color(props.get("fill", "#000000"))
-        if _safe_float(props.get("fill-opacity"), 1) == 0:
-            fill = None
-        stroke = parse_color(props.get("stroke"))
-        if _safe_float(props.get("stroke-opacity"), 1) == 0:
-            stroke = None
+        fill = _paint(props, "fill")
+        stroke = _paint(props, "stroke")
         width = _font_size(props.get("stroke-width"), 1.0) * math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
         if stroke is not None and width <= 0:
             stroke = None
@@ -396,6 +382,15 @@ def _is_in_defs(group: ET.Element, target: ET.Element) -> bool:
         if _local(defs.tag) == "defs" and any(t is target for t in defs.iter()):
             return True
     return False
+
+
+def _paint(props: dict[str, str], which: str) -> str | None:
+    """The computed fill or stroke as '#rrggbb', None where nothing is painted."""
+    paint = resolve_paint(props.get(which), props)
+    if paint is None:
+        return None
+    color, alpha = paint
+    return None if alpha * _safe_float(props.get(which + "-opacity"), 1) <= 0 else color
 
 
 def _safe_float(value, default: float) -> float:
