@@ -171,12 +171,15 @@ def load_into(path: str, model: torch.nn.Module, optimizer: Any) -> None:
         set_state_dict,
     )
 
-    options = StateDictOptions(ignore_frozen_params=True)
-    model_state, optim_state = get_state_dict(model, optimizer, options=options)
+    model_state, optim_state = get_state_dict(
+        model, optimizer, options=StateDictOptions(ignore_frozen_params=True))
     state = {"model": model_state, "optimizer": optim_state}
+    # DCP raises when the checkpoint lacks any of these (trainable) keys; the frozen ones
+    # are absent by design, hence strict=False when setting
     dcp.load(state, storage_reader=_reader(path))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optimizer"], options=options)
+                   optim_state_dict=state["optimizer"],
+                   options=StateDictOptions(ignore_frozen_params=True, strict=False))
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

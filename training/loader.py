@@ -118,6 +118,8 @@ class BatchLoader:
 
     def close(self) -> None:
         """Stop the workers (a new iteration restarts them from the current position)."""
+        if self._source is not None:
+            self.shares[0] = self._source.state()
         self._iterator, self._source = None, None
 
 

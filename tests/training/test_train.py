@@ -7,6 +7,7 @@ uninterrupted loss curve exactly.
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -120,11 +121,13 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_model_dir, caption_run, te
     assert first.step == 4 and first.model_dir is None
     saved = load_checkpoint(first.checkpoint)
     assert set(saved) >= {"model", "optimizer", "scheduler", "step", "rng", "data", "config"}
-    assert saved["step"] == 4 and saved["data"][0]["multimodal"]["stream"]["draws"] > 0
+    assert saved["step"] == 4
+    assert saved["data"][0]["multimodal"]["shares"][0]["stream"]["draws"] > 0
+    assert saved["model"] and saved["optimizer"]  # the sharded part, read back whole
     with pytest.raises(ValueError, match="--resume auto"):
         train(config, out=str(tmp_path / "split"), **common)
     # killed after step 4 but before its checkpoint landed: resume from step 3's
-    os.remove(first.checkpoint)
+    shutil.rmtree(first.checkpoint)
     second = train(config, out=str(tmp_path / "split"), resume="auto", **common)
     assert second.resumed_from == 3
     assert first.losses[:3] + second.losses == whole.losses  # exact, not approximate
