@@ -6,6 +6,8 @@
     vlforge train --stage 3 --head classification --target taxonomy.leaf --model M --data R --out H
     torchrun --nproc_per_node 2 -m training train ...      (DDP; gloo on CPU, nccl on GPU)
     torchrun --nproc_per_node 8 -m training train --strategy fsdp --loader-workers 4 ...
+    vlforge train --stage 1 --model-preset 7b --dry-run          (what trains, nothing runs)
+    vlforge train --plan --model-preset 7b --stage 2 --gpus 64 --gpu-memory 80 [--json]
 
 The stage's settings come from the paper's Table 4 at the model's scale (tiny presets get
 the same recipe scaled down); any field can be overridden by a flag or a --config JSON.
@@ -35,14 +37,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True,
                         help="1 adaptor warm-up, 2 joint VL pretraining, 3 SFT")
-    parser.add_argument("--model", required=True,
-                        help="model directory (vlforge model init, or a previous RUN/model)")
+    parser.add_argument("--model",
+                        help="model directory (vlforge model init, or a previous RUN/model); "
+                             "required to train")
     parser.add_argument("--data", nargs="+", action="extend", default=[], metavar="RUN_DIR",
                         help="finished run directories (with _SUCCESS) to stream shards from")
     parser.add_argument("--text", nargs="+", action="extend", default=[], metavar="FILE",
                         help="language-only data: plain text (blank-line separated documents) "
                              "or jsonl with 'text' or 'conversation' per line")
-    parser.add_argument("--out", required=True, help="training run directory to write")
+    parser.add_argument("--out", help="training run directory to write; required to train")
     parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the preset)")
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="stop after N steps of this invocation (checkpointed; continue "
@@ -97,6 +100,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parallel.add_argument("--checkpoint-dir", metavar="PATH_OR_URL",
                           help="where sharded checkpoints go (fsspec URL such as s3://... "
                                "allowed; default OUT/checkpoints)")
+    from training.plan_commands import add_planning_arguments
+
+    add_planning_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -172,6 +178,13 @@ def head_spec_from_args(args: argparse.Namespace):
 
 
 def train_command(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.plan or args.dry_run:  # nothing trains: training/plan_commands.py
+        from training import plan_commands
+
+        return plan_commands.plan(args) if args.plan else plan_commands.dry_run(args)
+    if not (args.model and args.out):
+        raise StageConfigError("training needs --model DIR and --out RUN "
+                               "(--plan / --dry-run do not)")
     from training.loop import train
 
     config = stage_config_from_args(args)

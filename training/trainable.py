@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable
 
 from torch import nn
@@ -54,3 +55,43 @@ def apply_trainable(model: nn.Module, trainable: Iterable[str]) -> dict[str, dic
     log.info("trainable groups %s: %d of %d parameters", sorted(wanted),
              sum(trained.values()), sum(totals.values()))
     return summary
+
+
+@dataclass(frozen=True)
+class TrainableTensor:
+    """One parameter a stage trains."""
+
+    name: str
+    shape: tuple[int, ...]
+    count: int
+    group: str
+
+
+@dataclass
+class TrainableReport:
+    """Every tensor a stage trains, with totals (what ``vlforge train --dry-run`` prints)."""
+
+    tensors: list[TrainableTensor]
+    trainable: int
+    total: int
+    groups: dict[str, dict[str, int]]
+    """{group: {"params": n, "trainable": n}} over every parameter of the model."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready: tensors as {name, shape, count, group} rows."""
+        return {"trainable": self.trainable, "total": self.total, "groups": self.groups,
+                "tensors": [{"name": t.name, "shape": list(t.shape), "count": t.count,
+                             "group": t.group} for t in self.tensors]}
+
+
+def trainable_report(model: nn.Module, trainable: Iterable[str]) -> TrainableReport:
+    """Freeze `model` for the groups (`apply_trainable`) and list what trains.
+
+    Works on a model on the meta device: only names and shapes are read.
+    """
+    groups = apply_trainable(model, trainable)
+    tensors = [TrainableTensor(name, tuple(param.shape), param.numel(),
+                               param_group(name) or "other")
+               for name, param in model.named_parameters() if param.requires_grad]
+    return TrainableReport(tensors=tensors, trainable=sum(t.count for t in tensors),
+                           total=sum(g["params"] for g in groups.values()), groups=groups)
