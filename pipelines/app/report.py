@@ -40,8 +40,8 @@ def classify(path: str) -> str:
 
 def data_section(url: str) -> str:
     run = RunDir(url)
-    info = run.read_json("run.json")
-    stats = run.read_json("stats.json") if run.exists("stats.json") else {}
+    info = run.info()
+    stats = run.stats()
     parts = [f"<h2>Data run: {_e(os.path.basename(url.rstrip('/')))}</h2>",
              f"<p class=muted>{_e(url)} · pipeline <b>{_e(info.get('pipeline'))}</b> · "
              f"{'finished' if run.complete else 'UNFINISHED'} · created {_e(info.get('created'))}</p>"]

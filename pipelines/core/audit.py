@@ -3,6 +3,9 @@
 The rule: every input item ends as exactly one written sample, drop, error, or expansion
 into N child items that are in turn each accounted for. Shards must be readable and hold
 exactly the samples the manifest lists, with the same image checksums.
+
+Read-only: an unfinished run (no merged manifest yet) is judged from its done tasks,
+merged in memory; nothing is written to the run being checked.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.core.run_dir import SUCCESS, RunDir, RunDirError
+from pipelines.core.run_dir import INPUTS, MANIFEST, MANIFEST_SCHEMA, SUCCESS, RunDir, RunDirError
 from pipelines.core.sample import sha256_hex
-from pipelines.core.shards import ShardReadError, iter_shard_samples
+from pipelines.core.shards import ShardReadError
 
 MAX_LISTED = 20
 
@@ -54,14 +57,21 @@ class AuditReport:
 def audit_run(url: str, verify_shards: bool = True) -> AuditReport:
     """Check the accounting rule and (optionally) every shard of the run at `url`."""
     run = RunDir(url)
-    if not run.exists("inputs.parquet"):
-        raise RunDirError(f"{url}: not a run directory (no inputs.parquet)")
+    if not run.exists(INPUTS):
+        raise RunDirError(f"{url}: not a run directory (no {INPUTS})")
     report = AuditReport(run=url, complete=run.exists(SUCCESS))
-    if not run.exists("manifest.parquet"):
-        run.finalize()  # an unfinished run: merge whatever tasks are done, then judge it
-    inputs = run.read_table("inputs.parquet").column("input_id").to_pylist()
-    manifest = run.manifest().to_pylist()
-    outcomes = run.read_table("outcomes.parquet").to_pylist()
+    if run.exists(MANIFEST):
+        manifest_table = run.manifest()
+        outcomes = run.outcome_table().to_pylist()
+    else:  # an unfinished run: judge whatever tasks are done, merged in memory
+        manifest_table, outcome_table, _ = run.merged()
+        outcomes = outcome_table.to_pylist()
+    missing_columns = sorted(set(MANIFEST_SCHEMA.names) - set(manifest_table.schema.names))
+    if missing_columns:
+        report.shard_problems.append(f"manifest lacks columns {missing_columns}")
+        return report
+    manifest = manifest_table.to_pylist()
+    inputs = run.inputs().column("input_id").to_pylist()
     report.inputs = len(inputs)
 
     statuses: dict[str, list[str]] = defaultdict(list)
@@ -110,8 +120,7 @@ def _verify_shards(run: RunDir, manifest: list[dict[str, Any]], report: AuditRep
         report.shards_checked += 1
         found: dict[str, str] = {}
         try:
-            for sample in iter_shard_samples(run.path(shard) if "://" not in run.url
-                                             else f"{run.url}/{shard}"):
+            for sample in run.iter_shard(shard):
                 found[sample.key] = sha256_hex(sample.image) if sample.image else ""
         except ShardReadError as exc:
             report.shard_problems.append(f"{shard}: unreadable ({exc.__cause__ or exc})")

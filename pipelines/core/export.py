@@ -21,7 +21,7 @@ def inspect_run(url: str, examples: int = 5) -> dict[str, Any]:
         bytes_per_shard[row["shard"]] += row["bytes"]
     return {
         "run": url,
-        "pipeline": run.read_json("run.json").get("pipeline"),
+        "pipeline": run.pipeline,
         "samples": len(rows),
         "shards": [{"name": s, "samples": per_shard[s], "bytes": bytes_per_shard[s]}
                    for s in sorted(per_shard)],

@@ -13,6 +13,11 @@
 
 A task is the resumable unit: a fixed group of inputs. Re-running a killed run skips the
 tasks whose done marker exists and redoes the rest under the same deterministic names.
+
+`RunDir` owns this layout: it is the one place that names shards and builds their URLs,
+lists and reads samples (all of them, or one by key), adds inputs, and rewrites manifests.
+Code outside `pipelines.core` never opens a tar or a parquet file of a run; it calls the
+methods here. Every path goes through ``self.fs`` so a run can live on any fsspec URL.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import json
 import logging
 import time
 from collections import Counter
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import fsspec
 import pyarrow as pa
@@ -30,11 +36,29 @@ import pyarrow.parquet as pq
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
-from pipelines.core.shards import TMP_MARK, iter_shard_samples
+from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_COUNT,
+    TMP_MARK,
+    SampleNotFound,
+    ShardIndex,
+    ShardWriter,
+    group_to_sample,
+    read_shard_groups,
+)
 
 log = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
+RUN_JSON = "run.json"
+INPUTS = "inputs.parquet"
+MANIFEST = "manifest.parquet"
+OUTCOMES = "outcomes.parquet"
+STATS = "stats.json"
+TASKS = "tasks"
+# Files of the contract itself: side files (labels, reports) may not take these names.
+RESERVED = {SUCCESS, RUN_JSON, INPUTS, MANIFEST, OUTCOMES, STATS, TASKS}
+OPEN_SHARDS = 4  # shard indexes a RunDir keeps open for `read_sample` (LRU)
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()), ("shard", pa.string()), ("source", pa.string()),
@@ -60,7 +84,8 @@ class RunDirError(RuntimeError):
 
 @dataclass
 class Task:
-    """A resumable group of inputs; `attempt` 0 is the first run, retries count up."""
+    """A resumable group of inputs: ``t<index>`` on a first run, ``r<attempt>-t<index>``
+    for the tasks of the `attempt`-th retry."""
 
     task_id: str
     input_refs: list[dict[str, Any]]
@@ -72,9 +97,11 @@ class RunDir:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self._indexes: OrderedDict[str, ShardIndex] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
+        """The filesystem path (no protocol) of a file in the run, for ``self.fs``."""
         return "/".join([self.root, *parts])
 
     def exists(self, *parts: str) -> bool:
@@ -82,7 +109,13 @@ class RunDir:
 
     @property
     def complete(self) -> bool:
+        """All tasks done and merged: ``_SUCCESS`` exists (readers only read such runs)."""
         return self.exists(SUCCESS)
+
+    @property
+    def finalized(self) -> bool:
+        """`finalize` has merged a manifest (true also for a run with unfinished tasks)."""
+        return self.exists(MANIFEST)
 
     def require_complete(self) -> "RunDir":
         if not self.exists():
@@ -92,19 +125,62 @@ class RunDir:
                               "re-run its pipeline with the same --out to complete it")
         return self
 
+    def remove(self) -> None:
+        """Delete the whole run directory (``--overwrite``)."""
+        if self.exists():
+            self.fs.rm(self.root, recursive=True)
+
     # -- small files -------------------------------------------------------------------
     def read_json(self, *parts: str) -> Any:
         with self.fs.open(self.path(*parts), "r") as handle:
             return json.load(handle)
 
     def write_json(self, value: Any, *parts: str) -> None:
+        """Write JSON atomically (temporary name, then a rename)."""
+        self._write_atomic(json.dumps(value, indent=2, sort_keys=True, default=str).encode(),
+                           *parts)
+
+    def write_text(self, text: str, name: str) -> None:
+        """A side file of the run (e.g. ``pdf_links.txt``), written atomically."""
+        self._write_atomic(text.encode("utf-8"), _side_name(name))
+
+    def write_bytes(self, data: bytes, name: str) -> None:
+        """A binary side file of the run (e.g. a report plot), written atomically."""
+        self._write_atomic(data, _side_name(name))
+
+    def write_side_table(self, rows: list[dict[str, Any]], schema: pa.Schema, name: str) -> None:
+        """A parquet side table next to the manifest (never one of the contract's files)."""
+        self._write_table(rows, schema, _side_name(name))
+
+    def read_side_table(self, name: str) -> list[dict[str, Any]]:
+        """Rows of a side table written by `write_side_table` (empty when absent)."""
+        name = _side_name(name)
+        return self._read_table(name).to_pylist() if self.exists(name) else []
+
+    def info(self) -> dict[str, Any]:
+        """run.json: pipeline name, config, task size, tool versions, attempts."""
+        return self.read_json(RUN_JSON)
+
+    def update_info(self, **fields: Any) -> None:
+        """Merge top-level fields into run.json (e.g. a history list a tool appends to)."""
+        self.write_json({**self.info(), **fields}, RUN_JSON)
+
+    @property
+    def pipeline(self) -> str:
+        return self.info().get("pipeline", "")
+
+    def stats(self) -> dict[str, Any]:
+        """stats.json (empty before the first `finalize`)."""
+        return self.read_json(STATS) if self.exists(STATS) else {}
+
+    def _write_atomic(self, data: bytes, *parts: str) -> None:
         self.fs.makedirs(self.path(*parts[:-1]) if len(parts) > 1 else self.root, exist_ok=True)
         tmp = self.path(*parts[:-1], f"{TMP_MARK}{parts[-1]}")
-        with self.fs.open(tmp, "w") as handle:
-            json.dump(value, handle, indent=2, sort_keys=True, default=str)
+        with self.fs.open(tmp, "wb") as handle:
+            handle.write(data)
         self.fs.mv(tmp, self.path(*parts))
 
-    def write_table(self, rows: list[dict[str, Any]], schema: pa.Schema, *parts: str) -> None:
+    def _write_table(self, rows: list[dict[str, Any]], schema: pa.Schema, *parts: str) -> None:
         self.fs.makedirs(self.path(*parts[:-1]) if len(parts) > 1 else self.root, exist_ok=True)
         table = pa.Table.from_pylist(rows, schema=schema)
         tmp = self.path(*parts[:-1], f"{TMP_MARK}{parts[-1]}")
@@ -112,7 +188,7 @@ class RunDir:
             pq.write_table(table, handle)
         self.fs.mv(tmp, self.path(*parts))
 
-    def read_table(self, *parts: str, schema: pa.Schema | None = None) -> pa.Table:
+    def _read_table(self, *parts: str, schema: pa.Schema | None = None) -> pa.Table:
         if not self.exists(*parts):
             if schema is None:
                 raise RunDirError(f"{self.url}: missing {'/'.join(parts)}")
@@ -124,8 +200,14 @@ class RunDir:
             data = handle.read()
         return pq.ParquetFile(pa.BufferReader(data)).read()
 
-    # -- planning and resuming ---------------------------------------------------------
-    def plan(self, pipeline: str, input_refs: list[dict[str, Any]], config: dict[str, Any],
+    # -- inputs, planning and resuming -------------------------------------------------
+    def input_refs(self) -> list[dict[str, Any]]:
+        """Every input ref of the run (first-run inputs and any added since), by input id."""
+        if not self.exists(INPUTS):
+            return []
+        return [json.loads(r) for r in self._read_table(INPUTS).column("input_ref").to_pylist()]
+
+    def plan(self, pipeline: str, input_refs: list[dict[str, Any]], config: Mapping[str, Any],
              task_size: int, overwrite: bool = False) -> list[Task]:
         """Record the inputs and their task split; return the tasks not yet done.
 
@@ -136,16 +218,16 @@ class RunDir:
         ids = [ref["input_id"] for ref in input_refs]
         if len(set(ids)) != len(ids):
             raise RunDirError("duplicate input ids in the input list")
-        if self.exists("run.json"):
-            previous = self.read_json("run.json")
-            old_ids = sorted(self.read_table("inputs.parquet").column("input_id").to_pylist())
+        if self.exists(RUN_JSON):
+            previous = self.info()
+            old_ids = sorted(self._read_table(INPUTS).column("input_id").to_pylist())
             if overwrite:
-                self.fs.rm(self.root, recursive=True)
+                self.remove()
             elif previous.get("pipeline") != pipeline or old_ids != sorted(ids):
                 raise RunDirError(
                     f"{self.url} already holds a different run ({previous.get('pipeline')}, "
                     f"{len(old_ids)} inputs); use a new --out or pass --overwrite")
-        if not self.exists("run.json"):
+        if not self.exists(RUN_JSON):
             ordered = sorted(input_refs, key=lambda ref: ref["input_id"])
             rows = []
             for index, ref in enumerate(ordered):
@@ -153,12 +235,12 @@ class RunDir:
                 rows.append({"input_id": ref["input_id"], "task": task_id,
                              "input_ref": json.dumps(ref, sort_keys=True)})
             self.fs.makedirs(self.root, exist_ok=True)
-            self.write_table(rows, INPUT_SCHEMA, "inputs.parquet")
-            self.write_json({"pipeline": pipeline, "config": config, "task_size": task_size,
-                             "created": _now(), "attempts": [], "tools": tool_versions()},
-                            "run.json")
+            self._write_table(rows, INPUT_SCHEMA, INPUTS)
+            self.write_json({"pipeline": pipeline, "config": dict(config),
+                             "task_size": task_size, "created": _now(), "attempts": [],
+                             "tools": tool_versions()}, RUN_JSON)
         tasks: dict[str, list[dict[str, Any]]] = {}
-        for row in self.read_table("inputs.parquet").to_pylist():
+        for row in self._read_table(INPUTS).to_pylist():
             tasks.setdefault(row["task"], []).append(json.loads(row["input_ref"]))
         done = self.done_tasks()
         pending = [Task(task_id, refs) for task_id, refs in sorted(tasks.items())
@@ -166,10 +248,30 @@ class RunDir:
         self.clear_partial(pending, pipeline)
         return pending
 
+    def add_inputs(self, refs: list[dict[str, Any]], task_size: int) -> None:
+        """Append inputs found during a run (a crawl's links) as new tasks after the last.
+
+        `audit` then accounts for them like any first-run input; ids already present are
+        refused, since one input must have exactly one outcome.
+        """
+        table = self._read_table(INPUTS)
+        rows = table.to_pylist()
+        known = {row["input_id"] for row in rows}
+        clash = [ref["input_id"] for ref in refs if ref["input_id"] in known]
+        if clash:
+            raise RunDirError(f"{self.url}: input(s) already in the run, e.g. {clash[0]}")
+        last = max((int(t[1:]) for t in table.column("task").to_pylist() if t.startswith("t")),
+                   default=-1)
+        for index, ref in enumerate(refs):
+            rows.append({"input_id": ref["input_id"],
+                         "task": f"t{last + 1 + index // task_size:05d}",
+                         "input_ref": json.dumps(ref, sort_keys=True)})
+        self._write_table(rows, INPUT_SCHEMA, INPUTS)
+
     def done_tasks(self) -> set[str]:
-        if not self.exists("tasks"):
+        if not self.exists(TASKS):
             return set()
-        names = self.fs.ls(self.path("tasks"), detail=False)
+        names = self.fs.ls(self.path(TASKS), detail=False)
         return {n.rsplit("/", 1)[-1][:-5] for n in names
                 if n.endswith(".json") and TMP_MARK not in n}
 
@@ -185,54 +287,85 @@ class RunDir:
             self.fs.rm(self.path(SUCCESS))
 
     def record_attempt(self, kind: str, tasks: list[Task]) -> None:
-        info = self.read_json("run.json")
+        info = self.info()
         info.setdefault("attempts", []).append(
             {"kind": kind, "started": _now(), "tasks": [t.task_id for t in tasks]})
-        self.write_json(info, "run.json")
+        self.write_json(info, RUN_JSON)
 
     # -- per-task results (written by the Beam sink) -----------------------------------
+    def shard_writer(self, pipeline: str, task_id: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                     max_count: int = DEFAULT_MAX_COUNT) -> ShardWriter:
+        """The writer of one task's shards, named ``<pipeline>-<task>-<index>.tar``."""
+        return ShardWriter(self.url, prefix=f"{pipeline}-{task_id}", max_bytes=max_bytes,
+                           max_count=max_count)
+
     def write_task(self, task_id: str, shards: list[str], manifest: list[dict[str, Any]],
                    outcomes: list[Outcome]) -> None:
         """Write one task's manifest and outcomes, then its done marker (last)."""
-        self.write_table(manifest, MANIFEST_SCHEMA, "tasks", f"{task_id}.manifest.parquet")
-        self.write_table([o.to_row() for o in outcomes], OUTCOME_SCHEMA,
-                         "tasks", f"{task_id}.outcomes.parquet")
+        self._write_table(manifest, MANIFEST_SCHEMA, TASKS, f"{task_id}.manifest.parquet")
+        self._write_table([o.to_row() for o in outcomes], OUTCOME_SCHEMA,
+                          TASKS, f"{task_id}.outcomes.parquet")
         self.write_json({"task": task_id, "shards": shards, "samples": len(manifest),
                          "outcomes": len(outcomes), "finished": _now()},
-                        "tasks", f"{task_id}.json")
+                        TASKS, f"{task_id}.json")
 
     # -- finalizing --------------------------------------------------------------------
+    def merged(self) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+        """Manifest, outcomes and stats merged from the done tasks, without writing."""
+        done = sorted(self.done_tasks(), key=_task_order)
+        manifests = [self._read_table(TASKS, f"{t}.manifest.parquet") for t in done]
+        outcome_tables = [self._read_table(TASKS, f"{t}.outcomes.parquet") for t in done]
+        manifest = pa.concat_tables(manifests or [MANIFEST_SCHEMA.empty_table()])
+        outcomes = pa.concat_tables(outcome_tables or [OUTCOME_SCHEMA.empty_table()])
+        outcomes = _supersede_retried(outcomes, manifest)
+        inputs = self._read_table(INPUTS)
+        stats = compute_stats(inputs, manifest, outcomes)
+        stats["tasks"] = {"done": len(done),
+                          "total": len(set(inputs.column("task").to_pylist()))}
+        return manifest, outcomes, stats
+
     def finalize(self) -> dict[str, Any]:
         """Merge task results into manifest/outcomes/stats and write `_SUCCESS` last.
 
         Later attempts (retries) supersede earlier error outcomes for the same item.
         Returns the stats.
         """
-        done = sorted(self.done_tasks(), key=_task_order)
-        self._remove_orphan_shards(done)
-        manifests, outcome_tables = [], []
-        for task_id in done:
-            manifests.append(self.read_table("tasks", f"{task_id}.manifest.parquet"))
-            outcome_tables.append(self.read_table("tasks", f"{task_id}.outcomes.parquet"))
-        manifest = pa.concat_tables(manifests or [MANIFEST_SCHEMA.empty_table()])
-        outcomes = pa.concat_tables(outcome_tables or [OUTCOME_SCHEMA.empty_table()])
-        outcomes = _supersede_retried(outcomes, manifest)
-        self.write_table(manifest.to_pylist(), MANIFEST_SCHEMA, "manifest.parquet")
-        self.write_table(outcomes.to_pylist(), OUTCOME_SCHEMA, "outcomes.parquet")
-        stats = compute_stats(self.read_table("inputs.parquet"), manifest, outcomes)
-        stats["tasks"] = {"done": len(done), "total": len(set(
-            self.read_table("inputs.parquet").column("task").to_pylist()))}
-        self.write_json(stats, "stats.json")
+        self._remove_orphan_shards(sorted(self.done_tasks(), key=_task_order))
+        manifest, outcomes, stats = self.merged()
+        self._write_table(manifest.to_pylist(), MANIFEST_SCHEMA, MANIFEST)
+        self._write_table(outcomes.to_pylist(), OUTCOME_SCHEMA, OUTCOMES)
+        self.write_json(stats, STATS)
         if stats["tasks"]["done"] == stats["tasks"]["total"]:
             with self.fs.open(self.path(SUCCESS), "w") as handle:
                 handle.write(_now() + "\n")
         return stats
 
+    def rewrite_manifests(self, update: Callable[[dict[str, Any]], None],
+                          dry_run: bool = False) -> dict[str, Any] | None:
+        """Apply `update` (which edits a row in place) to every manifest row, then finalize.
+
+        Only the label-like columns of the manifest are meant to change (shards are
+        immutable); the task manifests are rewritten too, so a later `retry`, which
+        re-merges them, keeps the change. With `dry_run`, rows are visited but nothing is
+        written and None is returned.
+        """
+        tables = {}
+        for task_id in sorted(self.done_tasks(), key=_task_order):
+            rows = self._read_table(TASKS, f"{task_id}.manifest.parquet").to_pylist()
+            for row in rows:
+                update(row)
+            tables[task_id] = rows
+        if dry_run:
+            return None
+        for task_id, rows in tables.items():
+            self._write_table(rows, MANIFEST_SCHEMA, TASKS, f"{task_id}.manifest.parquet")
+        return self.finalize()
+
     def _remove_orphan_shards(self, done: list[str]) -> None:
         """Delete tars no done task lists (left by a killed attempt) so globs see none."""
         listed = set()
         for task_id in done:
-            listed.update(self.read_json("tasks", f"{task_id}.json").get("shards", []))
+            listed.update(self.read_json(TASKS, f"{task_id}.json").get("shards", []))
         for name in self.fs.ls(self.root, detail=False):
             base = name.rsplit("/", 1)[-1]
             if base.startswith(TMP_MARK) or (base.endswith(".tar") and base not in listed):
@@ -241,21 +374,87 @@ class RunDir:
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self) -> pa.Table:
-        return self.read_table("manifest.parquet")
+        """One row per written sample (see `MANIFEST_SCHEMA`)."""
+        return self._read_table(MANIFEST)
+
+    def outcome_table(self) -> pa.Table:
+        """One row per drop, error and expansion (see `OUTCOME_SCHEMA`)."""
+        return self._read_table(OUTCOMES)
 
     def outcomes(self) -> list[Outcome]:
-        return [Outcome.from_row(r) for r in self.read_table("outcomes.parquet").to_pylist()]
+        return [Outcome.from_row(r) for r in self.outcome_table().to_pylist()]
 
-    def shard_urls(self) -> list[str]:
-        shards = sorted(set(self.manifest().column("shard").to_pylist()))
+    def inputs(self) -> pa.Table:
+        """One row per input: input_id, task, input_ref (JSON)."""
+        return self._read_table(INPUTS)
+
+    def shard_names(self) -> list[str]:
+        """The run's shard file names, sorted (from the manifest)."""
+        return sorted(set(self.manifest().column("shard").to_pylist()))
+
+    def shard_url(self, shard: str) -> str:
+        """The URL of one shard of this run, as `webdataset`, HF `datasets` or
+        `iter_shard_samples` take it: a plain path locally, ``protocol://path`` elsewhere."""
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-        return [prefix + self.path(name) for name in shards]
+        return prefix + self.path(shard)
 
-    def iter_samples(self) -> Iterator[Sample]:
-        """Stream every sample of the run, shard by shard."""
-        for url in self.shard_urls():
-            yield from iter_shard_samples(url)
+    def shard_urls(self) -> list[str]:
+        return [self.shard_url(name) for name in self.shard_names()]
+
+    def iter_shard(self, shard: str, payloads: bool = True) -> Iterator[Sample]:
+        """Stream the samples of one shard; without `payloads` only their JSON members are
+        read (key, source, locator, meta: no images or texts), much less to hold."""
+        exts = None if payloads else ("json",)
+        for group in read_shard_groups(self.fs, self.path(shard), exts):
+            yield group_to_sample(group, self.shard_url(shard))
+
+    def iter_samples(self, payloads: bool = True) -> Iterator[Sample]:
+        """Stream every sample of the run, shard by shard (see `iter_shard`)."""
+        for shard in self.shard_names():
+            yield from self.iter_shard(shard, payloads)
+
+    def read_sample(self, shard: str, key: str) -> Sample:
+        """One sample by key, from its shard's header index (kept open for the next reads).
+
+        Raises `SampleNotFound` when the key is not in that shard.
+        """
+        index = self._indexes.get(shard)
+        if index is None:
+            index = self._indexes[shard] = ShardIndex(self.fs, self.path(shard))
+            while len(self._indexes) > OPEN_SHARDS:
+                self._indexes.popitem(last=False)[1].close()
+        else:
+            self._indexes.move_to_end(shard)
+        return index.sample(key)
+
+    def close(self) -> None:
+        """Close the shard indexes `read_sample` keeps open."""
+        for index in self._indexes.values():
+            index.close()
+        self._indexes.clear()
+
+
+class SampleReader:
+    """Reads single samples by ``(run, shard, key)`` across runs, for a stage's workers.
+
+    Refs of one task tend to name the same few shards, so each run's recent shard indexes
+    stay open between calls; call `close` in the stage's teardown.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunDir] = {}
+
+    def read(self, run: str, shard: str, key: str) -> Sample:
+        run_dir = self._runs.get(run)
+        if run_dir is None:
+            run_dir = self._runs[run] = RunDir(run)
+        return run_dir.read_sample(shard, key)
+
+    def close(self) -> None:
+        for run_dir in self._runs.values():
+            run_dir.close()
+        self._runs.clear()
 
 
 def compute_stats(inputs: pa.Table, manifest: pa.Table, outcomes: pa.Table) -> dict[str, Any]:
@@ -302,6 +501,12 @@ def _task_order(task_id: str) -> tuple:
         attempt, _, rest = task_id.partition("-")
         return (int(attempt[1:]), rest)
     return (0, task_id)
+
+
+def _side_name(name: str) -> str:
+    if name in RESERVED or name.startswith((TASKS + "/", TMP_MARK)) or name.endswith(".tar"):
+        raise RunDirError(f"{name!r} is part of the run directory contract, not a side file")
+    return name
 
 
 def _task_of_shard(name: str, pipeline: str) -> str | None:

@@ -2,7 +2,9 @@
 
 `ShardWriter` writes size- and count-bounded tar shards under a temporary name and renames
 each one only when complete, so a reader never sees a partial tar. `iter_shard_samples`
-streams samples back from tars (local paths or fsspec URLs), one group per key.
+streams samples back from tars (local paths or fsspec URLs), one group per key;
+`ShardIndex` reads single samples by key. This module and `pipelines.core.run_dir` are the
+only places that open a tar: everything else goes through `RunDir`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import tarfile
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import fsspec
 
@@ -174,9 +176,24 @@ class ShardReadError(RuntimeError):
     """A shard that cannot be read (truncated, not a tar, missing)."""
 
 
-def iter_shard_groups(url: str) -> Iterator[dict[str, bytes]]:
-    """Yield WebDataset groups (``{"__key__": k, ext: bytes}``) from one tar shard."""
+class SampleNotFound(KeyError):
+    """A key that is not in the shard asked for (the run changed since it was listed)."""
+
+
+def iter_shard_groups(url: str, exts: Iterable[str] | None = None) -> Iterator[dict[str, bytes]]:
+    """Yield WebDataset groups (``{"__key__": k, ext: bytes}``) from one tar shard.
+
+    With `exts`, only those members are read into memory (e.g. ``("json",)`` to scan
+    metadata without holding images); the group still carries its key.
+    """
     fs, path = fsspec.core.url_to_fs(url)
+    yield from read_shard_groups(fs, path, exts)
+
+
+def read_shard_groups(fs: Any, path: str, exts: Iterable[str] | None = None
+                      ) -> Iterator[dict[str, bytes]]:
+    """`iter_shard_groups` on an already-resolved fsspec filesystem and path."""
+    wanted = None if exts is None else set(exts)
     try:
         with fs.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
             group: dict[str, bytes] = {}
@@ -189,17 +206,61 @@ def iter_shard_groups(url: str) -> Iterator[dict[str, bytes]]:
                     yield group
                     group = {}
                 group["__key__"] = key
-                group[ext] = tar.extractfile(member).read()
+                if wanted is None or ext in wanted:
+                    group[ext] = tar.extractfile(member).read()
             if group:
                 yield group
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ShardReadError(f"cannot read shard {url}: {exc}") from exc
+        raise ShardReadError(f"cannot read shard {path}: {exc}") from exc
+
+
+def group_to_sample(group: dict[str, Any], where: str) -> Sample:
+    """Decode one group, naming the shard in the error when it is malformed."""
+    try:
+        return Sample.from_wds(group)
+    except (KeyError, ValueError) as exc:
+        raise ShardReadError(f"malformed sample {group.get('__key__')} in {where}: {exc}") from exc
 
 
 def iter_shard_samples(url: str) -> Iterator[Sample]:
-    """Yield `Sample`s from one tar shard."""
+    """Yield `Sample`s from one tar shard (a local path or an fsspec URL)."""
     for group in iter_shard_groups(url):
+        yield group_to_sample(group, url)
+
+
+class ShardIndex:
+    """Random access to the members of one (uncompressed) tar shard by sample key.
+
+    Opening reads the tar headers only (data blocks are skipped), so N lookups in one
+    shard cost one header scan plus the bytes of the N samples, not N full reads.
+    """
+
+    def __init__(self, fs: Any, path: str):
+        self.path = path
+        self.handle = fs.open(path, "rb")
+        self.members: dict[str, dict[str, tuple[int, int]]] = {}
         try:
-            yield Sample.from_wds(group)
-        except (KeyError, ValueError) as exc:
-            raise ShardReadError(f"malformed sample {group.get('__key__')} in {url}: {exc}") from exc
+            with tarfile.open(fileobj=self.handle, mode="r:") as tar:
+                for member in tar.getmembers():
+                    if member.isfile():
+                        key, _, ext = member.name.rsplit("/", 1)[-1].partition(".")
+                        self.members.setdefault(key, {})[ext] = (member.offset_data, member.size)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            self.handle.close()
+            raise ShardReadError(f"cannot read shard {path}: {exc}") from exc
+
+    def group(self, key: str) -> dict[str, bytes]:
+        """The WebDataset group of `key`; raises `SampleNotFound` when it is not here."""
+        if key not in self.members:
+            raise SampleNotFound(f"{key} not in {self.path}")
+        group: dict[str, Any] = {"__key__": key}
+        for ext, (offset, size) in self.members[key].items():
+            self.handle.seek(offset)
+            group[ext] = self.handle.read(size)
+        return group
+
+    def sample(self, key: str) -> Sample:
+        return group_to_sample(self.group(key), self.path)
+
+    def close(self) -> None:
+        self.handle.close()

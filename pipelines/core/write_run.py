@@ -17,15 +17,15 @@ from apache_beam.metrics import Metrics
 from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
-from pipelines.core.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardWriter
+from pipelines.core.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT
 
 
 class _TaskBuffer:
     """Open shard writer and outcome list for one task."""
 
     def __init__(self, run: RunDir, pipeline: str, task_id: str, max_bytes: int, max_count: int):
-        self.writer = ShardWriter(run.url, prefix=f"{pipeline}-{task_id}",
-                                  max_bytes=max_bytes, max_count=max_count)
+        self.writer = run.shard_writer(pipeline, task_id, max_bytes=max_bytes,
+                                       max_count=max_count)
         self.outcomes: list[Outcome] = []
         self.keys: set[str] = set()
 

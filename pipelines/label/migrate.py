@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
-from pipelines.core.run_dir import MANIFEST_SCHEMA, RunDir
+from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
 from taxonomy.tree import UNLABELED, Taxonomy, load_taxonomy
 
@@ -72,68 +72,62 @@ def migrate_run(run_url: str, taxonomy: Taxonomy | None = None,
     unknown: Counter[str] = Counter()
     from_versions: Counter[str] = Counter()
     label_rows: dict[str, dict[str, Any]] = {}
-    task_tables: dict[str, pa.Table] = {}
 
-    for task_id in sorted(run.done_tasks()):
-        table = run.read_table("tasks", f"{task_id}.manifest.parquet")
-        rows = table.to_pylist()
-        for row in rows:
-            leaf = row["taxonomy_leaf"] or ""
-            if not leaf or leaf == UNLABELED:
-                continue
-            from_versions[row["taxonomy_version"] or "?"] += 1
-            new_leaf = taxonomy.resolve(leaf)
-            old = previous.get(row["key"], {})
-            history = json.loads(old.get("history") or "[]")
-            if new_leaf is None:  # an id this taxonomy never had: keep it, report it
-                unknown[leaf] += 1
-                new_leaf, new_version = leaf, row["taxonomy_version"]
-            else:
-                new_version = version
-            if (new_leaf, new_version) != (leaf, row["taxonomy_version"]):
-                entry = {"leaf": leaf, "version": row["taxonomy_version"],
-                         "migrated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                if new_leaf != leaf:
-                    changed[f"{leaf} -> {new_leaf}"] += 1
-                    entry["why"] = why_changed(taxonomy, leaf)
-                history.append(entry)
-            row["taxonomy_leaf"], row["taxonomy_version"] = new_leaf, new_version
-            label_rows[row["key"]] = {
-                "key": row["key"], "leaf": new_leaf,
-                "path": json.dumps(taxonomy.path(new_leaf) if new_leaf in taxonomy.nodes else []),
-                "version": new_version, "confidence": row["taxonomy_confidence"],
-                "history": json.dumps(history)}
-        task_tables[task_id] = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    def relabel(row: dict[str, Any]) -> None:
+        leaf = row["taxonomy_leaf"] or ""
+        if not leaf or leaf == UNLABELED:
+            return
+        from_versions[row["taxonomy_version"] or "?"] += 1
+        new_leaf = taxonomy.resolve(leaf)
+        old = previous.get(row["key"], {})
+        history = json.loads(old.get("history") or "[]")
+        if new_leaf is None:  # an id this taxonomy never had: keep it, report it
+            unknown[leaf] += 1
+            new_leaf, new_version = leaf, row["taxonomy_version"]
+        else:
+            new_version = version
+        if (new_leaf, new_version) != (leaf, row["taxonomy_version"]):
+            entry = {"leaf": leaf, "version": row["taxonomy_version"], "migrated": _utc_now()}
+            if new_leaf != leaf:
+                changed[f"{leaf} -> {new_leaf}"] += 1
+                entry["why"] = why_changed(taxonomy, leaf)
+            history.append(entry)
+        row["taxonomy_leaf"], row["taxonomy_version"] = new_leaf, new_version
+        label_rows[row["key"]] = {
+            "key": row["key"], "leaf": new_leaf,
+            "path": json.dumps(taxonomy.path(new_leaf) if new_leaf in taxonomy.nodes else []),
+            "version": new_version, "confidence": row["taxonomy_confidence"],
+            "history": json.dumps(history)}
 
+    # Task manifests first, then the merged manifest and stats (so a later `retry`, which
+    # re-merges task manifests, keeps the migrated labels); the labels sidecar after.
+    stats = run.rewrite_manifests(relabel, dry_run=dry_run)
     report = {"run": run.url, "to_version": taxonomy.version,
               "from_versions": dict(from_versions), "labeled": len(label_rows),
               "relabeled": sum(changed.values()), "changes": dict(changed),
               "unknown_leaves": dict(unknown), "dry_run": dry_run}
     if dry_run:
         return report
-    for task_id, table in task_tables.items():
-        run.write_table(table.to_pylist(), MANIFEST_SCHEMA, "tasks",
-                        f"{task_id}.manifest.parquet")
-    run.write_table(sorted(label_rows.values(), key=lambda r: r["key"]), LABELS_SCHEMA,
-                    LABELS_FILE)
-    stats = run.finalize()  # rebuilds manifest.parquet and stats.json from the task files
-    info = run.read_json("run.json")
-    info.setdefault("taxonomy_migrations", []).append(
-        {"to_version": taxonomy.version, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-         "taxonomy": taxonomy.source, "relabeled": report["relabeled"],
-         "changes": report["changes"]})
-    run.write_json(info, "run.json")
+    run.write_side_table(sorted(label_rows.values(), key=lambda r: r["key"]), LABELS_SCHEMA,
+                         LABELS_FILE)
+    migrations = run.info().get("taxonomy_migrations", [])
+    run.update_info(taxonomy_migrations=migrations + [
+        {"to_version": taxonomy.version, "date": _utc_now(), "taxonomy": taxonomy.source,
+         "relabeled": report["relabeled"], "changes": report["changes"]}])
     report["samples_by_taxonomy_leaf"] = stats["samples_by_taxonomy_leaf"]
     log.info("migrated %s to taxonomy v%s: %d of %d labels changed", run.url, version,
              report["relabeled"], report["labeled"])
     return report
 
 
+def _utc_now() -> str:
+    """UTC, ISO 8601 with the Z it claims (local time stamped Z was wrong by the offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def current_labels(run: RunDir) -> dict[str, dict[str, Any]]:
     """key -> current label row from the sidecar (empty when the run was never migrated)."""
-    if not run.exists(LABELS_FILE):
-        return {}
-    return {r["key"]: r for r in run.read_table(LABELS_FILE).to_pylist()}
+    return {r["key"]: r for r in run.read_side_table(LABELS_FILE)}
 
 
 def apply_current_label(sample: Sample, labels: Mapping[str, Mapping[str, Any]]) -> Sample:

@@ -1,9 +1,9 @@
 """The "label" pipeline: relabel the samples of finished runs into a new run directory.
 
 One input per source sample, ``{"run": RUN_URL, "shard": SHARD, "key": KEY}``, so that a
-retry re-reads exactly one sample. `ReadRunSampleFn` reads that sample straight from its
-shard (each worker indexes a shard's tar headers once and then seeks to the members it
-needs, so a task of N samples costs one header scan, not N full reads) and makes it an
+retry re-reads exactly one sample. `ReadRunSampleFn` reads that sample by key through the
+run directory (`pipelines.core.run_dir.SampleReader`: a worker indexes a shard's tar
+headers once, so a task of N samples costs one header scan, not N full reads) and makes it an
 item of the new run: its accounting fields (input/item id, input ref, task) are the new
 run's, and where it came from is kept in ``lineage["relabeled_from"]``. Derived samples
 (figures of a page) become ordinary items here, since their parent is not in this run.
@@ -13,47 +13,15 @@ run's, and where it came from is kept in ``lineage["relabeled_from"]``. Derived 
 from __future__ import annotations
 
 import logging
-import tarfile
-from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
-import fsspec
-
-from pipelines.core.run_dir import RunDir
+from pipelines.core.run_dir import RunDir, SampleReader
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn
 from pipelines.label.stage import LabelTaxonomyFn
 
 log = logging.getLogger(__name__)
-
-OPEN_SHARDS = 4  # shard indexes kept per worker (tasks read shards in order)
-
-
-class ShardIndex:
-    """Random access to the members of one (uncompressed) tar shard by sample key."""
-
-    def __init__(self, url: str):
-        fs, path = fsspec.core.url_to_fs(url)
-        self.handle = fs.open(path, "rb")
-        self.members: dict[str, dict[str, tuple[int, int]]] = {}
-        with tarfile.open(fileobj=self.handle, mode="r:") as tar:
-            for member in tar.getmembers():  # headers only: data blocks are skipped
-                if member.isfile():
-                    key, _, ext = member.name.rsplit("/", 1)[-1].partition(".")
-                    self.members.setdefault(key, {})[ext] = (member.offset_data, member.size)
-
-    def group(self, key: str) -> dict[str, bytes]:
-        if key not in self.members:
-            raise KeyError(f"sample {key} is not in this shard")
-        group: dict[str, Any] = {"__key__": key}
-        for ext, (offset, size) in self.members[key].items():
-            self.handle.seek(offset)
-            group[ext] = self.handle.read(size)
-        return group
-
-    def close(self) -> None:
-        self.handle.close()
 
 
 class ReadRunSampleFn(StageFn):
@@ -62,29 +30,14 @@ class ReadRunSampleFn(StageFn):
     stage = "ReadRunSample"
 
     def open(self) -> None:
-        self._shards: OrderedDict[str, ShardIndex] = OrderedDict()
+        self.reader = SampleReader()
 
     def close(self) -> None:
-        for index in self._shards.values():
-            index.close()
-        self._shards.clear()
-
-    def _index(self, url: str) -> ShardIndex:
-        if url in self._shards:
-            self._shards.move_to_end(url)
-            return self._shards[url]
-        index = ShardIndex(url)
-        self._shards[url] = index
-        while len(self._shards) > OPEN_SHARDS:
-            self._shards.popitem(last=False)[1].close()
-        return index
+        self.reader.close()
 
     def process_sample(self, seed: Sample) -> Iterable[Record]:
         ref = seed.lineage["input_ref"]
-        run = RunDir(ref["run"])
-        protocol = run.fs.protocol if isinstance(run.fs.protocol, str) else run.fs.protocol[0]
-        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-        sample = Sample.from_wds(self._index(prefix + run.path(ref["shard"])).group(ref["key"]))
+        sample = self.reader.read(ref["run"], ref["shard"], ref["key"])
         old = dict(sample.lineage)
         origin = {"run": ref["run"], "shard": ref["shard"], "key": ref["key"],
                   "item_id": old.get("item_id", sample.key)}

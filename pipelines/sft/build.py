@@ -54,6 +54,5 @@ def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
     run.write_json(report, REPORT_JSON)
     buffer = io.BytesIO()
     plot_mixture(report, buffer)
-    with run.fs.open(run.path(REPORT_PNG), "wb") as handle:
-        handle.write(buffer.getvalue())
+    run.write_bytes(buffer.getvalue(), REPORT_PNG)
     return {"stats": stats, "mixture": report}

@@ -26,12 +26,11 @@ import io
 import json
 import logging
 import os
-from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
-from pipelines.core.shards import iter_shard_samples
+from pipelines.core.run_dir import SampleNotFound, SampleReader
 from pipelines.core.stage import Record, StageFn
 from pipelines.sft.templates import (
     DEFAULT_MAX_ANSWER_CHARS,
@@ -49,9 +48,6 @@ from pipelines.sft.templates import (
 log = logging.getLogger(__name__)
 
 PASSTHROUGH = "passthrough"
-# Shards up to this size are kept in memory per worker: refs of one shard tend to be read
-# one after another, and a tar can only be scanned, not indexed.
-CACHE_SHARD_BYTES = 64 * 1024 * 1024
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
          "model": "assistant", "bot": "assistant", "system": "system"}
 LLAVA_IMAGE = "<image>"
@@ -59,38 +55,6 @@ LLAVA_IMAGE = "<image>"
 
 class SourceNotFound(KeyError):
     """The key a ref names is not in its shard (the source run changed since planning)."""
-
-
-class SourceReader:
-    """Reads single samples back from run shards, caching the last small shard."""
-
-    def __init__(self, cache_bytes: int = CACHE_SHARD_BYTES):
-        self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[str, dict[str, Sample]] = OrderedDict()
-
-    def read(self, run: str, shard: str, key: str) -> Sample:
-        url = f"{run.rstrip('/')}/{shard}"
-        cached = self._cache.get(url)
-        if cached is not None:
-            if key not in cached:
-                raise SourceNotFound(f"{key} not in {url}")
-            return cached[key]
-        samples: dict[str, Sample] = {}
-        size = 0
-        found = None
-        for sample in iter_shard_samples(url):
-            if sample.key == key:
-                found = sample
-            if size <= self.cache_bytes:
-                samples[sample.key] = sample
-                size += sum(len(i) for i in sample.images)
-        if size <= self.cache_bytes:
-            self._cache[url] = samples
-            while len(self._cache) > 2:
-                self._cache.popitem(last=False)
-        if found is None:
-            raise SourceNotFound(f"{key} not in {url}")
-        return found
 
 
 class RecordReader:
@@ -253,7 +217,7 @@ class BuildSftFn(StageFn):
         self.label_threshold = label_threshold
 
     def open(self) -> None:
-        self.sources = SourceReader()
+        self.sources = SampleReader()
         self.records = RecordReader()
         self._labeler = None
         self._tree = None
@@ -274,11 +238,19 @@ class BuildSftFn(StageFn):
         else:
             yield from self._from_sources(seed, ref)
 
+    def close(self) -> None:
+        self.sources.close()
+
+    def _read_source(self, ref: Mapping[str, Any]) -> Sample:
+        try:
+            return self.sources.read(ref["run"], ref["shard"], ref["key"])
+        except SampleNotFound as exc:  # a retryable error named for what it means here
+            raise SourceNotFound(*exc.args) from exc
+
     def _from_sources(self, seed: Sample, ref: Mapping[str, Any]) -> Iterator[Record]:
-        sources = [self.sources.read(ref["run"], ref["shard"], ref["key"])]
+        sources = [self._read_source(ref)]
         if ref.get("pair"):
-            pair = ref["pair"]
-            sources.append(self.sources.read(pair["run"], pair["shard"], pair["key"]))
+            sources.append(self._read_source(ref["pair"]))
         lineage = {**seed.lineage, "sources": [
             {"run": r["run"], "shard": r["shard"], "key": r["key"]}
             for r in [ref] + ([ref["pair"]] if ref.get("pair") else [])]}
@@ -387,9 +359,8 @@ def scan_sources(run_urls: Iterable[str], progress: bool = False):
     bar = _progress(progress, "scanning sources")
     for run_url in run_urls:
         run = RunDir(run_url).require_complete()
-        for shard_url in run.shard_urls():
-            shard = shard_url.rsplit("/", 1)[-1]
-            for sample in iter_shard_samples(shard_url):
+        for shard in run.shard_names():
+            for sample in run.iter_shard(shard):
                 bar.update(1)
                 ref = {"run": run.url, "shard": shard, "key": sample.key}
                 if (sample.meta.get("sft") or {}).get("conversation"):

@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import io
 import json
 import logging
-import tarfile
 from importlib import metadata
 from typing import Any, Iterable, Iterator
 
 from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.outcome import Outcome
-from pipelines.core.run_dir import INPUT_SCHEMA, RunDir
+from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import input_ref, run_pipeline
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn, task_of
@@ -318,13 +316,12 @@ def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
     """
     run = RunDir(out)
     seeds, duplicates = web_refs(urls)
-    if overwrite and run.exists():
-        run.fs.rm(run.root, recursive=True)
-    config = {**config, "seen_path": run.path(SEEN_FILE)}
+    if overwrite:
+        run.remove()
+    config = {**config, "seen_path": f"{run.url}/{SEEN_FILE}"}
     refs = seeds
-    if run.exists("inputs.parquet"):
-        previous = [json.loads(r) for r in run.read_table("inputs.parquet")
-                    .column("input_ref").to_pylist()]
+    previous = run.input_refs()
+    if previous:
         known = {r["input_id"] for r in previous}
         missing = [r["url"] for r in seeds if r["input_id"] not in known]
         if missing:
@@ -344,7 +341,7 @@ def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
                   f"written, {len(new)} new links to follow", flush=True)
         if not new:
             break
-        extend_inputs(run, new, task_size)
+        run.add_inputs(new, task_size)
         refs = refs + new
     pdfs = write_pdf_links(run, pages)
     return {**stats, "rounds": rounds, "duplicate_urls_in_list": duplicates,
@@ -354,19 +351,12 @@ def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
 def scan_pages(run: RunDir) -> Iterator[dict[str, Any]]:
     """``meta["web"]`` of every written page sample (tiles skipped), reading only the JSON
     members of the shards (no images)."""
-    if not run.exists("manifest.parquet"):
+    if not run.finalized:
         return
-    for shard in sorted(set(run.manifest().column("shard").to_pylist())):
-        with run.fs.open(run.path(shard), "rb") as handle:
-            with tarfile.open(fileobj=io.BytesIO(handle.read())) as tar:
-                for member in tar:
-                    if not member.name.endswith(".json"):
-                        continue
-                    header = json.load(tar.extractfile(member))
-                    meta = header.get("meta", {})
-                    if meta.get("lineage", {}).get("derived_from") or "web" not in meta:
-                        continue
-                    yield meta["web"]
+    for sample in run.iter_samples(payloads=False):
+        if sample.lineage.get("derived_from") or "web" not in sample.meta:
+            continue
+        yield sample.meta["web"]
 
 
 def discover(pages: list[dict[str, Any]], refs: list[dict[str, Any]], depth: int,
@@ -389,17 +379,6 @@ def discover(pages: list[dict[str, Any]], refs: list[dict[str, Any]], depth: int
     return new
 
 
-def extend_inputs(run: RunDir, refs: list[dict[str, Any]], task_size: int) -> None:
-    """Append discovered URLs to the run's inputs as new tasks (numbered after the last)."""
-    table = run.read_table("inputs.parquet")
-    rows = table.to_pylist()
-    last = max(int(t[1:]) for t in table.column("task").to_pylist() if t.startswith("t"))
-    for index, ref in enumerate(refs):
-        rows.append({"input_id": ref["input_id"], "task": f"t{last + 1 + index // task_size:05d}",
-                     "input_ref": json.dumps(ref, sort_keys=True)})
-    run.write_table(rows, INPUT_SCHEMA, "inputs.parquet")
-
-
 def _write_seen(run: RunDir, pages: list[dict[str, Any]]) -> None:
     seen = {"urls": {}, "hashes": {}}
     for page in pages:
@@ -413,6 +392,5 @@ def write_pdf_links(run: RunDir, pages: list[dict[str, Any]]) -> list[str]:
     pdfs = {link for page in pages for link in page.get("pdf_links", [])}
     pdfs |= {o.input_ref.get("url", "") for o in run.outcomes() if o.reason == "is_pdf"}
     pdfs.discard("")
-    with run.fs.open(run.path(PDF_LINKS_FILE), "w") as handle:
-        handle.write("".join(f"{url}\n" for url in sorted(pdfs)))
+    run.write_text("".join(f"{url}\n" for url in sorted(pdfs)), PDF_LINKS_FILE)
     return sorted(pdfs)

@@ -1,6 +1,5 @@
 """The run directory contract: resumable, accounted, readable by upstream tools."""
 
-import json
 import os
 import signal
 import subprocess
@@ -118,8 +117,7 @@ def test_retry_reruns_only_failed_items_and_merges(tmp_path):
 
 def test_rerun_of_a_finished_run_changes_nothing(image_run):
     out, stats, _ = image_run
-    refs = [json.loads(r) for r in
-            RunDir(out).read_table("inputs.parquet").column("input_ref").to_pylist()]
+    refs = RunDir(out).input_refs()
     before = RunDir(out).manifest().to_pylist()
     again = run_pipeline("images", refs, {"min_side": 16}, out, task_size=3, max_count=4)
     assert again["written"] == stats["written"]
@@ -143,7 +141,7 @@ def test_readers_refuse_unfinished_runs(image_run, tmp_path):
 KILL_DRIVER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
-    from pipelines import runner
+    from pipelines.core import runner
     from pipelines.images.pipeline import LoadImagesFn, image_refs
 
     class SlowLoadImagesFn(LoadImagesFn):

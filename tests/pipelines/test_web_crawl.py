@@ -159,8 +159,7 @@ def test_duplicates_are_dropped(crawled):
 def test_links_are_followed_one_level_and_pdfs_listed(crawled):
     pages, site = crawled["pages"], crawled["site"]
     assert pages["/articles/4"].meta["web"]["depth"] == 1  # linked from the index only
-    refs = [json.loads(r) for r in crawled["run"].read_table("inputs.parquet")
-            .column("input_ref").to_pylist()]
+    refs = crawled["run"].input_refs()
     found = {r["url"] for r in refs if r["depth"] == 1}
     seeds = {r["url"] for r in refs if r["depth"] == 0}
     # Exactly the same-site links of the depth-0 pages that were not seeds; nothing deeper.
