@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from pipelines.core.run_dir import RunDir
 from pipelines.orchestration.scheduling import run_vlforge
 
 DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/table", "/chart",
@@ -50,11 +51,10 @@ class Demo:
                 run_vlforge(*argv)
 
     def complete(self, *parts: str) -> bool:
-        return os.path.exists(self.p(*parts, "_SUCCESS"))
+        return RunDir(self.p(*parts)).complete
 
     def stats(self, run: str) -> str:
-        with open(self.p("runs", run, "stats.json"), encoding="utf-8") as handle:
-            s = json.load(handle)
+        s = RunDir(self.p("runs", run)).stats()
         return (f"{s['inputs']} inputs -> {s['written']} written (+{s['derived']} derived), "
                 f"{s['dropped']} dropped, {s['errors']} errors")
 
@@ -102,8 +102,6 @@ class Demo:
 
     def corpus(self) -> str:
         """A small language-only corpus (stage 2/3 mix it in) from the runs' own text."""
-        from pipelines.core.run_dir import RunDir
-
         texts = [s.text for name in ("web", "pdf") for s in RunDir(self.p("runs", name))
                  .iter_samples() if s.text and len(s.text) > 40]
         with open(self.p("inputs", "corpus.txt"), "w", encoding="utf-8") as handle:
