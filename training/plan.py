@@ -312,7 +312,9 @@ def state_bytes(counts: ParamCounts, *, strategy: str, gpus: int, act_bytes: int
                 "weights.autocast_copies": weights - 4 * counts.total,
                 "grads.ddp_buckets": 4 * counts.trainable if gpus > 1 else 0,
                 "grads.transient": 0}
-    shard = lambda n: math.ceil(n / gpus)  # noqa: E731 - a one-line helper
+    def shard(n: int) -> int:
+        return math.ceil(n / gpus)
+
     gathered = act_bytes * (counts.root + 2 * counts.largest_unit)
     weights = 4 * shard(counts.total) + gathered
     transient = (act_bytes + (4 if bf16 else 0)) * (counts.root_trainable

@@ -23,10 +23,10 @@ from model.convert import load_published
 
 # Tiny sizes matching model.presets' "tiny" / "tiny-siglip" (the upstream constructors'
 # arguments in brackets).
-SAM = dict(width=32, depth=2, heads=2, mlp=64, img=64, patch=8, window=4, global_attn=(1,),
-           out_chans=16, downsample=(32, 64))  # ImageEncoderViT(embed_dim, depth, ...)
-SIGLIP = dict(width=32, depth=2, mlp=64, img=32, patch=8)  # VisionTransformer(embed_dim, ...)
-LM = dict(hidden=64, ffn=128, layers=2, vocab=1024, head_dim=16)  # LlamaConfig
+SAM = {"width": 32, "depth": 2, "heads": 2, "mlp": 64, "img": 64, "patch": 8, "window": 4,
+       "global_attn": (1,), "out_chans": 16, "downsample": (32, 64)}  # ImageEncoderViT(...)
+SIGLIP = {"width": 32, "depth": 2, "mlp": 64, "img": 32, "patch": 8}  # VisionTransformer(...)
+LM = {"hidden": 64, "ffn": 128, "layers": 2, "vocab": 1024, "head_dim": 16}  # LlamaConfig
 
 
 def sam_keys(prefix: str) -> dict[str, tuple[int, ...]]:
@@ -154,7 +154,7 @@ def test_every_upstream_key_loads(tmp_path, caplog, preset, family):
     assert torch.equal(params["lm_head.weight"], original["language_model.lm_head.weight"])
     low = ("vision_model.vision_tower_low.vision_tower." if family == "hybrid"
            else "vision_model.vision_tower.")
-    q, k, v = original[low + "blocks.1.attn.qkv.weight"].chunk(3)
+    _, k, _ = original[low + "blocks.1.attn.qkv.weight"].chunk(3)
     assert torch.equal(params["model.vision_model.encoder.layers.1.self_attn.k_proj.weight"], k)
     assert torch.equal(params["model.vision_model.embeddings.position_embedding.weight"],
                        original[low + "pos_embed"][0])

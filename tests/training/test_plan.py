@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from model.presets import build_config, model_class_for
-from training.plan import (GIB, STRATEGIES, count_parameters, meta_model, plan_memory,
-                           plan_table)
+from training.plan import GIB, STRATEGIES, count_parameters, meta_model, plan_memory, plan_table
 from training.stages import stage_preset
 from training.trainable import apply_trainable
 
@@ -42,10 +41,9 @@ def measured_peak(stage: int, micro_batch: int, seq_len: int, checkpointing: boo
     ids = torch.randint(10, config.text_config.vocab_size, (micro_batch, seq_len))
     image_tokens = (config.vision_config.image_size // config.vision_config.patch_size) ** 2
     ids[:, 1:1 + image_tokens] = IMAGE_TOKEN  # one image per sequence
-    batch = dict(input_ids=ids, labels=ids.clone(),
-                 attention_mask=torch.ones_like(ids),
-                 pixel_values=torch.randn(micro_batch, 3, 32, 32),
-                 high_res_pixel_values=torch.randn(micro_batch, 3, 64, 64))
+    batch = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids),
+             "pixel_values": torch.randn(micro_batch, 3, 32, 32),
+             "high_res_pixel_values": torch.randn(micro_batch, 3, 64, 64)}
 
     def step():
         output = model(**batch)
