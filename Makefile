@@ -12,7 +12,7 @@ TORCH  := torch==2.13.0
 DEMO_OUT ?= demo-run
 APT_PACKAGES := chromium tesseract-ocr fonts-dejavu-core
 
-.PHONY: demo test test-fast install system-deps clean
+.PHONY: demo test test-fast install system-deps js-deps clean
 
 demo: install
 	$(VENV)/bin/vlforge demo --out $(DEMO_OUT)
@@ -26,7 +26,7 @@ test-fast: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow and not browser and not airflow"
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) js-deps
 
 # Debian packages only when one is missing (apt-get needs root, as on these machines).
 system-deps:
@@ -37,6 +37,14 @@ system-deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+# Charting libraries (D3, ECharts, Chart.js + svgcanvas) for the chart tests, from the npm
+# registry at the versions in tests/js/package-lock.json; tests load them from disk.
+js-deps:
+	@command -v npm >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	@test -f tests/js/node_modules/.package-lock.json -a tests/js/node_modules/.package-lock.json -nt tests/js/package-lock.json \
+	  || npm ci --prefix tests/js --no-audit --no-fund
 
 # torch first, from the CPU wheel on disk: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

@@ -16,12 +16,37 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
-_COLLECT = """() => Array.from(document.querySelectorAll('svg'))
-  .filter(el => !el.parentElement.closest('svg'))
-  .map(el => { const r = el.getBoundingClientRect();
-               return {markup: el.outerHTML, box: [r.left + scrollX, r.top + scrollY,
-                                                   r.right + scrollX, r.bottom + scrollY]}; })
-  .filter(s => s.box[2] - s.box[0] > 20 && s.box[3] - s.box[1] > 20)"""
+# Every visible top-level <svg>, shadow roots included (Bokeh draws inside one). With
+# `computed`, each element of a copy gets the browser's computed paint and text styles
+# inline first: page CSS (``.bar { fill: steelblue }`` in the HTML's stylesheet) does not
+# travel with the SVG's outerHTML, and the computed values are the truth the page shows.
+_COLLECT = """(computed) => {
+  const PROPS = ['fill', 'stroke', 'stroke-width', 'fill-opacity', 'stroke-opacity', 'opacity',
+                 'display', 'visibility', 'font-size', 'text-anchor', 'color'];
+  const found = [];
+  const visit = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.tagName.toLowerCase() === 'svg' && !(el.parentElement && el.parentElement.closest('svg')))
+        found.push(el);
+      if (el.shadowRoot) visit(el.shadowRoot);
+    }
+  };
+  visit(document);
+  const markup = (svg) => {
+    if (!computed) return svg.outerHTML;
+    const copy = svg.cloneNode(true);
+    const src = [svg, ...svg.querySelectorAll('*')], dst = [copy, ...copy.querySelectorAll('*')];
+    src.forEach((el, i) => {
+      const cs = getComputedStyle(el);
+      dst[i].setAttribute('style', PROPS.map(p => `${p}: ${cs.getPropertyValue(p)}`).join('; '));
+    });
+    return copy.outerHTML;
+  };
+  return found.map(el => { const r = el.getBoundingClientRect();
+      return {markup: markup(el), box: [r.left + scrollX, r.top + scrollY,
+                                        r.right + scrollX, r.bottom + scrollY]}; })
+    .filter(s => s.box[2] - s.box[0] > 20 && s.box[3] - s.box[1] > 20);
+}"""
 
 
 class SvgRenderer:
@@ -31,6 +56,7 @@ class SvgRenderer:
         self.viewport = {"width": width, "height": height}
         self._pw = self._browser = None
         self._plotly_page = None
+        self._script_pages: dict[str, object] = {}
 
     def open(self) -> "SvgRenderer":
         try:
@@ -42,14 +68,15 @@ class SvgRenderer:
         return self
 
     def svgs(self, html: str, wait_selector: str | None = None,
-             timeout_ms: int = 15000) -> list[dict]:
+             timeout_ms: int = 15000, computed_styles: bool = False) -> list[dict]:
+        """The SVGs a page draws; `computed_styles` inlines the browser's computed paint."""
         page = self._browser.new_page(viewport=self.viewport)
         try:
             page.set_content(html, wait_until="load", timeout=timeout_ms)
             if wait_selector:
                 page.wait_for_selector(wait_selector, timeout=timeout_ms)
             page.wait_for_timeout(50)  # let a charting library finish its first draw
-            return page.evaluate(_COLLECT)
+            return page.evaluate(_COLLECT, computed_styles)
         finally:
             page.close()
 
@@ -71,10 +98,33 @@ class SvgRenderer:
             Plotly.purge(div);
             await Plotly.newPlot(div, f.data, f.layout || {}, {staticPlot: true}); }""",
                       figure_json)
-        return page.evaluate(_COLLECT)
+        return page.evaluate(_COLLECT, False)
+
+    def script_svgs(self, scripts: list[str], draw: str, arg, computed_styles: bool = False,
+                    timeout_ms: int = 15000) -> list[dict]:
+        """Run `draw` (a JS function of `arg`, may be async) in a page holding `scripts`.
+
+        `scripts` are JS files on disk (a charting library from its npm package, then the
+        code that uses it); they load once into a page kept for these scripts, so drawing
+        many charts with one library costs one library load. `draw` must leave the chart
+        in ``#c`` (emptied before each call); returns the SVGs the page then shows.
+        """
+        key = "\n".join(scripts)
+        page = self._script_pages.get(key)
+        if page is None:
+            page = self._browser.new_page(viewport=self.viewport)
+            page.set_default_timeout(timeout_ms)
+            page.set_content("<html><head></head><body style='margin:0'><div id='c'></div></body></html>")
+            for path in scripts:
+                page.add_script_tag(path=path)
+            self._script_pages[key] = page
+        page.evaluate("() => { document.getElementById('c').innerHTML = ''; }")
+        page.evaluate(f"async (arg) => {{ await ({draw})(arg); }}", arg)
+        return page.evaluate(_COLLECT, computed_styles)
 
     def close(self) -> None:
         self._plotly_page = None
+        self._script_pages = {}
         if self._browser is not None:
             self._browser.close()
         if self._pw is not None:

@@ -223,6 +223,8 @@ class _Walker:
             offset = (1, 0, 0, 1, _safe_float(el.get("x"), 0), _safe_float(el.get("y"), 0))
             self._render_target(target, multiply(m, offset), props, out_shapes, out_texts, depth)
         elif tag == "text":
+            if _paint(props, "fill") is None and _paint(props, "stroke") is None:
+                return  # an unpainted copy (Bokeh writes each label twice, once invisible)
             text = self._text(el, m, props)
             if text is not None:
                 out_texts.append(text)
