@@ -1,5 +1,7 @@
-"""What is read out of a rendered page: visible words with boxes, lines, inline SVGs,
-links, and a simplified HTML of the visible DOM; and cutting the page into tiles.
+"""What is read out of a rendered page: visible words with boxes, lines, visible text
+blocks and images (DOM order, boxes, layout context: the input of `main_text`), inline
+SVGs, links, a simplified HTML of the visible DOM and a reader HTML for the main-text
+extractor; and cutting the page into tiles.
 
 `EXTRACT_JS` runs once in the page and returns everything in page pixels (CSS px at
 device scale 1, so page px = screenshot px). The Python side groups words into lines and
@@ -25,13 +27,13 @@ EXTRACT_JS = r"""
   const visible = (el) => !el.checkVisibility || el.checkVisibility(
       {checkOpacity: true, checkVisibilityCSS: true});
   const box = (r) => [r.left + sx, r.top + sy, r.right + sx, r.bottom + sy];
+  const root = document.body || document.documentElement;
 
   // Words with boxes, in document order; `b` numbers the parent element so lines
   // never join words of two different blocks side by side.
   const words = [];
   let blockIds = new Map(), nextBlock = 0, wordsTruncated = false;
-  const walker = document.createTreeWalker(document.body || document.documentElement,
-                                           NodeFilter.SHOW_TEXT);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   const range = document.createRange();
   let node, below = 0;
   while ((node = walker.nextNode())) {
@@ -73,38 +75,168 @@ EXTRACT_JS = r"""
     if (links.length >= limits.maxLinks) break;
   }
 
+  // Blocks: the visible text cut where the layout starts a new block, plus visible
+  // images, in DOM order, each with its page box and the layout facts a main-text choice
+  // needs (fixed position, landmark, link share, list/table/heading context, ancestors).
+  const LANDMARK_TAGS = {NAV: "nav", HEADER: "header", FOOTER: "footer", ASIDE: "aside",
+                         FORM: "form", BUTTON: "button", SELECT: "form", DIALOG: "dialog",
+                         MENU: "nav"};
+  const LANDMARK_ROLES = new Set(["navigation", "banner", "contentinfo", "complementary",
+                                  "search", "dialog", "alertdialog", "menu", "menubar",
+                                  "toolbar", "button", "tablist"]);
+  const SEMANTIC = new Set(["H1","H2","H3","H4","H5","H6","LI","TD","TH","PRE","BLOCKQUOTE",
+                            "FIGCAPTION","DT","DD","CAPTION"]);
+  const infos = new Map();
+  let nextId = 0;
+  const infoOf = (el) => {
+    let inf = infos.get(el);
+    if (inf) return inf;
+    const parent = el.parentElement;
+    const up = parent ? infoOf(parent) : null;
+    const cs = getComputedStyle(el);
+    const tag = el.tagName;
+    const role = (el.getAttribute("role") || "").toLowerCase();
+    const display = cs.display;
+    const isBlock = !up || !(display.startsWith("inline") || display === "contents");
+    inf = {id: nextId++, el: el, up: up};
+    infos.set(el, inf);
+    inf.block = isBlock ? inf : up.block;
+    inf.fixed = (up && up.fixed) || cs.position === "fixed" || cs.position === "sticky";
+    // visibility is inherited (so the computed value says it all), opacity is not.
+    inf.transparent = (up && up.transparent) || cs.opacity === "0";
+    inf.hidden = cs.visibility !== "visible" || inf.transparent;
+    inf.landmark = LANDMARK_TAGS[tag] || (LANDMARK_ROLES.has(role) ? role : "") ||
+                   (up ? up.landmark : "");
+    inf.link = tag === "A" || (up ? up.link : false);
+    inf.sem = SEMANTIC.has(tag) ? inf : (up ? up.sem : null);
+    inf.lists = (up ? up.lists : 0) + (tag === "UL" || tag === "OL" ? 1 : 0);
+    inf.ordered = tag === "OL" ? true : (tag === "UL" ? false : (up ? up.ordered : false));
+    inf.row = tag === "TR" ? inf.id : (up ? up.row : -1);
+    inf.table = tag === "TABLE" ? inf.id : (up ? up.table : -1);
+    inf.pre = cs.whiteSpace.startsWith("pre") || cs.whiteSpace === "break-spaces";
+    return inf;
+  };
+  const ancestors = (inf) => { const ids = []; for (let i = inf; i; i = i.up) ids.push(i.id);
+                               return ids.reverse(); };
+  const blocks = [];
+  let current = null, pendingImages = [], blockChars = 0, blocksTruncated = false;
+  const closeBlock = () => {
+    if (current) {
+      const text = current.pre ? current.text.replace(/^\n+|\s+$/g, "")
+                               : current.text.replace(/[ \t\r\f]+/g, " ").replace(/ *\n */g, "\n").trim();
+      const [x0, y0, x1, y1] = current.box;
+      if (text && x1 - x0 >= 1 && y1 - y0 >= 1 && x1 > 0 && y1 > 0) {
+        const inf = current.inf, sem = inf.sem;
+        blocks.push({kind: "text", tag: sem ? sem.el.tagName.toLowerCase()
+                                              : inf.el.tagName.toLowerCase(),
+                     text: text, box: current.box, fixed: inf.fixed, landmark: inf.landmark,
+                     linkChars: current.linkChars, lists: inf.lists, ordered: inf.ordered,
+                     table: inf.table, row: inf.row, ancestors: ancestors(inf)});
+        blockChars += text.length;
+      }
+    }
+    current = null;
+    for (const img of pendingImages) blocks.push(img);
+    pendingImages = [];
+  };
+  const blockWalker = document.createTreeWalker(
+      root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {acceptNode: (n) => {
+        if (n.nodeType === 3) return NodeFilter.FILTER_ACCEPT;
+        if (SKIP.has(n.tagName) || n.tagName === "svg" || n.tagName === "SVG")
+          return NodeFilter.FILTER_REJECT;
+        return n.checkVisibility && !n.checkVisibility() ? NodeFilter.FILTER_REJECT
+                                                         : NodeFilter.FILTER_ACCEPT; }});
+  while ((node = blockWalker.nextNode())) {
+    if (blocks.length >= limits.maxBlocks || blockChars >= limits.maxTextChars) {
+      blocksTruncated = true; break;
+    }
+    if (node.nodeType === 1) {
+      if (node.tagName === "BR" && current) current.text += "\n";
+      if (node.tagName !== "IMG") continue;
+      const inf = infoOf(node);
+      const r = node.getBoundingClientRect();
+      if (inf.hidden || r.width < limits.minImageSide || r.height < limits.minImageSide) continue;
+      pendingImages.push({kind: "image", tag: "img", src: node.currentSrc || node.src || "",
+                          alt: node.alt || "", box: box(r), fixed: inf.fixed,
+                          landmark: inf.landmark, ancestors: ancestors(inf)});
+      if (!current) closeBlock();
+      continue;
+    }
+    if (!node.data.trim() && !(current && current.pre)) {
+      if (current && node.data) current.text += " ";
+      continue;
+    }
+    const parent = node.parentElement;
+    if (!parent) continue;
+    const inf = infoOf(parent);
+    if (inf.hidden) continue;
+    range.selectNodeContents(node);
+    const r = range.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) continue;  // collapsed or clipped away
+    if (!current || current.inf !== inf.block) {
+      closeBlock();
+      current = {inf: inf.block, text: "", box: box(r), linkChars: 0, pre: inf.pre};
+    }
+    current.text += inf.pre ? node.data : node.data.replace(/\s+/g, " ");
+    if (inf.link) current.linkChars += node.data.trim().length;
+    const b = box(r), c = current.box;
+    current.box = [Math.min(c[0], b[0]), Math.min(c[1], b[1]),
+                   Math.max(c[2], b[2]), Math.max(c[3], b[3])];
+  }
+  closeBlock();
+
   // Simplified HTML: visible elements only, no scripts/styles, a few attributes kept.
+  // The same walk also writes `readerHtml` for the main-text extractor: the same visible
+  // elements with the id/class/role hints its boilerplate rules read.
+  const READER_ATTRS = ["id", "class", "role", "itemprop", "itemtype", "aria-hidden"];
   let out = [], size = 0, htmlTruncated = false;
+  let reader = [], readerSize = 0, readerTruncated = false;
   const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const attr = (s) => esc(s).replace(/"/g, "&quot;");
-  const emit = (s) => { if (size + s.length > limits.maxHtmlChars) { htmlTruncated = true;
-                        return false; } out.push(s); size += s.length; return true; };
+  const emit = (s) => { if (htmlTruncated || size + s.length > limits.maxHtmlChars) {
+                          htmlTruncated = true; return; } out.push(s); size += s.length; };
+  const readerEmit = (s) => { if (readerTruncated || readerSize + s.length > limits.maxReaderChars) {
+                                readerTruncated = true; return; }
+                              reader.push(s); readerSize += s.length; };
+  const viewArea = window.innerWidth * window.innerHeight;
+  // Fixed/sticky boxes smaller than half the viewport are banners, bars and pop-ups.
+  const overlay = (el) => { const p = getComputedStyle(el).position;
+    if (p !== "fixed" && p !== "sticky") return false;
+    const r = el.getBoundingClientRect(); return r.width * r.height < viewArea / 2; };
   const walk = (el) => {
-    if (htmlTruncated) return;
     for (const child of el.childNodes) {
-      if (htmlTruncated) return;
+      if (htmlTruncated && readerTruncated) return;
       if (child.nodeType === 3) {
         const t = child.data.replace(/\s+/g, " ");
-        if (t.trim()) emit(esc(t));
+        if (t.trim()) { emit(esc(t)); readerEmit(esc(t)); }
       } else if (child.nodeType === 1) {
         const tag = child.tagName;
         if (SKIP.has(tag) || !visible(child)) continue;
         const name = tag.toLowerCase();
-        if (name === "svg") { emit("<svg></svg>"); continue; }
+        if (name === "svg") { emit("<svg></svg>"); readerEmit("<svg></svg>"); continue; }
         let open = "<" + name;
         for (const a of KEEP_ATTRS) {
           const v = child.getAttribute(a);
           if (v !== null && !v.startsWith("data:") && !v.startsWith("javascript:"))
             open += " " + a + '="' + attr(v.slice(0, 300)) + '"';
         }
-        if (!emit(open + ">")) return;
+        let hints = "";
+        for (const a of READER_ATTRS) {
+          const v = child.getAttribute(a);
+          if (v) hints += " " + a + '="' + attr(v.slice(0, 200)) + '"';
+        }
+        const forReader = !readerTruncated && !overlay(child);
+        emit(open + ">");
+        if (forReader) readerEmit(open + hints + ">");
         if (VOID.has(tag)) continue;
-        walk(child);
+        if (forReader) { walk(child); }
+        else { const keep = readerTruncated; readerTruncated = true; walk(child);
+               readerTruncated = keep; }
         emit("</" + name + ">");
+        if (forReader) readerEmit("</" + name + ">");
       }
     }
   };
-  const root = document.body || document.documentElement;
   walk(root);
   const metaRobots = Array.from(document.querySelectorAll('meta[name="robots" i]'))
       .map((m) => m.content || "").join(", ");
@@ -113,12 +245,14 @@ EXTRACT_JS = r"""
     title: document.title || "",
     lang: doc.lang || "",
     metaRobots: metaRobots,
-    text: (root.innerText || "").slice(0, limits.maxTextChars),
     words: words, wordsTruncated: wordsTruncated,
     svgs: svgs, links: links,
     html: "<html" + (doc.lang ? ' lang="' + attr(doc.lang) + '"' : "") + "><body>" +
           out.join("") + "</body></html>",
     htmlTruncated: htmlTruncated,
+    blocks: blocks, blocksTruncated: blocksTruncated,
+    readerHtml: "<html><head><title>" + esc(document.title || "") + "</title></head><body>" +
+                reader.join("") + "</body></html>",
     pageWidth: Math.max(doc.scrollWidth, root.scrollWidth || 0),
     pageHeight: Math.max(doc.scrollHeight, root.scrollHeight || 0),
   };
@@ -126,7 +260,8 @@ EXTRACT_JS = r"""
 """
 
 DEFAULT_LIMITS = {"maxWords": 8000, "maxY": 8192, "maxSvgs": 20, "maxSvgChars": 300_000, "minSvgSide": 80,
-                  "maxLinks": 2000, "maxHtmlChars": 200_000, "maxTextChars": 500_000}
+                  "maxLinks": 2000, "maxHtmlChars": 200_000, "maxTextChars": 500_000,
+                  "maxReaderChars": 2_000_000, "maxBlocks": 8000, "minImageSide": 48}
 
 
 def group_lines(words: list[list[Any]]) -> list[dict[str, Any]]:

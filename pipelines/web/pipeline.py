@@ -4,8 +4,11 @@ One `ScreenshotPagesFn` per Beam worker opens Chromium once and renders each URL
 browser context (see `pipelines.web.browser`). Each page becomes:
 
 - one sample keyed by its URL: ``image`` = the viewport screenshot (1024 wide),
-  ``text`` = the visible text (innerText), ``html`` = a simplified HTML of the visible DOM
-  (no scripts/styles, size-bounded), ``meta["web"]`` = url, final_url, status, title, lang,
+  ``text`` = the page's main content as markdown (title, headings, paragraphs, lists,
+  tables; no navigation, ads or footers; see `pipelines.web.main_text`), ``html`` = a
+  simplified HTML of the visible DOM (no scripts/styles, size-bounded), ``meta["web"]`` =
+  url, final_url, status, title, lang, ``blocks`` (all visible text blocks and images in
+  DOM order with page-px boxes and a ``main`` flag: the full visible text with boxes),
   ``lines``/``words`` with boxes normalised to the viewport image, inline ``svgs``
   (markup + box) that lie within it, same-site ``links``, ``pdf_links``, ``tiles`` and the
   render settings;
@@ -40,6 +43,7 @@ from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.post_stages import post_stages
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
+from pipelines.web.main_text import main_text
 from pipelines.web.policy import Refusal
 from pipelines.web.urls import MalformedUrl, canonical_url, looks_like_pdf, same_site
 
@@ -189,6 +193,7 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
                  render_record: dict[str, Any]) -> Iterator[Sample]:
     """The page sample and its derived tile samples."""
     ex = result.extracted
+    main, chosen = main_text(ex)
     width, view_h = settings.viewport_width, settings.viewport_height
     lines = group_lines(ex["words"])
     view_lines, view_words = lines_in_region(lines, 0, width, view_h)
@@ -205,6 +210,8 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
         "page_width": ex["pageWidth"], "page_height": ex["pageHeight"],
         "words_total": len(ex["words"]), "words_truncated": ex["wordsTruncated"],
         "html_truncated": ex["htmlTruncated"], "load_complete": result.load_complete,
+        "blocks": page_blocks(ex["blocks"], chosen), "blocks_truncated": ex["blocksTruncated"],
+        "text_source": "main_content",  # what .txt holds (markdown of the main content)
         "content_sha256": result.content_sha256, "links": links, "pdf_links": pdf_links,
         "seconds": round(result.seconds, 3), "attempts": result.attempts,
         "render": render_record, "tiles": [],
@@ -223,9 +230,34 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
         web["tiles"].append({"index": index, "key": tile.key, "top_px": top,
                              "content_height_px": content_height})
         tile_samples.append(tile)
-    yield seed.replace(image=result.viewport_png, text=ex["text"], html=ex["html"]
+    yield seed.replace(image=result.viewport_png, text=main, html=ex["html"]
                        ).with_meta("web", web)
     yield from tile_samples
+
+
+def page_blocks(blocks: list[dict[str, Any]], chosen: list[bool]) -> list[dict[str, Any]]:
+    """The page's visible text blocks and images in DOM order, for ``meta["web"]["blocks"]``:
+    ``kind`` (text | image), ``tag``, ``text`` (or ``src`` + ``alt``), ``box`` in page px,
+    ``main`` (part of the main text), and the context that is set (``fixed``,
+    ``landmark``, list depth ``lists`` + ``ordered``, ``table`` + ``row`` ids)."""
+    out = []
+    for block, main in zip(blocks, chosen):
+        item: dict[str, Any] = {"kind": block["kind"], "tag": block["tag"],
+                                "box": [round(v, 1) for v in block["box"]], "main": main}
+        if block["kind"] == "image":
+            item.update(src=block["src"][:2000], alt=block["alt"])
+        else:
+            item["text"] = block["text"]
+        if block.get("fixed"):
+            item["fixed"] = True
+        if block.get("landmark"):
+            item["landmark"] = block["landmark"]
+        if block["tag"] == "li":
+            item.update(lists=block["lists"], ordered=block["ordered"])
+        if block.get("table", -1) >= 0:
+            item.update(table=block["table"], row=block["row"])
+        out.append(item)
+    return out
 
 
 def _place_svgs(svgs: list[dict[str, Any]], view_h: int, tile: int, tiles: int,
