@@ -94,7 +94,8 @@ class ChartReader:
     """Recognise the charts drawn in one Scene (one chart per scene for now)."""
 
     def __init__(self, scene: Scene):
-        self.scene = scene
+        self.scene = _split_rules(scene)
+        scene = self.scene
         self.segments = [(s, seg) for s in scene.shapes if (seg := _segment(s))]
 
     # -- axes ----------------------------------------------------------------------------
@@ -393,11 +394,17 @@ class ChartReader:
         span_w = max(1.0, xs[1] - xs[0])
         span_h = max(1.0, ys[1] - ys[0])
         size = _median_size(self.scene.texts) or 10.0
+        # Symbols are small next to the plot; bubbles grow to a tenth of it but stay round.
+        mark_limit = max(2.2 * size, 0.12 * min(bw, bh))
         bars, lines, markers, areas = [], [], [], []
         for s in marks:
             seg = _segment(s)
             x0, y0, x1, y1 = s.bbox
             w, h = x1 - x0, y1 - y0
+            symbol = (w <= 2.2 * size and h <= 2.2 * size) or (
+                w <= mark_limit and h <= mark_limit and abs(w - h) <= 0.2 * max(w, h))
+            if seg is None and _is_frame(s, bw, bh):
+                continue  # axis domain lines and plot frames (D3's "M0.5,6V0.5H580.5V6")
             if seg is not None and s.fill is None or (seg is not None and len(s.points) == 2):
                 kind, _, lo, hi = seg
                 length = hi - lo
@@ -418,13 +425,17 @@ class ChartReader:
                 continue
             if s.fill is not None and not is_light(s.fill) and s.closed or (
                     s.fill is not None and not is_light(s.fill) and s.stroke is None):
-                if w <= 2.2 * size and h <= 2.2 * size and len(s.subpaths) == 1:
+                if symbol and len(s.subpaths) <= 2:
                     markers.append(s)
                 elif len(s.points) >= 4:
                     areas.append(s)
                 continue
             if s.fill is not None and not is_light(s.fill) and w <= 2.2 * size and h <= 2.2 * size:
                 markers.append(s)
+                continue
+            if s.stroke is not None and s.fill is None and symbol and _closed_outline(s) and \
+                    not is_light(s.stroke):
+                markers.append(s)  # hollow symbols: stroked outlines of circles, squares...
                 continue
             if s.stroke is not None and not is_light(s.stroke) and s.fill is None and len(s.points) >= 2:
                 lines.append(s)
@@ -658,6 +669,42 @@ class ChartReader:
         return {"type": kind, "title": lay.title, "x_label": lay.x_label, "y_label": lay.y_label,
                 "x_scale": _scale_name(lay.x), "y_scale": _scale_name(lay.y),
                 "series": series, "recovered": recovered and bool(series)}
+
+
+def _split_rules(scene: Scene) -> Scene:
+    """One stroke holding many straight segments (Bokeh and Chart.js draw all ticks or all
+    gridlines of an axis as one path) → one shape per segment, so each reads as a rule."""
+    shapes = []
+    for shape in scene.shapes:
+        if shape.fill is None and len(shape.subpaths) > 1 and all(
+                len(sub) == 2 for sub in shape.subpaths):
+            shapes.extend(Shape([sub], fill=None, stroke=shape.stroke,
+                                stroke_width=shape.stroke_width, hint=shape.hint)
+                          for sub in shape.subpaths)
+        else:
+            shapes.append(shape)
+    return Scene(scene.width, scene.height, scene.texts, shapes)
+
+
+def _is_frame(shape: Shape, box_w: float, box_h: float) -> bool:
+    """A gray or black outline of axis-aligned runs as long as the plot: an axis domain
+    line with its end ticks, or the frame around the plot."""
+    color = shape.stroke if shape.fill is None or is_light(shape.fill) else None
+    if color is None or not _is_gray(color) or shape.fill is not None and not is_light(shape.fill):
+        return False
+    for sub in shape.subpaths:
+        for (ax, ay), (bx, by) in zip(sub, sub[1:]):
+            if abs(ax - bx) > 0.05 and abs(ay - by) > 0.05:
+                return False
+    return shape.width >= 0.6 * box_w or shape.height >= 0.6 * box_h
+
+
+def _closed_outline(shape: Shape) -> bool:
+    """Closed (Z) or ending where it started: the outline of a symbol, not a polyline."""
+    if shape.closed:
+        return True
+    pts = shape.points
+    return len(pts) >= 3 and math.hypot(pts[0][0] - pts[-1][0], pts[0][1] - pts[-1][1]) < 0.5
 
 
 def _holds_text(shape: Shape, texts: list[Text]) -> bool:

@@ -1,6 +1,7 @@
 // Draws a vlforge chart spec with Apache ECharts' SVG renderer (no animation).
 window.drawChart = (spec) => {
   const el = document.getElementById("c");
+  echarts.dispose(el);  // the page is reused: a chart left on the element would merge options
   el.style.width = "640px"; el.style.height = "400px";
   const chart = echarts.init(el, null, {renderer: "svg", width: 640, height: 400});
   const kind = spec.type, series = spec.series;
