@@ -1,10 +1,13 @@
-"""How much of each saved real page's main text does the crawl's extracted text contain?
+"""Main text of saved real pages: our crawl's ``.txt`` vs trafilatura on the source HTML.
 
 Serves ``corpus/pages/*/index.html`` from a local server (no network: their external
-resources fail fast), crawls them with the real pipeline (`pipelines.web.pipeline.crawl`, Beam
-DirectRunner) and compares each page's ``sample.text`` with its ``expected.html`` (the main
-content as a reader-mode tool extracts it): the share of the expected words (as a
-multiset, case-folded; CJK by character) found in the extracted text.
+resources fail fast), crawls them with the real pipeline (`pipelines.web.pipeline.crawl`,
+Beam DirectRunner) and compares each page's ``sample.text`` (the main content as markdown)
+with its ``expected.html`` (the main content as a reader-mode tool extracts it), side by
+side with trafilatura (favor_recall) run on the same page's source HTML. Words are a
+multiset, case-folded, CJK by character; recall = share of the expected words found,
+precision = share of the extracted words that are expected, F1 of the two; per page, as a
+mean over pages and pooled over all words.
 
     .venv/bin/python bench/web_main_text.py [--corpus ../shared/corpus/pages] [--json]
 """
@@ -69,9 +72,46 @@ def words(text: str) -> Counter:
 
 
 def coverage(expected: str, extracted: str) -> float:
+    """Share of the expected words found in the extracted text (recall)."""
+    return scores(expected, extracted)["recall"]
+
+
+def overlap(expected: str, extracted: str) -> tuple[int, int, int]:
+    """(common words, expected words, extracted words) as multisets."""
     want, have = words(expected), words(extracted)
-    total = sum(want.values())
-    return sum(min(n, have[w]) for w, n in want.items()) / total if total else 1.0
+    common = sum(min(n, have[w]) for w, n in want.items())
+    return common, sum(want.values()), sum(have.values())
+
+
+def prf(common: int, expected: int, extracted: int) -> dict[str, float]:
+    recall = common / expected if expected else 1.0
+    precision = common / extracted if extracted else (1.0 if not expected else 0.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def scores(expected: str, extracted: str) -> dict[str, float]:
+    return prf(*overlap(expected, extracted))
+
+
+def trafilatura_text(source_html: str) -> str:
+    """The extractor alone on the saved source HTML (what a non-rendering pipeline gets)."""
+    import trafilatura
+
+    return trafilatura.extract(source_html, favor_recall=True, include_tables=True) or ""
+
+
+def summarise(rows: list[dict], who: str) -> dict[str, float]:
+    """Mean over pages and pooled over words, for one extractor's columns."""
+    scored = [r for r in rows if r[who] is not None]
+    if not scored:
+        return {}
+    mean = {k: round(sum(r[who][k] for r in scored) / len(scored), 4)
+            for k in ("precision", "recall", "f1")}
+    pooled = prf(*[sum(r[who + "_counts"][i] for r in scored) for i in range(3)])
+    return {"pages": len(scored), **mean, "min_recall": min(r[who]["recall"] for r in scored),
+            "pooled_precision": pooled["precision"], "pooled_recall": pooled["recall"],
+            "pooled_f1": pooled["f1"]}
 
 
 def main() -> int:
@@ -107,33 +147,40 @@ def main() -> int:
     for name in names:
         with open(os.path.join(args.corpus, name, "expected.html"), encoding="utf-8") as handle:
             expected = html_text(handle.read())
-        got = texts.get(name)
-        rows.append({"page": name, "expected_words": sum(words(expected).values()),
-                     "extracted_words": sum(words(got or "").values()),
-                     "coverage": None if got is None else round(coverage(expected, got), 4),
-                     "boxed_coverage": round(coverage(expected, " ".join(
-                         boxed_text.get(name, []))), 4)})
-    scored = [r["coverage"] for r in rows if r["coverage"] is not None]
-    summary = {"pages": len(names), "crawled": len(scored),
-               "mean_coverage": round(sum(scored) / len(scored), 4) if scored else None,
-               "min_coverage": min(scored) if scored else None,
-               "mean_boxed_coverage": round(sum(r["boxed_coverage"] for r in rows)
-                                            / max(1, len(rows)), 4),
+        source = files[f"/{name}/"][0].decode("utf-8", "replace")
+        ours, theirs = texts.get(name), trafilatura_text(source)
+        row = {"page": name, "expected_words": sum(words(expected).values())}
+        for who, got in (("ours", ours), ("trafilatura", theirs)):
+            counts = overlap(expected, got) if got is not None else None
+            row[who] = prf(*counts) if counts else None
+            row[who + "_counts"] = counts
+        row["boxed_recall"] = round(coverage(expected, " ".join(boxed_text.get(name, []))), 4)
+        rows.append(row)
+    summary = {"pages": len(names), "ours": summarise(rows, "ours"),
+               "trafilatura_on_source": summarise(rows, "trafilatura"),
                "audit_ok": audit_run(out).ok, "errors": stats["errors_by_reason"],
                "dropped": stats["dropped_by_reason"], "run": out}
     if args.json:
         print(json.dumps({"pages": rows, **summary}, indent=2))
         return 0
-    print("coverage: share of expected.html words in the extracted text; boxed: in the "
-          "text lines that carry boxes (viewport + tiles, first 8192 px)")
-    print(f"{'page':28s} {'expected':>9s} {'extracted':>9s} {'coverage':>9s} {'boxed':>7s}")
+    print("precision / recall / F1 of the words of expected.html (reader-mode reference);"
+          " ours = the crawl's .txt, trafilatura = the extractor on the source HTML")
+    print(f"{'page':26s} {'words':>6s} | {'ours P':>6s} {'R':>6s} {'F1':>6s} | "
+          f"{'traf P':>6s} {'R':>6s} {'F1':>6s}")
+    cell = lambda r: "   not crawled      " if r is None else \
+        f"{r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f}"  # noqa: E731
     for r in rows:
-        cov = "not crawled" if r["coverage"] is None else f"{r['coverage']:.1%}"
-        print(f"{r['page']:28s} {r['expected_words']:9d} {r['extracted_words']:9d} {cov:>9s}"
-              f" {r['boxed_coverage']:7.1%}")
-    print(json.dumps(summary, indent=2))
+        print(f"{r['page']:26s} {r['expected_words']:6d} | {cell(r['ours'])} | "
+              f"{cell(r['trafilatura'])}")
+    for label, key in (("mean over pages", ""), ("pooled over words", "pooled_")):
+        line = f"{label:33s} |"
+        for who in ("ours", "trafilatura_on_source"):
+            sm = summary[who]
+            line += (f" {sm[key + 'precision']:6.3f} {sm[key + 'recall']:6.3f} "
+                     f"{sm[key + 'f1']:6.3f} |") if sm else "  n/a |"
+        print(line)
+    print(json.dumps({k: v for k, v in summary.items()}, indent=2))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
