@@ -1,8 +1,9 @@
 """The one record every stage takes and yields, and its WebDataset encoding.
 
 A `Sample` is immutable: stages return a new one (`with_meta`, `replace`). On disk a sample
-is one WebDataset group: ``KEY.png|jpg`` (+ ``KEY.1.png`` ... for extra images), ``KEY.json``
-(everything but the payloads) and ``KEY.txt`` / ``KEY.md`` / ``KEY.html`` where present.
+is one WebDataset group: ``KEY.png|jpg`` (+ ``KEY.1.png`` ... for extra images), ``KEY.txt``,
+``KEY.md``, ``KEY.html`` (always written, empty when absent) and ``KEY.json``; the members
+and the JSON member's fields are defined, field by field, in `pipelines.core.schema`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-SCHEMA_VERSION = 1
-TEXT_FIELDS = {"text": "txt", "markdown": "md", "html": "html"}
+from pipelines.core import schema
+
+SCHEMA_VERSION = schema.SCHEMA_VERSION
+TEXT_FIELDS = schema.TEXT_MEMBERS
 
 
 def stable_key(source: str, locator: str) -> str:
@@ -38,6 +41,25 @@ def image_extension(data: bytes) -> str:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
     return "bin"
+
+
+def as_png(data: bytes) -> bytes:
+    """`data` if it is a PNG, else the same pixels re-encoded as PNG (lossless from the
+    decoded image). Pipelines store every image as PNG so that every sample of every run
+    has the same image member (``png``), see `pipelines.core.schema`."""
+    if image_extension(data) == "png":
+        return data
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "P", "1"):
+            image = image.convert("RGB")  # CMYK / YCbCr JPEGs
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -106,42 +128,35 @@ class Sample:
     def images(self) -> tuple[bytes, ...]:
         return ((self.image,) if self.image is not None else ()) + tuple(self.extra_images)
 
-    # -- WebDataset encoding -----------------------------------------------------------
+    # -- WebDataset encoding (the shape is defined and documented in core.schema) -------
     def to_wds(self) -> dict[str, Any]:
-        """The WebDataset group: ``{"__key__": key, "png": bytes, "json": bytes, ...}``."""
+        """The WebDataset group: ``{"__key__": key, "png": bytes, "txt": bytes, ...,
+        "json": bytes}``, normalised to the one shape of `pipelines.core.schema`."""
         group: dict[str, Any] = {"__key__": self.key}
-        header = {
-            "schema": SCHEMA_VERSION,
-            "key": self.key,
-            "source": self.source,
-            "locator": self.locator,
-            "meta": self.meta,
-            "images": [],
-        }
+        names = []
         for index, data in enumerate(self.images):
             ext = image_extension(data)
             name = ext if index == 0 else f"{index}.{ext}"
             group[name] = data
-            header["images"].append(name)
+            names.append(name)
         for attr, ext in TEXT_FIELDS.items():
-            value = getattr(self, attr)
-            if value is not None:
-                group[ext] = value.encode("utf-8")
-        group["json"] = json.dumps(header, ensure_ascii=False, sort_keys=True,
-                                   default=_json_default).encode("utf-8")
+            # Always written (empty when absent, see schema.has_*): readers that infer
+            # columns from the first samples would otherwise drop a later sample's member.
+            group[ext] = (getattr(self, attr) or "").encode("utf-8")
+        group["json"] = json.dumps(schema.encode_header(self, names), ensure_ascii=False,
+                                   sort_keys=True).encode("utf-8")
         return group
 
     @classmethod
     def from_wds(cls, group: Mapping[str, Any]) -> "Sample":
-        """Inverse of `to_wds`; accepts bytes or already-decoded values."""
-        header = group["json"]
-        if isinstance(header, (bytes, bytearray)):
-            header = json.loads(header)
-        names = header.get("images") or []
-        images = [_as_bytes(group[name]) for name in names if name in group]
+        """Inverse of `to_wds`; accepts bytes or already-decoded values, and reads groups
+        written with the old nested JSON member (schema 1) too."""
+        header = schema.decode_header(group["json"])
+        images = [_as_bytes(group[name]) for name in header["images"] if name in group]
         texts = {}
         for attr, ext in TEXT_FIELDS.items():
-            if ext in group and group[ext] is not None:
+            real = header["texts"] is None or attr in header["texts"]
+            if real and ext in group and group[ext] is not None:
                 value = group[ext]
                 texts[attr] = value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
         return cls(
@@ -150,7 +165,7 @@ class Sample:
             locator=header["locator"],
             image=images[0] if images else None,
             extra_images=tuple(images[1:]),
-            meta=header.get("meta", {}),
+            meta=header["meta"],
             **texts,
         )
 
@@ -162,15 +177,3 @@ def _as_bytes(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     raise TypeError(f"expected raw image bytes, got {type(value).__name__}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

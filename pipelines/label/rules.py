@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from pipelines.core.sample import Sample
+from pipelines.core.text import trusted_text
 
 IMAGE_PLACEHOLDER = "<image_placeholder>"
 
@@ -60,23 +61,24 @@ def _web_html(sample: Sample) -> RuleHit | None:
     return None
 
 
+# The rule name and reason for each origin of a trusted text layer (`core.text`).
+TRANSCRIPTION_RULES = {
+    "ocr": ("ocr_transcription", "image with an OCR transcription"),
+    "pdf_text": ("pdf_text_layer", "rendered PDF page paired with its text layer"),
+    "dom": ("web_text_boxes", "web screenshot paired with its rendered text lines"),
+}
+
+
 def _transcription(sample: Sample) -> RuleHit | None:
     if sample.image is None:
         return None
-    ocr = sample.meta.get("ocr") or {}
-    if (ocr.get("text") or "").strip() or ocr.get("lines"):
-        return RuleHit("recognition.ocr_transcription.printed_text", "ocr_transcription",
-                       f"image with an OCR transcription ({ocr.get('backend', 'ocr')})")
-    pdf = sample.meta.get("pdf") or {}
-    if pdf and not pdf.get("needs_ocr") and (pdf.get("lines") or pdf.get("words")
-                                               or (sample.text or "").strip()):
-        return RuleHit("recognition.ocr_transcription.printed_text", "pdf_text_layer",
-                       "rendered PDF page paired with its text layer")
-    web = sample.meta.get("web") or {}
-    if web.get("lines"):
-        return RuleHit("recognition.ocr_transcription.printed_text", "web_text_boxes",
-                       "web screenshot paired with its rendered text lines")
-    return None
+    layer = trusted_text(sample)  # the one notion of trustworthy text, see pipelines.core.text
+    if layer is None or layer.origin not in TRANSCRIPTION_RULES:
+        return None
+    rule, reason = TRANSCRIPTION_RULES[layer.origin]
+    if layer.origin == "ocr":
+        reason += f" ({(sample.meta.get('ocr') or {}).get('backend', 'ocr')})"
+    return RuleHit("recognition.ocr_transcription.printed_text", rule, reason)
 
 
 def _caption_pair(sample: Sample) -> RuleHit | None:

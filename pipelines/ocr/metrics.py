@@ -5,9 +5,9 @@ after collapsing whitespace (line breaks and spacing are layout, not recognition
 edit distance is rapidfuzz's Levenshtein (a maintained C++ bit-parallel implementation),
 so a whole page (thousands of characters) costs well under a millisecond.
 
-Ground truth for an image sample is its trustworthy text layer: the PDF text lines
-(``meta["pdf"]["lines"]`` unless the page ``needs_ocr``) or the DOM text lines of a web
-screenshot (``meta["web"]["lines"]``). Both OCR lines and ground-truth lines are put in
+Ground truth for an image sample is its exact text layer (`pipelines.core.text.trusted_text`
+at ``EXACT`` trust): the PDF text lines unless the page ``needs_ocr``, or the DOM text lines
+of a web screenshot. Both OCR lines and ground-truth lines are put in
 the same reading order (by their boxes) before being compared.
 """
 
@@ -17,6 +17,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
+from pipelines.core.text import EXACT, trusted_text
 from pipelines.ocr.backends import reading_order
 
 
@@ -59,15 +60,12 @@ def wer(reference: str, hypothesis: str) -> float | None:
 def ground_truth_lines(meta: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]]] | None:
     """``(origin, lines)`` of the sample's trustworthy text layer, or None if it has none.
 
-    origin is "pdf" or "web". A PDF page flagged ``needs_ocr`` has no trustworthy layer.
+    origin is "pdf" or "web" (the meta sub-dict); lines as the stage stored them (boxes
+    0..1). Which layer counts is `pipelines.core.text.trusted_text` at ``EXACT`` trust: a
+    PDF page flagged ``needs_ocr`` has none.
     """
-    pdf = meta.get("pdf") or {}
-    if pdf.get("lines") and not pdf.get("needs_ocr"):
-        return "pdf", list(pdf["lines"])
-    web = meta.get("web") or {}
-    if web.get("lines"):
-        return "web", list(web["lines"])
-    return None
+    layer = trusted_text(meta=meta, minimum=EXACT)
+    return (layer.section, list(layer.section_lines)) if layer is not None else None
 
 
 def lines_text(lines: Sequence[Mapping[str, Any]]) -> str:

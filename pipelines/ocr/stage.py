@@ -1,7 +1,8 @@
 """The `OcrImages` stage: read the text in a sample's image where no trustworthy text exists.
 
 Policy (which samples get OCR):
-- ``missing`` (default): only where there is no trustworthy text — PDF pages flagged
+- ``missing`` (default): only where there is no exact text layer
+  (`pipelines.core.text.trusted_text` at ``EXACT`` trust) — PDF pages flagged
   ``meta["pdf"]["needs_ocr"]`` (scans, image-only pages), PDF figures
   (``meta["pdf"]["kind"] == "figure"``), images from the ``images`` pipeline (photos, scans),
   and any other sample that has an image but no text.
@@ -39,6 +40,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn
+from pipelines.core.text import EXACT, trusted_text
 from pipelines.ocr.backends import (
     DEFAULT_BACKEND,
     DEFAULT_LOW_CONFIDENCE,
@@ -72,7 +74,7 @@ def ocr_reason(sample: Sample, policy: str = "missing") -> str | None:
         return "figure"
     # Ground truth before the image-file check: a screenshot that also carries
     # meta["image"] (size, format) still has its DOM text and needs no OCR.
-    if ground_truth_lines(meta) is not None:
+    if trusted_text(sample, EXACT) is not None:
         return "measure" if policy == "always" else None
     if "image" in meta or sample.source == "images":
         return "image_file"

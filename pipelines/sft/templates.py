@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from pipelines.core.sample import Sample
+from pipelines.core.text import trusted_text
 
 IMAGE_TOKEN = "<image_placeholder>"
 END_OF_SENTENCE = "<｜end▁of▁sentence｜>"
@@ -100,24 +101,12 @@ def pick(options: Sequence[Any], key: str, family: str, variant: int, salt: str 
 def source_text(sample: Sample) -> tuple[str, str] | None:
     """(text, answer_source) from the most trustworthy text the sample carries, or None.
 
-    Order: the PDF text layer (unless flagged ``needs_ocr``), the DOM text of a web page,
-    then OCR (only when no line is flagged low-confidence).
+    `pipelines.core.text.trusted_text` decides (the PDF text layer unless flagged
+    ``needs_ocr``, the DOM text of a web page, then OCR without low-confidence lines);
+    answer_source names the lines it came from ("pdf.lines", "web.lines", "ocr.lines").
     """
-    pdf = sample.meta.get("pdf") or {}
-    if pdf.get("lines") and not pdf.get("needs_ocr"):
-        return _join_lines(pdf["lines"]), "pdf.lines"
-    web = sample.meta.get("web") or {}
-    if web.get("lines"):
-        return _join_lines(web["lines"]), "web.lines"
-    ocr = sample.meta.get("ocr") or {}
-    if ocr.get("lines") and not any(line.get("low_confidence") for line in ocr["lines"]):
-        return _join_lines(ocr["lines"]), "ocr.lines"
-    return None
-
-
-def _join_lines(lines: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(str(line.get("text", "")).strip() for line in lines
-                     if str(line.get("text", "")).strip())
+    layer = trusted_text(sample)
+    return (layer.text, f"{layer.section}.lines") if layer is not None else None
 
 
 def numeric_charts(sample: Sample) -> list[Mapping[str, Any]]:

@@ -73,4 +73,5 @@ def test_members_follow_webdataset_naming(tmp_path):
         writer.write(sample)
     with tarfile.open(tmp_path / "shard-000000.tar") as tar:
         names = tar.getnames()
-    assert names == [f"{sample.key}.png", f"{sample.key}.txt", f"{sample.key}.json"]
+    # md/html are always written (empty when absent): see pipelines.core.schema
+    assert names == [f"{sample.key}.{ext}" for ext in ("png", "txt", "md", "html", "json")]
