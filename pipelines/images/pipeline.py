@@ -1,8 +1,9 @@
 """The smallest real pipeline: image files (photos, scans, charts) → samples.
 
 ``vlforge images FILE|DIR|GLOB... --out RUN_DIR``. Each file is read, verified by decoding
-it, and written as-is (PNG/JPEG) with its size and format in ``meta["image"]``. Files that
-do not decode become error records; images below a minimum side are dropped.
+it, and stored as PNG (other formats re-encoded, pixels kept) with its original size and
+format in ``meta["image"]``. Files that do not decode become error records; images below
+a minimum side are dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ MAX_PIXELS = 100_000_000
 
 
 class LoadImagesFn(StageFn):
-    """Read and verify an image file; re-encode to PNG only when it is not PNG/JPEG."""
+    """Read and verify an image file; re-encode to PNG when it is not one."""
 
     stage = "LoadImages"
 
@@ -41,7 +42,10 @@ class LoadImagesFn(StageFn):
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             width, height, fmt = image.width, image.height, image.format
-            if fmt not in ("PNG", "JPEG"):
+            # Stored as PNG whatever the input: every run then has one image member
+            # ("png"), which readers that infer columns from a few samples need
+            # (pipelines.core.schema); the original format stays in meta["image"].
+            if fmt != "PNG":
                 buffer = io.BytesIO()
                 image.convert("RGB").save(buffer, format="PNG")
                 data = buffer.getvalue()
