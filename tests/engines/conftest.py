@@ -1,0 +1,3 @@
+"""Servers for the engine tests: a SeaweedFS S3 store, a dask cluster, a Beam job service."""
+
+from tests.servers import beam_job_service, dask_cluster, seaweedfs  # noqa: F401
