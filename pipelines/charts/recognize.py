@@ -582,7 +582,7 @@ class ChartReader:
             by_color[_mark_color(m)].append(m)
         series = []
         for index, (color, shapes) in enumerate(by_color.items()):
-            centers = sorted(((s.bbox[0] + s.bbox[2]) / 2, (s.bbox[1] + s.bbox[3]) / 2) for s in shapes)
+            centers = sorted(_symbol_center(s) for s in shapes)
             series.append({"name": lay.legend.get(color) or (f"series {index + 1}" if len(by_color) > 1 else None),
                            "color": color,
                            "points": [{"x": self._map_x(lay, x), "y": self._map_y(lay, y)} for x, y in centers]})
@@ -697,6 +697,16 @@ def _is_frame(shape: Shape, box_w: float, box_h: float) -> bool:
             if abs(ax - bx) > 0.05 and abs(ay - by) > 0.05:
                 return False
     return shape.width >= 0.6 * box_w or shape.height >= 0.6 * box_h
+
+
+def _symbol_center(shape: Shape) -> tuple[float, float]:
+    """Where a symbol stands: the centroid of a polygon's corners (D3 centres a triangle
+    on its centroid, not its box), the box centre of a curved outline."""
+    pts = list(dict.fromkeys((round(x, 3), round(y, 3)) for x, y in shape.points))
+    if 3 <= len(pts) <= 8:
+        return (sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts))
+    x0, y0, x1, y1 = shape.bbox
+    return ((x0 + x1) / 2, (y0 + y1) / 2)
 
 
 def _closed_outline(shape: Shape) -> bool:

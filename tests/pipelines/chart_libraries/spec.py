@@ -37,6 +37,9 @@ def make_spec(rng: random.Random, kind: str) -> dict[str, Any]:
     def value() -> float:
         return round(rng.uniform(lo, hi), digits)
 
+    # One x grid for every series of a chart (lines share their x values).
+    n_x = rng.randint(2, 3) if kind == "short_line" else rng.randint(5, 9)
+    start = rng.choice([0, 1, 2000, 2010])
     series = []
     for name in names:
         if kind in ("scatter", "point", "bubble"):
@@ -45,14 +48,8 @@ def make_spec(rng: random.Random, kind: str) -> dict[str, Any]:
             if kind == "bubble":
                 for p in pts:
                     p["size"] = round(rng.uniform(1, 10), 1)
-        elif kind == "short_line":
-            n = rng.randint(2, 3)
-            start = rng.choice([0, 1, 2000, 2010])
-            pts = [{"x": float(start + i), "y": value()} for i in range(n)]
-        elif kind in ("line", "area", "bar_quantitative"):
-            n = rng.randint(5, 9)
-            start = rng.choice([0, 1, 2010])
-            pts = [{"x": float(start + i), "y": value()} for i in range(n)]
+        elif kind in ("short_line", "line", "area", "bar_quantitative"):
+            pts = [{"x": float(start + i), "y": value()} for i in range(n_x)]
         else:
             pts = [{"x": lab, "y": value()} for lab in labels]
         series.append({"name": name if n_series > 1 else None, "points": pts})

@@ -25,7 +25,8 @@ def available(name: str) -> bool:
 
 
 def svgs(name: str, spec: dict, renderer, computed_styles: bool = False) -> list[dict]:
-    scripts = [str(HERE / "js" / "cjs_exports.js")] + [str(NODE_MODULES / p) for p in SCRIPTS[name]] \
+    shims = [HERE / "js" / "cjs_exports.js"] + ([HERE / "js" / "no_path2d.js"] if name == "chartjs" else [])
+    scripts = [str(p) for p in shims] + [str(NODE_MODULES / p) for p in SCRIPTS[name]] \
         + [str(HERE / "js" / DRAW[name])]
     return renderer.script_svgs(scripts, "(spec) => window.drawChart(spec)",
                                 json.loads(json.dumps(spec)), computed_styles=computed_styles)
