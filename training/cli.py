@@ -277,6 +277,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="finished run directories to evaluate on")
     parser.add_argument("--choices", nargs="+", action="extend", default=[], metavar="JSONL",
                         help='multiple-choice items: {"question", "options", "answer", "image"?}')
+    parser.add_argument("--split", choices=("validation", "train", "all"), default="validation",
+                        help="which side of the runs' held-out split to evaluate on "
+                             "(default validation: documents training never saw)")
     parser.add_argument("--max-samples", type=int, help="evaluate at most N samples per run")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass")
     parser.add_argument("--seq-len", type=int, default=4096, help="truncate sequences to N tokens")
@@ -303,7 +306,8 @@ def print_report(report: dict[str, Any]) -> None:
 def eval_command(args: argparse.Namespace, extra: list[str]) -> int:
     report = evaluate(args.model, args.data, args.choices, max_samples=args.max_samples,
                       batch_size=args.batch_size, seq_len=args.seq_len, device=args.device,
-                      progress=not args.json)
+                      progress=not args.json,
+                      split=None if args.split == "all" else args.split)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as handle:

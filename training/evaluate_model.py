@@ -21,8 +21,13 @@ from tqdm import tqdm
 
 def evaluate(model_dir: str, data: list[str], choices: list[str] = (), *,
              max_samples: int | None = None, batch_size: int = 8, seq_len: int = 4096,
-             device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """The evaluation report for a model directory on runs and choice files."""
+             device: str | None = None, progress: bool = True,
+             split: str | None = "validation") -> dict[str, Any]:
+    """The evaluation report for a model directory on runs and choice files.
+
+    Runs are read on their held-out `split` ("validation", the default: documents the
+    trainer never saw); ``split=None`` reads every sample.
+    """
     import torch
 
     from model.collate import VLCollator
@@ -42,7 +47,7 @@ def evaluate(model_dir: str, data: list[str], choices: list[str] = (), *,
     model, processor = load_model(model_dir, device=device)
     model.eval()
     collator = VLCollator(processor, max_length=seq_len)
-    report: dict[str, Any] = {"model": model_dir, "runs": {}}
+    report: dict[str, Any] = {"model": model_dir, "runs": {}, "split": split or "all"}
     items = []
     for path in choices:
         items.extend(choice_items_from_jsonl(path))
@@ -50,16 +55,16 @@ def evaluate(model_dir: str, data: list[str], choices: list[str] = (), *,
         run = RunDir(url).require_complete()
 
         def samples(run=run):
-            stream = itertools.islice(run.iter_samples(), max_samples)
+            stream = itertools.islice(run.iter_samples(split=split), max_samples)
             return tqdm(stream, desc=os.path.basename(url), unit="sample", disable=not progress)
 
         report["runs"][url] = category_losses(model, collator, samples(), batch_size=batch_size,
                                               device=device)
         items.extend(i for i in map(choice_item_from_sample,
-                                    itertools.islice(run.iter_samples(), max_samples)) if i)
+                                    itertools.islice(run.iter_samples(split=split), max_samples)) if i)
         if has_heads(model_dir):
             report["runs"][url]["heads"] = evaluate_heads(
-                model_dir, itertools.islice(run.iter_samples(), max_samples),
+                model_dir, itertools.islice(run.iter_samples(split=split), max_samples),
                 batch_size=batch_size, device=device)
     if items:
         report["multiple_choice"] = choice_accuracy(model, collator, items, device=device)

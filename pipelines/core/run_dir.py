@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
+from pipelines.core.split import DEFAULT_VALIDATION_FRACTION, SPLITS, TRAIN, assign_splits
 from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_COUNT,
@@ -67,6 +68,8 @@ MANIFEST_SCHEMA = pa.schema([
     ("image_sha256", pa.string()), ("image_bytes", pa.int64()), ("num_images", pa.int64()),
     ("text_chars", pa.int64()), ("bytes", pa.int64()), ("taxonomy_leaf", pa.string()),
     ("taxonomy_version", pa.string()), ("taxonomy_confidence", pa.float64()),
+    # the source document and its side of the held-out split (pipelines.core.split)
+    ("document", pa.string()), ("split", pa.string()),
 ])
 OUTCOME_SCHEMA = pa.schema([
     ("kind", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
@@ -313,9 +316,11 @@ class RunDir:
     def merged(self) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
         """Manifest, outcomes and stats merged from the done tasks, without writing."""
         done = sorted(self.done_tasks(), key=_task_order)
-        manifests = [self._read_table(TASKS, f"{t}.manifest.parquet") for t in done]
+        manifests = [_with_split_columns(self._read_table(TASKS, f"{t}.manifest.parquet"))
+                     for t in done]
         outcome_tables = [self._read_table(TASKS, f"{t}.outcomes.parquet") for t in done]
         manifest = pa.concat_tables(manifests or [MANIFEST_SCHEMA.empty_table()])
+        manifest = self._assign_splits(manifest)
         outcomes = pa.concat_tables(outcome_tables or [OUTCOME_SCHEMA.empty_table()])
         outcomes = _supersede_retried(outcomes, manifest)
         inputs = self._read_table(INPUTS)
@@ -323,6 +328,18 @@ class RunDir:
         stats["tasks"] = {"done": len(done),
                           "total": len(set(inputs.column("task").to_pylist()))}
         return manifest, outcomes, stats
+
+    def validation_fraction(self) -> float:
+        """The share of source documents this run holds out (run.json's run settings)."""
+        settings = (self.info().get("run") or {}) if self.exists(RUN_JSON) else {}
+        return float(settings.get("validation_fraction", DEFAULT_VALIDATION_FRACTION))
+
+    def _assign_splits(self, manifest: pa.Table) -> pa.Table:
+        """`manifest` with its ``split`` column decided per document (`assign_splits`)."""
+        documents = manifest.column("document").to_pylist()
+        splits = assign_splits(documents, self.validation_fraction())
+        column = pa.array([splits[doc] for doc in documents], type=pa.string())
+        return manifest.set_column(manifest.schema.get_field_index("split"), "split", column)
 
     def finalize(self) -> dict[str, Any]:
         """Merge task results into manifest/outcomes/stats and write `_SUCCESS` last.
@@ -334,8 +351,15 @@ class RunDir:
         manifest, outcomes, stats = self.merged()
         self._write_table(manifest.to_pylist(), MANIFEST_SCHEMA, MANIFEST)
         self._write_table(outcomes.to_pylist(), OUTCOME_SCHEMA, OUTCOMES)
+        all_done = stats["tasks"]["done"] == stats["tasks"]["total"]
+        if all_done:  # never mark complete a run that lost inputs (pipelines.core.completion)
+            from pipelines.core.completion import accounting_problems
+
+            problems = accounting_problems(self._read_table(INPUTS), manifest, outcomes)
+            if problems:
+                stats["accounting_problems"] = problems
         self.write_json(stats, STATS)
-        if stats["tasks"]["done"] == stats["tasks"]["total"]:
+        if all_done and not stats.get("accounting_problems"):
             with self.fs.open(self.path(SUCCESS), "w") as handle:
                 handle.write(_now() + "\n")
         return stats
@@ -351,7 +375,8 @@ class RunDir:
         """
         tables = {}
         for task_id in sorted(self.done_tasks(), key=_task_order):
-            rows = self._read_table(TASKS, f"{task_id}.manifest.parquet").to_pylist()
+            rows = _with_split_columns(
+                self._read_table(TASKS, f"{task_id}.manifest.parquet")).to_pylist()
             for row in rows:
                 update(row)
             tables[task_id] = rows
@@ -374,8 +399,16 @@ class RunDir:
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self) -> pa.Table:
-        """One row per written sample (see `MANIFEST_SCHEMA`)."""
-        return self._read_table(MANIFEST)
+        """One row per written sample (see `MANIFEST_SCHEMA`); a run written before the
+        split existed reads with every sample in ``train``."""
+        return _with_split_columns(self._read_table(MANIFEST))
+
+    def split_keys(self, split: str) -> set[str]:
+        """Keys of the samples on one side of the held-out split ("train"/"validation")."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        table = self.manifest().select(["key", "split"]).to_pylist()
+        return {row["key"] for row in table if row["split"] == split}
 
     def outcome_table(self) -> pa.Table:
         """One row per drop, error and expansion (see `OUTCOME_SCHEMA`)."""
@@ -409,10 +442,14 @@ class RunDir:
         for group in read_shard_groups(self.fs, self.path(shard), exts):
             yield group_to_sample(group, self.shard_url(shard))
 
-    def iter_samples(self, payloads: bool = True) -> Iterator[Sample]:
-        """Stream every sample of the run, shard by shard (see `iter_shard`)."""
+    def iter_samples(self, payloads: bool = True, split: str | None = None) -> Iterator[Sample]:
+        """Stream every sample of the run, shard by shard (see `iter_shard`); with `split`
+        only that side of the held-out split ("train" or "validation")."""
+        keys = None if split is None else self.split_keys(split)
         for shard in self.shard_names():
-            yield from self.iter_shard(shard, payloads)
+            for sample in self.iter_shard(shard, payloads):
+                if keys is None or sample.key in keys:
+                    yield sample
 
     def read_sample(self, shard: str, key: str) -> Sample:
         """One sample by key, from its shard's header index (kept open for the next reads).
@@ -474,11 +511,27 @@ def compute_stats(inputs: pa.Table, manifest: pa.Table, outcomes: pa.Table) -> d
         "dropped_by_reason": dict(sorted(by_kind["dropped"].items())),
         "errors_by_reason": dict(sorted(by_kind["error"].items())),
         "samples_by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
+        "samples_by_split": dict(sorted(Counter(r.get("split") or TRAIN for r in rows).items())),
+        "documents_by_split": dict(sorted(Counter(
+            split for _, split in {(r["document"], r.get("split") or TRAIN) for r in rows}
+        ).items())),
         "samples_by_taxonomy_leaf": dict(sorted(
             Counter(r["taxonomy_leaf"] or "unlabeled" for r in rows).items())),
         "bytes": sum(r["bytes"] for r in rows),
         "finished": _now(),
     }
+
+
+def _with_split_columns(table: pa.Table) -> pa.Table:
+    """A manifest written before the split columns existed, with them filled in: the
+    document is the root input (as `document_id` would say), the split ``train``."""
+    if "document" not in table.schema.names:
+        documents = [row["input_id"] or row["key"]
+                     for row in table.select(["input_id", "key"]).to_pylist()]
+        table = table.append_column("document", pa.array(documents, type=pa.string()))
+    if "split" not in table.schema.names:
+        table = table.append_column("split", pa.array([TRAIN] * table.num_rows, type=pa.string()))
+    return table
 
 
 def _supersede_retried(outcomes: pa.Table, manifest: pa.Table) -> pa.Table:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import fsspec
 
 from pipelines.core.sample import Sample, sha256_hex
+from pipelines.core.split import document_id
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None
         "taxonomy_leaf": taxonomy.get("leaf", ""),
         "taxonomy_version": str(taxonomy.get("version", "")),
         "taxonomy_confidence": float(taxonomy.get("confidence", 0.0) or 0.0),
+        "document": document_id(sample),
+        "split": "",  # decided per document when the run is finalized (RunDir.merged)
     }
 
 
