@@ -137,7 +137,7 @@ class ChartReader:
             if any(len(re.sub(r"\\mathdefault|[${}\\]", "", t.text)) > 14 for t, _ in group):
                 continue
             labels = [t for t, _ in group]
-            raw = [t.cy if orient == "y" else t.cx for t in labels]
+            raw = [t.cy if orient == "y" else _label_anchor_x(t) for t in labels]
             if len({round(p, 1) for p in raw}) < len(raw):
                 continue  # two labels at one position: not ticks along this axis
             positions = [self._snap(orient, t, p) for t, p in zip(labels, raw)]
@@ -773,6 +773,8 @@ def _angle_diff(a: float, b: float) -> float:
 
 
 def _label_anchor_x(t: Text) -> float:
+    if t.anchor_x is not None:
+        return t.anchor_x
     # Rotated labels hang from their right end (matplotlib ha="right", plotly -45°).
     if 10 < abs(t.rotation) < 80:
         return t.x1 if t.rotation > 0 else t.x0

@@ -25,6 +25,7 @@ class Text:
     size: float = 10.0
     rotation: float = 0.0
     chars: list | None = None  # [(char, x0, x1)] when the source gives glyph boxes (PDF)
+    anchor_x: float | None = None  # x of the text-anchor point (start/end-anchored SVG text)
 
     @property
     def cx(self) -> float:

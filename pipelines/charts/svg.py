@@ -308,8 +308,11 @@ class _Walker:
         rotation = math.degrees(math.atan2(m[1], m[0]))
         scale = math.hypot(m[0], m[1])
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        # Vega flushes the first and last axis labels (anchor start/end) to the axis ends:
+        # the tick is at the anchor point, not under the label's middle.
+        anchor_x = apply(m, x, y)[0] if anchor in ("start", "end") and abs(rotation) < 1 else None
         return Text(string, min(xs), min(ys), max(xs), max(ys), size=size * scale,
-                    rotation=-rotation)
+                    rotation=-rotation, anchor_x=anchor_x)
 
     def _glyph_text(self, el, m, props, comment, out_texts) -> None:
         shapes: list[Shape] = []
