@@ -36,7 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DEFAULT_INPUTS = "/work/shared/corpus/pdfs"
+DEFAULT_INPUTS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "pdfs")
 NO_POST_STAGES = {"ocr": None, "charts": False, "label": False}
 LEAN = {"markdown": False, "figures": False, "tables": False}
 

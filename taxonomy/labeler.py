@@ -63,7 +63,7 @@ class Label:
         return self.leaf != UNLABELED
 
     def as_meta(self) -> dict[str, Any]:
-        """The ``meta["taxonomy"]`` dict (see the shared meta conventions)."""
+        """The ``meta["taxonomy"]`` dict the labeling stage writes into a sample."""
         return {"leaf": self.leaf, "path": list(self.path),
                 "confidence": round(float(self.confidence), 4), "reason": self.reason,
                 "version": self.version, "method": self.method}

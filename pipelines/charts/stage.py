@@ -6,7 +6,7 @@ Per sample, in order of trust:
   text spans) or, when the file is gone, ``meta["pdf"]["drawings"]`` + ``lines``
   (normalised) → `pdf_vector`;
 - images with no vector charts: raster detection (`raster.py`), ``recovered: False``.
-Writes ``meta["chart"] = {"charts": [...]}`` (see the shared meta conventions); samples
+Writes ``meta["chart"] = {"charts": [...]}`` (its own sub-dict, as `Sample.meta` says); samples
 without charts pass through unchanged. Boxes are normalised to the sample's image.
 """
 

@@ -19,7 +19,6 @@ CURATED_RUNS_ASSET = "vlforge.curated_runs"  # label_and_sft -> handoff
 TRAINING_DATA_ASSET = "vlforge.training_data"  # handoff -> train_vlm
 
 DEFAULT_DATA_ROOT = os.path.expanduser("~/vlforge-data")
-RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
 
 def launcher_path() -> str:
@@ -53,12 +52,6 @@ def beam_pipeline_options(params: dict[str, Any], pipeline: str, inputs: list[st
         options[flag.lstrip("-")] = True
     options.update(extra)
     return options
-
-
-def check_runner(runner: str) -> str:
-    if runner not in RUNNERS:
-        raise ValueError(f"unknown Beam runner {runner!r}; choose one of {', '.join(RUNNERS)}")
-    return runner
 
 
 def runs_from_events(triggering_asset_events: Any, fallback: list[str] | None = None) -> list[str]:
