@@ -3,8 +3,8 @@ one document, never the run.
 
 `IsolatedRenderer` (the parent side) keeps one long-lived child per pipeline worker
 (``python -m pipelines.pdf.isolation``) and sends it one request per document. The child
-streams back ``("doc", info)``, ``("page", index, result)``... ``("end",)`` or
-``("rejected", kind, reason, message)`` (see `pipelines.pdf.render.iter_document`).
+streams back ``("doc", info)``, ``("page", index, result | Outcome)``... ``("end",)`` or
+``("rejected", Outcome)`` (see `pipelines.pdf.render.iter_document`).
 The parent waits at most `page_timeout` seconds for each message and `doc_timeout` for the
 whole document; when the child dies (a segfault, the kernel's OOM killer, its own address
 space limit) or runs out of time, the parent kills it, reports what is missing as errors
@@ -28,17 +28,26 @@ import sys
 import time
 from typing import Any, Iterator
 
+from pipelines.core.outcome import Outcome
+
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct(">Q")
 
 
 class RendererFailure(Exception):
-    """The child did not answer: `reason` is "timeout" or "renderer_crashed"."""
+    """The child did not answer: `reason` is "timeout" or "renderer_crashed".
+
+    Raised out of `IsolatedRenderer.render`; the render stage turns it into error
+    `Outcome`s (`outcome`) in one place."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason, self.message = reason, message
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.of("error", self.reason, self.message)
 
 
 class IsolatedRenderer:
@@ -164,26 +173,28 @@ def serve(max_memory_mb: int) -> None:
 
         limit = max_memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import pymupdf4llm  # noqa: F401  (imported once here, not per document)
-
+    # `import pymupdf` also imports its layout package, which loads the ONNX runtime
+    # (1.3 s and ~60 MB per process) and switches the layout model on for every table
+    # search. It is loaded only for a request whose settings ask for it
+    # (`render.use_layout_model`).
+    sys.modules.setdefault("pymupdf.layout", None)
     from pipelines.pdf import render as pdf_render
 
-    pymupdf4llm.use_layout(False)  # the layout model path is slow and runs OCR itself
     pdf_render.quiet_mupdf()
     while True:
         try:
             request = _read_frame(0)
         except EOFError:
             return
-        settings = pdf_render.RenderSettings(**request["settings"])
+        settings = pdf_render.PdfRenderSettings(**request["settings"])
         try:
             for message in pdf_render.iter_document(request["path"], request["pages"], settings):
                 _write_frame(out_fd, message)
         except MemoryError:
             # The address-space cap hit outside a page (opening the document): report it
             # as a rejection so the parent moves on; the child stays usable.
-            _write_frame(out_fd, ("rejected", "error", "out_of_memory",
-                                  f"{request['path']}: over the {max_memory_mb} MB cap"))
+            _write_frame(out_fd, ("rejected", Outcome.of(
+                "error", "out_of_memory", f"{request['path']}: over the {max_memory_mb} MB cap")))
 
 
 if __name__ == "__main__":

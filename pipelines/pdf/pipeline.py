@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.stage import Record, StageFn
+from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure
-from pipelines.pdf.render import RenderSettings
+from pipelines.pdf.settings import PdfRenderSettings
 from pipelines.post_stages import post_stages
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class RenderPdfPagesFn(StageFn):
     def __init__(self, settings: dict[str, Any] | None = None, page_timeout: float = 60.0,
                  doc_timeout: float = 900.0, max_memory_mb: int = 4096,
                  near_duplicate_bits: int = 10, drop_blank: bool = True):
-        self.settings = RenderSettings(**(settings or {})).to_dict()
+        self.settings = PdfRenderSettings(**(settings or {})).to_dict()
         self.page_timeout, self.doc_timeout = page_timeout, doc_timeout
         self.max_memory_mb = max_memory_mb
         self.near_duplicate_bits = near_duplicate_bits
@@ -147,12 +148,10 @@ class RenderPdfPagesFn(StageFn):
             for message in self.renderer.render(path, pages):
                 kind = message[0]
                 if kind == "rejected":
-                    _, outcome_kind, reason, text = message
-                    if expanded or not expand and pending:
-                        raise RendererFailure(reason, text)
-                    yield (Outcome.dropped(seed, self.stage, reason, text)
-                           if outcome_kind == "dropped"
-                           else Outcome.error(seed, self.stage, text, reason=reason))
+                    rejected: Outcome = message[1]
+                    if expanded or not expand and pending:  # pages are owed: all fail
+                        raise RendererFailure(rejected.reason, rejected.message)
+                    yield rejected.about(seed, self.stage)
                     return
                 if kind == "doc":
                     count = message[1]["page_count"]
@@ -169,12 +168,12 @@ class RenderPdfPagesFn(StageFn):
                     if page_seed is None:
                         continue
                     yield from self._page_records(page_seed, sha, result, seed)
-        except RendererFailure as failure:
+        except RendererFailure as failure:  # the one place it becomes Outcomes
             if not pending and not expanded:
-                yield Outcome.error(seed, self.stage, failure.message, reason=failure.reason)
+                yield failure.outcome.about(seed, self.stage)
                 return
             for page_seed in pending.values():
-                yield Outcome.error(page_seed, self.stage, failure.message, reason=failure.reason)
+                yield failure.outcome.about(page_seed, self.stage)
 
     def _page_seed(self, seed: Sample, path: str, sha: str, index: int) -> Sample:
         """The payload-less sample of page `index`: its own item, retryable alone."""
@@ -187,14 +186,10 @@ class RenderPdfPagesFn(StageFn):
                    "item_id": item_id, "parent_item": seed.item_id, "input_ref": ref}
         return Sample.create("pdf", locator, lineage=lineage)
 
-    def _page_records(self, page_seed: Sample, sha: str, result: dict,
+    def _page_records(self, page_seed: Sample, sha: str, result: dict | Outcome,
                       seed: Sample) -> Iterator[Record]:
-        if result["status"] == "error":
-            yield Outcome.error(page_seed, self.stage, f"{result['reason']}: {result['message']}",
-                                reason=result["reason"])
-            return
-        if result["status"] == "dropped":
-            yield Outcome.dropped(page_seed, self.stage, result["reason"], result["message"])
+        if isinstance(result, Outcome):  # the renderer's verdict on this page
+            yield result.about(page_seed, self.stage)
             return
         meta = {"file_sha256": sha, "path": page_seed.lineage["input_ref"]["path"],
                 **result["meta"], "phash": result["phash"]}
@@ -225,14 +220,13 @@ class RenderPdfPagesFn(StageFn):
 
 
 # -- pipeline wiring -----------------------------------------------------------------------
-def build_stages(config: dict[str, Any]) -> list[StageFn]:
+def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
     """RenderPdfPages, then the shared post stages (OCR, charts, labels) as configured."""
+    config = PdfConfig.coerce(config)
     render = RenderPdfPagesFn(
-        settings=config.get("render"), page_timeout=config.get("page_timeout", 60.0),
-        doc_timeout=config.get("doc_timeout", 900.0),
-        max_memory_mb=config.get("max_memory_mb", 4096),
-        near_duplicate_bits=config.get("near_duplicate_bits", 10),
-        drop_blank=config.get("drop_blank", True))
+        settings=config.render.to_dict(), page_timeout=config.page_timeout,
+        doc_timeout=config.doc_timeout, max_memory_mb=config.max_memory_mb,
+        near_duplicate_bits=config.near_duplicate_bits, drop_blank=config.drop_blank)
     return [render, *post_stages(config)]
 
 

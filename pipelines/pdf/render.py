@@ -3,14 +3,25 @@ its text layer (words and lines with boxes), its markdown, vector drawings, figu
 tables.
 
 This module runs inside the isolated renderer process (`pipelines.pdf.isolation`), so it
-returns plain picklable dicts and never builds `Sample`s itself.
+returns plain picklable dicts (a rendered page) or `Outcome`s (a page or document that
+cannot make a sample, not yet tied to an item) and never builds `Sample`s itself.
 
 Coordinates: every box and drawing point is normalised to 0..1 of the image it belongs to
 (the rendered page for pages, the crop for figures/tables), with the page rotation applied,
 so ``x * width`` gives an image pixel. ``meta["pdf"]["drawings"]`` is a list of vector
 paths: ``{"type": "f"|"s"|"fs" (fill/stroke), "box", "fill": [r,g,b]|None,
 "stroke": [r,g,b]|None, "width": stroke width in image px, "items": [["l", x0, y0, x1, y1],
-["re", x0, y0, x1, y1], ["c", x0, y0, ..., x3, y3], ["qu", x0, y0, ..., x3, y3]]}``.
+["re", x0, y0, x1, y1], ["c", x0, y0, ..., x3, y3], ["qu", x0, y0, ..., x3, y3]],
+"closed": the path is closed}``. ``meta["pdf"]["spans"]`` holds the text runs a chart reader
+needs (on pages with drawings): ``{"text", "box", "size" (px), "rotation" (degrees, 0 =
+upright), "glyphs": [[char, x0, x1], ...] for horizontal runs}``, so the chart stage reads
+charts from meta alone and never opens the source file again.
+
+Cost rules (issue 17): one text page and one ``dict``/``rawdict`` extraction per page feed
+words, lines, text, markdown, captions and chart spans; drawings are read once and
+clustered with a grid (`pipelines.pdf.clusters`), at most `max_cluster_paths` of them;
+tables are searched only where ruling lines make one possible; pymupdf's layout model runs
+only when `layout_model` is on.
 """
 
 from __future__ import annotations
@@ -18,11 +29,19 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import re
-from dataclasses import asdict, dataclass
+import time
 from typing import Any, Iterator
 
 import pymupdf
+
+from pipelines.pdf.clusters import cluster_boxes
+from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
+from pipelines.pdf.settings import PdfRenderSettings
+from pipelines.pdf.spans import text_runs
+
+from pipelines.core.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +51,14 @@ CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|exhibit|graph|
 GARBAGE_CHARS = re.compile("[\ufffd\ue000-\uf8ff\x00-\x08]")
 
 
-@dataclass(frozen=True)
-class RenderSettings:
-    """How pages are rendered and what is extracted (plain values: sent to the renderer)."""
-
-    target: int = 1024  # long side of the page image in px (DeepSeek-VL's hi-res branch)
-    max_pixels: int = 4096 * 4096  # pixel cap: the scale is lowered so a page never exceeds it
-    min_side: int = 16  # pages whose short side would be below this are dropped (degenerate)
-    max_image_pixels: int = 150_000_000  # an embedded image larger than this is a bomb: drop page
-    max_drawings: int = 3000  # vector paths kept in meta per page (flagged when truncated)
-    markdown: bool = True  # page markdown via pymupdf4llm
-    figures: bool = True  # figure samples (embedded images, vector graphics)
-    tables: bool = True  # table samples (markdown + CSV)
-    min_figure_fraction: float = 0.01  # a figure covers at least this share of the page
-    max_figures: int = 20  # per page
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class DocumentRejected(Exception):
-    """A document that cannot yield pages: `kind` is "dropped" or "error", `reason` a tag."""
+    """A document that cannot yield pages: `kind` is "dropped" or "error", `reason` a tag.
+
+    Internal to this module: `iter_document` turns it into its `Outcome`."""
 
     def __init__(self, kind: str, reason: str, message: str):
         super().__init__(message)
-        self.kind, self.reason, self.message = kind, reason, message
+        self.outcome = Outcome.of(kind, reason, message)
 
 
 def quiet_mupdf() -> None:
@@ -106,7 +108,7 @@ def open_document(path: str) -> tuple[pymupdf.Document, str]:
     return doc, source_format
 
 
-def page_scale(width: float, height: float, settings: RenderSettings) -> float:
+def page_scale(width: float, height: float, settings: PdfRenderSettings) -> float:
     """Scale (px per point) giving the target long side, lowered to respect the pixel cap."""
     scale = settings.target / max(width, height)
     if width * height * scale * scale > settings.max_pixels:
@@ -114,13 +116,15 @@ def page_scale(width: float, height: float, settings: RenderSettings) -> float:
     return scale
 
 
-def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
-                source_format: str = "", headers: Any = None) -> dict[str, Any]:
-    """Render page `index` and extract everything; returns a picklable result dict.
-
-    ``status`` is "ok" (with image, text, markdown, meta, phash, blank, derived) or
-    "dropped" (with reason and message) for pages that cannot make a sample.
+def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
+                source_format: str = "", headers: HeadingLevels | None = None
+                ) -> dict[str, Any] | Outcome:
+    """Render page `index` and extract everything: a picklable result dict (image, text,
+    markdown, meta, phash, blank, derived), or a "dropped" `Outcome` for a page that cannot
+    make a sample. `headers` carries the heading sizes of the document's pages so far.
     """
+    if headers is None and settings.markdown:
+        headers = HeadingLevels()
     page = doc[index]
     rect = page.rect
     if rect.is_empty or rect.width < 1 or rect.height < 1:
@@ -133,24 +137,33 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
     if min(width, height) < settings.min_side:
         return _dropped("degenerate_page", f"page {rect.width:.0f}x{rect.height:.0f} pt renders "
                         f"to {width}x{height} px (aspect ratio too extreme)")
+    started = time.process_time()
     pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
     png = pix.tobytes("png")
     rotation = page.rotation if doc.is_pdf else 0  # only PDF pages carry a rotation
     to_image = page.rotation_matrix if rotation else pymupdf.Identity  # unrotated -> image
     norm = _Normaliser(to_image, rect.width, rect.height)
 
+    # One drawings read (tables, figures, chart vectors) and one text page with one
+    # dict/rawdict extraction (words, lines, text, markdown, captions, chart spans).
+    raw_drawings = page.get_drawings()
     textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
-    raw_words = page.get_text("words", textpage=textpage)
+    charts_need_glyphs = len(raw_drawings) >= 4  # a chart has axes, ticks and marks
+    blocks = (textpage.extractRAWDICT() if charts_need_glyphs else textpage.extractDICT())["blocks"]
+    if charts_need_glyphs:  # rawdict spans carry chars, not text: give them their text
+        for block in blocks:
+            for line in block.get("lines", ()):
+                for span in line["spans"]:
+                    span["text"] = "".join(c["c"] for c in span["chars"])
+    raw_words = textpage.extractWORDS()
     words = [{"box": norm.box(w[:4]), "text": w[4]} for w in raw_words]
-    blocks = page.get_text("dict", textpage=textpage)["blocks"]
     lines = [{"box": norm.box(line["bbox"]), "text": "".join(s["text"] for s in line["spans"])}
              for block in blocks if block.get("type") == 0 for line in block["lines"]]
     lines = [line for line in lines if line["text"].strip()]
-    text = page.get_text("text", textpage=textpage)
+    text = textpage.extractText()
     text_layer = assess_text_layer(text)
-
-    raw_drawings = page.get_drawings()
     drawings = [norm.drawing(d, scale) for d in raw_drawings[:settings.max_drawings]]
+    spans = chart_spans(blocks, norm) if charts_need_glyphs else []
 
     image = _pil_image(pix)
     thumb = image.convert("L")
@@ -163,14 +176,21 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
         "needs_ocr": text_layer != "ok", "text_layer": text_layer,
         "drawings": drawings, "drawings_total": len(raw_drawings),
         "drawings_truncated": len(raw_drawings) > settings.max_drawings,
-        "drawings_units": "normalised",
+        "drawings_units": "normalised", "spans": spans,
+        "clustered_paths": 0, "cluster_cap": settings.max_cluster_paths,
+        "clusters_truncated": False,
         "format": source_format or doc.metadata.get("format", ""),
         "pymupdf_version": pymupdf.VersionBind,
     }
     derived = []
-    tables = _find_tables(page, raw_drawings, norm) if settings.tables else []
-    # pymupdf4llm's own table search costs as much as ours: only run it where ours found one.
-    markdown = _page_markdown(doc, index, bool(tables), headers) if settings.markdown else None
+    tables = (_find_tables(page, raw_drawings, norm, settings.layout_model)
+              if settings.tables else [])
+    if settings.markdown:
+        if headers is not None:
+            headers.add(blocks)
+        markdown = _page_markdown(page, blocks, tables, headers)
+    else:
+        markdown = None
     if settings.figures:
         derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings,
                             raw_words)
@@ -178,6 +198,7 @@ def render_page(doc: pymupdf.Document, index: int, settings: RenderSettings,
         derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
                                     text=table["csv"], markdown=table["markdown"],
                                     extra={"rows": table["rows"], "cols": table["cols"]}))
+    meta["render_cpu_s"] = round(time.process_time() - started, 4)
     return {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
         "phash": _phash(thumb), "blank": _is_blank(thumb) and not text.strip(),
@@ -196,22 +217,22 @@ def assess_text_layer(text: str) -> str:
 
 
 def iter_document(path: str, pages: list[int] | None,
-                  settings: RenderSettings) -> Iterator[tuple]:
+                  settings: PdfRenderSettings) -> Iterator[tuple]:
     """The renderer's message stream for one request (see `pipelines.pdf.isolation`).
 
-    ("doc", info) first, then ("page", index, result) per page, then ("end",); or a single
-    ("rejected", kind, reason, message) when the document yields no pages.
+    ("doc", info) first, then ("page", index, result dict | Outcome) per page, then
+    ("end",); or a single ("rejected", Outcome) when the document yields no pages.
     """
     pymupdf.TOOLS.mupdf_warnings(reset=True)
     try:
         doc, source_format = open_document(path)
     except DocumentRejected as rejected:
-        yield ("rejected", rejected.kind, rejected.reason, rejected.message)
+        yield ("rejected", rejected.outcome)
         return
     with doc:
         count = doc.page_count
         yield ("doc", {"page_count": count, "format": source_format})
-        headers = document_headers(doc, pages) if settings.markdown else None
+        headers = HeadingLevels() if settings.markdown else None
         for index in (range(count) if pages is None else pages):
             if not 0 <= index < count:
                 yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
@@ -226,19 +247,19 @@ def iter_document(path: str, pages: list[int] | None,
                     else type(exc).__name__
                 result = _error(kind, f"{type(exc).__name__}: {exc}")
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
-            if warnings and result["status"] == "ok":
+            if warnings and not isinstance(result, Outcome):
                 result["meta"]["mupdf_warnings"] = warnings[:1000]
             yield ("page", index, result)
     yield ("end",)
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _dropped(reason: str, message: str) -> dict[str, Any]:
-    return {"status": "dropped", "reason": reason, "message": message}
+def _dropped(reason: str, message: str) -> Outcome:
+    return Outcome.of("dropped", reason, message)
 
 
-def _error(error_type: str, message: str) -> dict[str, Any]:
-    return {"status": "error", "reason": error_type, "message": message}
+def _error(error_type: str, message: str) -> Outcome:
+    return Outcome.of("error", error_type, message)
 
 
 def _oversized_image(page: pymupdf.Page, limit: int) -> str:
@@ -285,47 +306,58 @@ class _Normaliser:
                                       for v in self.point(p[0], p[1])]])
             else:  # "l" (2 points) or "c" (4 points)
                 items.append([op, *[round(v, 5) for p in args for v in self.point(p[0], p[1])]])
+        fill = path.get("fill") if path.get("fill_opacity", 1.0) != 0 else None  # invisible
         return {"type": path.get("type"), "box": self.box(tuple(path["rect"])),
-                "fill": _rgb(path.get("fill")), "stroke": _rgb(path.get("color")),
-                "width": round((path.get("width") or 0) * scale, 3), "items": items}
+                "fill": _rgb(fill), "stroke": _rgb(path.get("color")),
+                "width": round((path.get("width") or 0) * scale, 3), "items": items,
+                "closed": bool(path.get("closePath"))}
+
+
+GLYPHS_UP_TO = 64  # glyph edges are kept for label-sized runs only (not body text)
+
+
+def chart_spans(blocks: list, norm: _Normaliser) -> list[dict[str, Any]]:
+    """Text runs for chart reading (``meta["pdf"]["spans"]``) from ``rawdict`` blocks:
+    normalised box, font size in points, rotation in the image (degrees, 0 = upright,
+    90 = reading upwards) and, for short horizontal runs, each glyph's x edges."""
+    a, b, c, d, _, _ = norm.matrix
+    out = []
+    for run in text_runs(blocks):
+        dx, dy = run.direction
+        ix, iy = a * dx + c * dy, b * dx + d * dy  # the writing direction in the image
+        glyphs = []
+        if abs(iy) < 1e-3 and len(run.chars) <= GLYPHS_UP_TO:
+            for char, cb in run.chars:
+                x0, _, x1, _ = norm.box(cb)
+                glyphs.append([char, x0, x1])
+        out.append({"text": run.text, "box": norm.box(run.bbox), "size": round(run.size, 3),
+                    "rotation": round(-math.degrees(math.atan2(iy, ix)), 2) + 0.0,
+                    "glyphs": glyphs})
+    return out
 
 
 def _rgb(color) -> list[float] | None:
     return [round(c, 4) for c in color] if color else None
 
 
-def document_headers(doc: pymupdf.Document, pages: list[int] | None) -> Any:
-    """pymupdf4llm's heading levels by font size, computed once per document (left to
-    pymupdf4llm, it rescans every page of the document for each page it converts)."""
-    from pymupdf4llm.helpers import pymupdf_rag
-
+def _page_markdown(page: pymupdf.Page, blocks: list, tables: list[dict],
+                   headers: HeadingLevels) -> str | None:
+    """The page as markdown, from the blocks already extracted (`pipelines.pdf.markdown`)."""
     try:
-        return pymupdf_rag.IdentifyHeaders(doc, pages=pages)
-    except Exception as exc:
-        log.debug("heading detection failed: %s", exc)
-        return None
-
-
-def _page_markdown(doc: pymupdf.Document, index: int, tables: bool,
-                   headers: Any = None) -> str | None:
-    """The page as markdown (headings, lists, tables) with pymupdf4llm's classic path."""
-    from pymupdf4llm.helpers import pymupdf_rag  # no layout model, no OCR: fast
-
-    try:
-        # Graphics are ours to handle (figures); pymupdf4llm looks at them (which its table
-        # search needs) only where our cheaper search found a table.
-        chunk = pymupdf_rag.to_markdown(
-            doc, pages=[index], page_chunks=True, ignore_images=True, ignore_graphics=not tables,
-            show_progress=False, hdr_info=headers,
-            table_strategy="lines_strict" if tables else None)[0]
+        links = page.get_links() if page.first_link else []  # read once, only if any
+        return page_markdown(blocks, headers, [(t["md_rect"], t["markdown"]) for t in tables],
+                             links) or None
     except Exception as exc:  # markdown is a bonus; the page stays usable without it
-        log.debug("markdown failed on page %d: %s", index, exc)
+        log.debug("markdown failed on page %d: %s", page.number, exc)
         return None
-    return chunk.get("text") or None
 
 
-def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[dict[str, Any]]:
-    """Ruled tables (the "lines_strict" strategy: only pages with vector lines can have one)."""
+def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
+                 layout_model: bool = False) -> list[dict[str, Any]]:
+    """Ruled tables (the "lines_strict" strategy: only pages with vector lines can have one).
+
+    The page's drawings are handed to `find_tables` (it would read them again), and the
+    layout model stays off unless asked for."""
     # A ruled table needs stroked rules both ways (3+ across, 2+ down). Counting them is
     # cheap; `find_tables` first extracts every character of the page, which is not.
     horizontal = vertical = 0
@@ -348,11 +380,19 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[
             break
     if horizontal < 3 or vertical < 2:
         return []
+    if layout_model:
+        use_layout_model()
     try:
-        found = page.find_tables(strategy="lines_strict").tables
+        page._table_drawings_cache = [drawings]  # pymupdf's per-call cache, pre-filled
+        found = page.find_tables(strategy="lines_strict", use_layout=layout_model).tables
     except Exception as exc:
         log.debug("find_tables failed: %s", exc)
         return []
+    finally:
+        try:
+            del page._table_drawings_cache
+        except AttributeError:
+            pass
     tables = []
     for table in found:
         rows = table.extract()
@@ -362,6 +402,7 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser) -> list[
         csv.writer(buffer).writerows([["" if c is None else c for c in row] for row in rows])
         tables.append({"box": norm.box(table.bbox), "rect": tuple(table.bbox),
                        "markdown": table.to_markdown(clean=False), "csv": buffer.getvalue(),
+                       "md_rect": table_rect(table),
                        "rows": table.row_count, "cols": table.col_count})
     return tables
 
@@ -374,10 +415,8 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings,
     for info in page.get_image_info():
         candidates.append(("image", pymupdf.Rect(info["bbox"])))
     if drawings:
-        try:
-            candidates += [("vector", r) for r in page.cluster_drawings(drawings=drawings)]
-        except Exception as exc:
-            log.debug("cluster_drawings failed: %s", exc)
+        candidates += [("vector", pymupdf.Rect(r))
+                       for r in _vector_regions(page, drawings, settings, page_meta)]
     table_rects = [pymupdf.Rect(t["rect"]) for t in tables]
     kept: list[tuple[str, pymupdf.Rect]] = []
     for source, rect in candidates:
@@ -409,6 +448,38 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings,
                                     drawings=[norm.drawing(d, page_meta["dpi"] / 72)
                                               for d in inside]))
     return figures
+
+
+def use_layout_model() -> None:
+    """Load and switch on pymupdf's layout model (``pymupdf.layout``), also where the
+    isolated renderer kept the package from loading."""
+    import sys
+
+    if pymupdf._get_layout is not None:
+        return
+    if "pymupdf.layout" in sys.modules and sys.modules["pymupdf.layout"] is None:
+        del sys.modules["pymupdf.layout"]
+    import pymupdf.layout
+
+    pymupdf.layout.activate()
+
+
+def _vector_regions(page: pymupdf.Page, drawings: list, settings: PdfRenderSettings,
+                    page_meta: dict) -> list[tuple[float, float, float, float]]:
+    """Regions of nearby vector paths (what `Page.cluster_drawings` finds, on a grid).
+
+    Paths outside the page box are left out, as `cluster_drawings` does. Over
+    `max_cluster_paths`, only the largest paths are clustered; meta says so."""
+    area = page.rect
+    rects = [d["rect"] for d in drawings]
+    rects = [(r.x0, r.y0, r.x1, r.y1) for r in rects if r.x0 >= area.x0 and r.x1 <= area.x1
+             and r.y0 >= area.y0 and r.y1 <= area.y1]
+    cap = settings.max_cluster_paths
+    if len(rects) > cap:
+        rects = sorted(rects, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]), reverse=True)[:cap]
+        page_meta["clusters_truncated"] = True
+    page_meta["clustered_paths"], page_meta["cluster_cap"] = len(rects), cap
+    return cluster_boxes(rects, 3.0, 3.0)
 
 
 def _touches(a: pymupdf.Rect, b: pymupdf.Rect) -> bool:
@@ -450,6 +521,10 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
              if within(w["box"])]
     lines = [{"box": to_crop(line["box"]), "text": line["text"]} for line in page_meta["lines"]
              if within(line["box"])]
+    spans = [{**span, "box": to_crop(span["box"]),
+              "glyphs": [[g[0], round((g[1] - box[0]) / cw, 5), round((g[2] - box[0]) / cw, 5)]
+                         for g in span["glyphs"]]}
+             for span in page_meta["spans"] if within(span["box"])]
     if drawings is not None:
         for d in drawings:  # re-normalise from page to crop coordinates
             d["box"] = to_crop(d["box"])
@@ -457,7 +532,7 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
     meta = {k: page_meta[k] for k in ("page", "page_count", "dpi", "format", "pymupdf_version")}
     meta.update({"kind": kind, "box": box, "width": crop.width, "height": crop.height,
                  "caption": caption, "words": words, "lines": lines,
-                 "needs_ocr": len(words) == 0, "drawings": drawings or [],
+                 "needs_ocr": len(words) == 0, "drawings": drawings or [], "spans": spans,
                  "drawings_units": "normalised", **(extra or {})})
     return {"kind": kind, "image": buffer.getvalue(), "text": text if text is not None
             else (caption or None), "markdown": markdown, "meta": meta}

@@ -19,6 +19,7 @@ import tempfile
 
 import pymupdf
 
+from pipelines.core.outcome import Outcome
 from tests.pipelines.pdf_fixtures import (
     bar_chart,
     blank_and_duplicate,
@@ -121,8 +122,8 @@ def _r(box) -> list[float]:
 
 def page_snapshot(result: dict) -> dict:
     """The parts of one `render_page` result the speed work must keep."""
-    if result["status"] != "ok":
-        return {"status": result["status"], "reason": result["reason"]}
+    if isinstance(result, Outcome):  # a page the renderer dropped or failed
+        return {"status": result.kind, "reason": result.reason}
     meta = result["meta"]
     markdown = result["markdown"] or ""
     return {
@@ -151,12 +152,8 @@ def snapshot(paths: dict[str, str]) -> dict:
     """{file name: [page snapshot, ...]} for every fixture, rendered in-process."""
     from pipelines.pdf import render
 
-    settings = render.PdfRenderSettings() if hasattr(render, "PdfRenderSettings") \
-        else render.RenderSettings()
+    settings = render.PdfRenderSettings()
     render.quiet_mupdf()
-    import pymupdf4llm
-
-    pymupdf4llm.use_layout(False)  # as the isolated renderer runs it
     out = {}
     for name, path in sorted(paths.items()):
         pages = []

