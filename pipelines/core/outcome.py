@@ -1,5 +1,10 @@
 """What happened to an item that did not (only) become a written sample.
 
+`Outcome` is the one type for "this item did not (only) become a sample" that crosses module
+boundaries: stages yield it, the PDF renderer returns it for a page or document it cannot
+render, the crawl policy and the browser return it for a URL they refuse. Code that raises
+internally converts to an Outcome in one place (`StageFn.process` for any exception).
+
 Every input item ends as exactly one of: a written `Sample`, an `Outcome` of kind
 ``dropped`` (a filter said no, with a reason), ``error`` (something failed, with the error
 type and message, and enough of the input to retry it) or ``expanded`` (it fanned out into
@@ -70,14 +75,16 @@ class Outcome:
         return dataclasses.replace(out, parts=parts)
 
     @classmethod
-    def for_input(cls, kind: str, input_ref: Mapping[str, Any], stage: str, reason: str,
-                  message: str = "", parts: int = 0, task: str = "") -> "Outcome":
-        """An outcome for an input before any Sample exists for it (e.g. an unreadable file)."""
-        return cls(kind=kind, stage=stage, reason=reason, message=message,
-                   input_id=input_ref.get("input_id", ""),
-                   item_id=input_ref.get("item_id", input_ref.get("input_id", "")),
-                   parent_item=input_ref.get("parent_item", ""),
-                   input_ref=dict(input_ref), parts=parts, task=task)
+    def of(cls, kind: str, reason: str, message: str = "") -> "Outcome":
+        """A verdict not yet tied to an item: what a renderer, a crawl policy or a page
+        check returns (picklable, so it also crosses the PDF renderer's process boundary).
+        The stage that receives it ties it to the item with `about`."""
+        return cls(kind=kind, stage="", reason=reason, message=message)
+
+    def about(self, sample: Sample, stage: str) -> "Outcome":
+        """This verdict for `sample` (its key, item, input ref and task) decided in `stage`."""
+        out = self._for_sample(self.kind, sample, stage, self.reason, self.message)
+        return dataclasses.replace(out, parts=self.parts)
 
     @classmethod
     def _for_sample(cls, kind: str, sample: Sample, stage: str, reason: str,

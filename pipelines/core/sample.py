@@ -158,7 +158,8 @@ class Sample:
             real = header["texts"] is None or attr in header["texts"]
             if real and ext in group and group[ext] is not None:
                 value = group[ext]
-                texts[attr] = value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+                texts[attr] = (value.decode("utf-8") if isinstance(value, (bytes, bytearray))
+                               else value)
         return cls(
             key=header["key"],
             source=header["source"],

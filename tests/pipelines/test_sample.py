@@ -66,3 +66,25 @@ def test_outcome_row_round_trip_and_kind_check():
     assert json.loads(error.to_row()["input_ref"]) == {"url": "http://x"}
     with pytest.raises(ValueError):
         Outcome(kind="lost", stage="x", reason="y")
+
+
+def test_a_verdict_is_tied_to_its_item_by_the_stage_that_receives_it():
+    import pickle
+
+    from pipelines.pdf.render import DocumentRejected
+    from pipelines.web.policy import refuse, scheme_refusal
+
+    verdict = Outcome.of("dropped", "robots_disallowed", "robots.txt says no")
+    assert pickle.loads(pickle.dumps(verdict)) == verdict  # crosses the renderer's pipe
+    sample = Sample.create("web", "http://x", lineage={
+        "input_id": "i", "task": "t00003", "input_ref": {"url": "http://x"}})
+    out = verdict.about(sample, "ScreenshotPages")
+    assert (out.kind, out.reason, out.message, out.stage) == (
+        "dropped", "robots_disallowed", "robots.txt says no", "ScreenshotPages")
+    assert (out.key, out.item_id, out.task, out.input_ref) == (
+        sample.key, sample.key, "t00003", {"url": "http://x"})
+    # The crawl policy and the PDF renderer answer with the same type.
+    assert isinstance(scheme_refusal("file:///etc/passwd"), Outcome)
+    assert refuse("dns_failure", "no such host", "error").kind == "error"
+    assert DocumentRejected("dropped", "encrypted", "needs a password").outcome == \
+        Outcome.of("dropped", "encrypted", "needs a password")
