@@ -9,7 +9,11 @@ Prints, side by side:
   2. end-to-end `train()` samples/s (stage 1) and the fraction of step time spent waiting
      for data;
   3. language tokens/s in stage 2 with and without sequence packing (real tokens only:
-     padding is not counted), as a ratio to the unpacked baseline.
+     padding is not counted), as a ratio to the unpacked baseline;
+  4. end-to-end stage 1 samples/s with `--workers` loader workers vs none (baseline), and
+     samples per CPU-second of the whole call, workers' CPU included;
+  5. stage 2 samples/s under `torchrun --nproc_per_node 2` (gloo) with --strategy fsdp vs
+     ddp (baseline), and samples per CPU-second of all processes (--no-distributed skips).
 Fixtures (PNG captions in a finished run directory, a text corpus, a tiny model) are made
 in a temporary directory.
 """
@@ -56,8 +60,10 @@ def make_run(path: str, count: int) -> str:
     samples = []
     for i in range(count):
         caption = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(12 + i % 9))
+        ref = input_ref("bench", f"bench://{i}")  # the ids the run's plan records
         samples.append(Sample.create("bench", f"bench://{i}", image=png(i), text=caption,
-                                     lineage={"input_id": str(i), "item_id": str(i)}))
+                                     lineage={"input_id": ref["input_id"],
+                                              "item_id": ref["item_id"]}))
     (task,) = run.plan("bench", [input_ref("bench", s.locator) for s in samples], {},
                        task_size=count)
     writer = ShardWriter(run.url, prefix=f"bench-{task.task_id}", max_count=32)
@@ -116,7 +122,7 @@ def trainer_rate(model, processor, run: str, batch_size: int, steps: int) -> tup
             batch_size / statistics.median(cpu_times[2:]))
 
 
-def train_metrics(stage: int, model_dir: str, out: str, **kw) -> list[dict]:
+def train_metrics(stage: int, model_dir: str, out: str, parallel=None, **kw) -> list[dict]:
     from training.loop import train
     from training.metrics import read_metrics
     from training.stages import stage_preset
@@ -124,8 +130,36 @@ def train_metrics(stage: int, model_dir: str, out: str, **kw) -> list[dict]:
     data, text = kw.pop("data", []), kw.pop("text", [])
     config = stage_preset(stage).replace(save_every=10_000, **kw)
     train(config, model_dir=model_dir, out=out, data=data, text=text, progress=False,
-          save_model=False)
+          save_model=False, parallel=parallel)
     return read_metrics(out)[2:]  # the first steps include warm-up of caches
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished (waited-for) children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def torchrun_rate(strategy: str, model_dir: str, run: str, text: str, out: str,
+                  args) -> tuple[float, float]:
+    """(median samples/s of the steps, samples per CPU-second of all processes)."""
+    import subprocess
+
+    from training.metrics import read_metrics
+
+    binary = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [binary, "--standalone", "--nproc_per_node", "2", "-m", "training", "train",
+               "--stage", "2", "--model", model_dir, "--data", run, "--text", text,
+               "--out", out, "--max-steps", str(args.steps + 2), "--batch-size",
+               str(args.batch_size), "--seq-len", str(args.seq_len), "--language-ratio",
+               "0.5", "--save-every", "10000", "--no-progress", "--strategy", strategy]
+    cpu = cpu_seconds()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    cpu = cpu_seconds() - cpu
+    rows = read_metrics(out)
+    return (statistics.median(r["samples_per_s"] for r in rows[2:]),
+            sum(r["samples"] for r in rows) / cpu)
 
 
 def main() -> int:
@@ -135,6 +169,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per measurement")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128, help="stage 2 text sequence length")
+    parser.add_argument("--workers", type=int, default=2, help="loader workers for section 4")
+    parser.add_argument("--no-distributed", action="store_true",
+                        help="skip section 5 (two torchrun jobs)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -182,6 +219,37 @@ def main() -> int:
             rate, tokens = rates[packing]
             print(f"   {label:34s} {rate:9.0f}   {rate / base:.2f}x  "
                   f"({tokens:.0f} real tokens per step)")
+
+        from training.parallel import ParallelConfig
+
+        print(f"\n4. loader workers, end-to-end stage 1   samples/s  ratio   samples/CPU-s  "
+              "ratio   waiting for data")
+        loaders = {}
+        for workers in (0, args.workers):
+            cpu = cpu_seconds()
+            rows = train_metrics(1, model_dir, os.path.join(tmp, f"w{workers}"), data=[run],
+                                 max_steps=args.steps + 2, batch_size=args.batch_size,
+                                 parallel=ParallelConfig(loader_workers=workers))
+            cpu = cpu_seconds() - cpu
+            loaders[workers] = (statistics.median(r["samples_per_s"] for r in rows),
+                                (args.steps + 2) * args.batch_size / cpu,
+                                statistics.mean(r["data_fraction"] for r in rows))
+        for workers, label in ((0, "no workers (baseline)"),
+                               (args.workers, f"{args.workers} loader workers")):
+            rate, per_cpu, waiting = loaders[workers]
+            print(f"   {label:37s} {rate:9.1f}  {rate / loaders[0][0]:5.2f}x  {per_cpu:12.1f}  "
+                  f"{per_cpu / loaders[0][1]:5.2f}x   {100 * waiting:3.0f}%")
+
+        if not args.no_distributed:
+            print("\n5. torchrun 2 ranks (gloo), stage 2     samples/s  ratio   samples/CPU-s  "
+                  "ratio")
+            rates = {strategy: torchrun_rate(strategy, model_dir, run, text,
+                                             os.path.join(tmp, f"tr-{strategy}"), args)
+                     for strategy in ("ddp", "fsdp")}
+            for strategy, label in (("ddp", "ddp (baseline)"), ("fsdp", "fsdp (FSDP2)")):
+                rate, per_cpu = rates[strategy]
+                print(f"   {label:37s} {rate:9.1f}  {rate / rates['ddp'][0]:5.2f}x  "
+                      f"{per_cpu:12.1f}  {per_cpu / rates['ddp'][1]:5.2f}x")
     return 0
 
 

@@ -173,9 +173,17 @@ def load_into(path: str, model: torch.nn.Module, optimizer: Any) -> None:
 
     model_state, optim_state = get_state_dict(
         model, optimizer, options=StateDictOptions(ignore_frozen_params=True))
+    saved = set(_reader(path).read_metadata().state_dict_metadata)
+    missing = sorted(name for name in model_state if f"model.{name}" not in saved)
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks trainable parameters: {missing[:5]}")
+    # AdamW creates a parameter's state at its first gradient: one that got none before the
+    # checkpoint (the image adaptor after language-only steps) must stay without state, not
+    # take the placeholder get_state_dict made up, or its bias correction would differ
+    for name in [n for n in optim_state["state"] if f"optimizer.state.{n}.step" not in saved]:
+        del optim_state["state"][name]
     state = {"model": model_state, "optimizer": optim_state}
-    # DCP raises when the checkpoint lacks any of these (trainable) keys; the frozen ones
-    # are absent by design, hence strict=False when setting
+    # the frozen parameters are absent by design, hence strict=False when setting
     dcp.load(state, storage_reader=_reader(path))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optimizer"],

@@ -68,7 +68,8 @@ def caption_samples() -> list[Sample]:
         for shape in SHAPES:
             for variant in range(2):
                 locator = f"fixture://{color}-{shape}-{variant}"
-                lineage = {"input_id": f"{color}{shape}{variant}", "item_id": locator}
+                ref = input_ref("captions", locator)  # the ids the run's plan records
+                lineage = {"input_id": ref["input_id"], "item_id": ref["item_id"]}
                 out.append(Sample.create(
                     "captions", locator, lineage=lineage, image=draw_png(color, shape, 40 + 8 * variant),
                     text=f"a {color} {shape} on a white background",
@@ -86,8 +87,9 @@ def sft_samples() -> list[Sample]:
                 {"role": "assistant", "content": f"The {shape} is {color}."},
             ]
             options = [f"The {shape} is {c}." for c in COLORS]
+            ref = input_ref("sft", locator)
             out.append(Sample.create(
-                "sft", locator, lineage={"input_id": locator, "item_id": locator},
+                "sft", locator, lineage={"input_id": ref["input_id"], "item_id": ref["item_id"]},
                 image=draw_png(color, shape),
                 meta={"sft": {"conversation": conversation, "template": "fixture",
                               "options": options, "answer": options.index(
