@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from pipelines.core.outcome import Outcome
 from pipelines.web.extract import DEFAULT_LIMITS, EXTRACT_JS
 from pipelines.web.policy import (
     AddressGuard,
     HostPacer,
-    Refusal,
+    refuse,
     RobotsCache,
     no_ai_refusal,
     scheme_refusal,
@@ -135,7 +136,7 @@ class PageResult:
 class _Visit:
     """What the route handler saw for one page visit."""
 
-    block: Refusal | None = None
+    block: Outcome | None = None
     hops: int = 0
     status: int = 0
     content_type: str = ""
@@ -188,11 +189,11 @@ class PageRenderer:
 
     # -- rendering ---------------------------------------------------------------------
     def submit(self, url: str) -> concurrent.futures.Future:
-        """Start rendering `url` on the browser's loop; the future holds PageResult|Refusal."""
+        """Start rendering `url` on the browser's loop; the future holds PageResult|Outcome."""
         return asyncio.run_coroutine_threadsafe(self._render(url), self._loop)
 
-    def render_many(self, urls: list[str]) -> list[PageResult | Refusal]:
-        """Render `urls` concurrently; one PageResult or Refusal per URL, in order."""
+    def render_many(self, urls: list[str]) -> list[PageResult | Outcome]:
+        """Render `urls` concurrently; one PageResult or Outcome per URL, in order."""
         futures = [self.submit(u) for u in urls]
         return [f.result(timeout=self.result_timeout(len(urls))) for f in futures]
 
@@ -202,7 +203,7 @@ class PageRenderer:
         per_page = (s.total_timeout_s + s.backoff_s * 2 ** s.retries) * (1 + s.retries)
         return 60 + per_page * max(1, -(-queued // s.concurrency))
 
-    async def _render(self, url: str) -> PageResult | Refusal:
+    async def _render(self, url: str) -> PageResult | Outcome:
         try:
             if not self._browser.is_connected():  # Chromium crashed: start a new one
                 log.warning("Chromium is gone; relaunching")
@@ -213,9 +214,9 @@ class PageRenderer:
             return await self._render_politely(url)
         except Exception as exc:  # keep one odd page from failing its whole batch
             log.warning("rendering %s failed: %s", url, exc)
-            return Refusal(type(exc).__name__, f"{type(exc).__name__}: {exc}"[:2000], "error")
+            return refuse(type(exc).__name__, f"{type(exc).__name__}: {exc}"[:2000], "error")
 
-    async def _render_politely(self, url: str) -> PageResult | Refusal:
+    async def _render_politely(self, url: str) -> PageResult | Outcome:
         loop = asyncio.get_running_loop()
         refusal = scheme_refusal(url)
         refusal = refusal or await loop.run_in_executor(None, self.guard.check, url)
@@ -236,7 +237,7 @@ class PageRenderer:
                     if time.monotonic() - started < s.total_timeout_s * 0.99:
                         raise
                     log.info("%s: timed out (%s)", url, type(exc).__name__)
-                    result = Refusal("page_timeout", f"no result within {s.total_timeout_s:.0f}"
+                    result = refuse("page_timeout", f"no result within {s.total_timeout_s:.0f}"
                                      " s (endless script or stalled page)", "error")
                 if isinstance(result, PageResult):
                     result.seconds = time.monotonic() - started
@@ -248,7 +249,7 @@ class PageRenderer:
                 await asyncio.sleep(s.backoff_s * 2 ** (attempt - 1))
         return result
 
-    async def _visit(self, url: str) -> PageResult | Refusal:
+    async def _visit(self, url: str) -> PageResult | Outcome:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
@@ -268,11 +269,11 @@ class PageRenderer:
             status = response.status if response else visit.status
             if status >= 400:
                 kind = "error" if status >= 500 or status in TRANSIENT_STATUS else "dropped"
-                return Refusal(f"http_{status}", f"{url} answered HTTP {status}", kind)
+                return refuse(f"http_{status}", f"{url} answered HTTP {status}", kind)
             try:
                 result = await self._capture(url, page, status, visit)
             except PlaywrightTimeoutError as exc:
-                return Refusal("page_timeout", "page stopped responding (endless script?): "
+                return refuse("page_timeout", "page stopped responding (endless script?): "
                                + str(exc).split("\n", 1)[0], "error")
             healthy = True
             return result
@@ -326,7 +327,7 @@ class PageRenderer:
         except Exception as exc:
             log.warning("closing a page/context failed: %s", exc)
 
-    async def _capture(self, url: str, page, status: int, visit: _Visit) -> PageResult | Refusal:
+    async def _capture(self, url: str, page, status: int, visit: _Visit) -> PageResult | Outcome:
         """Read out and screenshot a page whose document has arrived."""
         from playwright.async_api import Error as PlaywrightError
 
@@ -377,7 +378,7 @@ class PageRenderer:
             return
         await route.continue_()
 
-    async def _vet_document(self, route, page, visit: _Visit) -> Refusal | None:
+    async def _vet_document(self, route, page, visit: _Visit) -> Outcome | None:
         """Fetch a main-frame document ourselves, hop by hop, and decide.
 
         Redirects are followed here (not by the browser, whose follow-ups a route never
@@ -389,7 +390,7 @@ class PageRenderer:
         loop = asyncio.get_running_loop()
         visit.hops += 1
         if visit.hops > s.max_redirects:  # script/meta-refresh navigations count too
-            return Refusal("redirect_loop", f"more than {s.max_redirects} navigations", "error")
+            return refuse("redirect_loop", f"more than {s.max_redirects} navigations", "error")
         response = await route.fetch(max_redirects=0, timeout=s.nav_timeout_s * 1000)
         for _ in range(s.max_redirects + 1):
             location = response.headers.get("location")
@@ -405,7 +406,7 @@ class PageRenderer:
             response = await page.context.request.get(
                 current, max_redirects=0, timeout=s.nav_timeout_s * 1000)
         else:
-            return Refusal("redirect_loop", f"more than {s.max_redirects} redirects from {url}",
+            return refuse("redirect_loop", f"more than {s.max_redirects} redirects from {url}",
                            "error")
         headers = response.headers
         status = response.status
@@ -415,13 +416,13 @@ class PageRenderer:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         visit.status, visit.content_type = status, content_type
         if "attachment" in headers.get("content-disposition", "").lower():
-            return Refusal("download_blocked", f"{current} is a download (Content-Disposition)")
+            return refuse("download_blocked", f"{current} is a download (Content-Disposition)")
         if status < 400 and content_type and content_type not in HTML_TYPES:
             reason = "is_pdf" if content_type == "application/pdf" else "not_html"
-            return Refusal(reason, f"{current} is {content_type}, not HTML")
+            return refuse(reason, f"{current} is {content_type}, not HTML")
         body = await response.body()
         if len(body) > s.max_document_bytes:
-            return Refusal("page_too_large", f"{current}: document of {len(body)} bytes "
+            return refuse("page_too_large", f"{current}: document of {len(body)} bytes "
                            f"(limit {s.max_document_bytes})")
         if current != url:
             # The browser follows this one redirect itself, to the URL vetted above.
@@ -431,7 +432,7 @@ class PageRenderer:
         return None
 
 
-def _transient(refusal: Refusal) -> bool:
+def _transient(refusal: Outcome) -> bool:
     if refusal.kind != "error":
         return False
     if refusal.reason.startswith("http_"):
@@ -439,18 +440,18 @@ def _transient(refusal: Refusal) -> bool:
     return refusal.reason in {e.lower() for e in TRANSIENT_NET_ERRORS}
 
 
-def _classify_navigation_error(exc: Exception) -> Refusal:
+def _classify_navigation_error(exc: Exception) -> Outcome:
     """Map a Playwright navigation error to a short reason (``net::ERR_X`` -> ``err_x``)."""
     message = str(exc).split("\n", 1)[0]
     if "Timeout" in type(exc).__name__ or "Timeout" in message:
-        return Refusal("navigation_timeout", message, "error")
+        return refuse("navigation_timeout", message, "error")
     if "ERR_NAME_NOT_RESOLVED" in message:
-        return Refusal("dns_failure", message, "error")
+        return refuse("dns_failure", message, "error")
     if "ERR_TOO_MANY_REDIRECTS" in message:
-        return Refusal("redirect_loop", message, "error")
+        return refuse("redirect_loop", message, "error")
     if "Download is starting" in message:
-        return Refusal("download_blocked", message)
+        return refuse("download_blocked", message)
     if "net::" in message:
         code = message.split("net::", 1)[1].split()[0]
-        return Refusal(code.lower(), message, "error")
-    return Refusal("navigation_failed", message, "error")
+        return refuse(code.lower(), message, "error")
+    return refuse("navigation_failed", message, "error")

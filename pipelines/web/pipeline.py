@@ -44,7 +44,6 @@ from pipelines.post_stages import post_stages
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
 from pipelines.web.main_text import main_text
-from pipelines.web.policy import Refusal
 from pipelines.web.urls import MalformedUrl, canonical_url, looks_like_pdf, same_site
 
 log = logging.getLogger(__name__)
@@ -166,12 +165,9 @@ class ScreenshotPagesFn(StageFn):
             yield out
 
     # -- turning a rendered page into samples ----------------------------------------
-    def _outputs(self, seed: Sample, url: str, result: PageResult | Refusal) -> Iterator[Record]:
-        if isinstance(result, Refusal):
-            if result.kind == "error":
-                yield Outcome.error(seed, self.stage, result.message, reason=result.reason)
-            else:
-                yield Outcome.dropped(seed, self.stage, result.reason, result.message)
+    def _outputs(self, seed: Sample, url: str, result: PageResult | Outcome) -> Iterator[Record]:
+        if isinstance(result, Outcome):  # refused or failed: the verdict is this seed's
+            yield result.about(seed, self.stage)
             return
         final = canonical_url(result.final_url)
         first = self.seen_urls.get(final)

@@ -1,8 +1,8 @@
 """What the crawler may fetch and how fast: robots.txt, X-Robots-Tag, address safety, pacing.
 
-All checks answer with a `Refusal` (reason + message) instead of raising, so the stage can
-turn them into drop records. Caches are per worker: robots.txt is fetched once per origin,
-DNS answers once per host.
+All checks answer with an `Outcome` (`refuse`: kind, reason, message) instead of raising,
+so the stage can tie them to the URL's item as drop or error records. Caches are per
+worker: robots.txt is fetched once per origin, DNS answers once per host.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from protego import Protego
+
+from pipelines.core.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +29,18 @@ ALLOWED_SCHEMES = ("http", "https")
 NO_AI_TOKENS = {"noai", "noimageai"}
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """Why a URL is not fetched: a machine reason ("robots_disallowed") and a message."""
-
-    reason: str
-    message: str
-    kind: str = "dropped"  # or "error" when something failed rather than a rule said no
+def refuse(reason: str, message: str, kind: str = "dropped") -> Outcome:
+    """Why a URL is not fetched, as an `Outcome` the crawl stage ties to the URL's item
+    (`Outcome.about`): a machine reason ("robots_disallowed"), a message, and kind
+    "dropped" (a rule said no) or "error" (something failed)."""
+    return Outcome.of(kind, reason, message)
 
 
-def scheme_refusal(url: str) -> Refusal | None:
+def scheme_refusal(url: str) -> Outcome | None:
     """file:, chrome:, data:, javascript: ... are never fetched."""
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
-        return Refusal("blocked_scheme", f"scheme {scheme or '(none)'!r} is not crawled")
+        return refuse("blocked_scheme", f"scheme {scheme or '(none)'!r} is not crawled")
     return None
 
 
@@ -66,28 +65,28 @@ class AddressGuard:
         self.allow_all = allow_private is True
         self.allowed = [ipaddress.ip_network(a, strict=False)
                         for a in (allow_private if isinstance(allow_private, list) else [])]
-        self._cache: dict[str, list[str] | Refusal] = {}
+        self._cache: dict[str, list[str] | Outcome] = {}
 
-    def resolve(self, host: str) -> list[str] | Refusal:
+    def resolve(self, host: str) -> list[str] | Outcome:
         if host not in self._cache:
             try:
                 infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
                 self._cache[host] = sorted({info[4][0] for info in infos})
             except (socket.gaierror, UnicodeError) as exc:
-                self._cache[host] = Refusal("dns_failure", f"{host}: {exc}", kind="error")
+                self._cache[host] = refuse("dns_failure", f"{host}: {exc}", kind="error")
         return self._cache[host]
 
-    def check(self, url: str) -> Refusal | None:
+    def check(self, url: str) -> Outcome | None:
         host = urlsplit(url).hostname or ""
         addresses = self.resolve(host)
-        if isinstance(addresses, Refusal):
+        if isinstance(addresses, Outcome):
             return addresses
         if self.allow_all:
             return None
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
             if not is_public_address(address) and not any(ip in net for net in self.allowed):
-                return Refusal("private_address",
+                return refuse("private_address",
                                f"{host} resolves to {address}, a non-public address "
                                "(pass --allow-private to crawl it)")
         return None
@@ -115,11 +114,11 @@ class RobotsCache:
         self.user_agent = user_agent
         self.timeout = timeout
         self.guard = guard  # vets redirect targets, so robots.txt cannot lead inwards
-        self._rules: dict[str, Protego | Refusal | None] = {}
+        self._rules: dict[str, Protego | Outcome | None] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def _load(self, origin: str) -> Protego | Refusal | None:
+    def _load(self, origin: str) -> Protego | Outcome | None:
         """The parsed rules, None (no rules: allow all) or a refusal for every URL."""
         url = origin + "/robots.txt"
         opener = urllib.request.build_opener(_LimitedRedirects(self.MAX_REDIRECTS, self.guard))
@@ -130,17 +129,17 @@ class RobotsCache:
         except urllib.error.HTTPError as exc:
             if 400 <= exc.code < 500:
                 return None
-            return Refusal("robots_unavailable", f"{url}: HTTP {exc.code} (RFC 9309: "
+            return refuse("robots_unavailable", f"{url}: HTTP {exc.code} (RFC 9309: "
                            "an unreachable robots.txt means complete disallow)", "error")
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             log.info("robots.txt unreachable for %s: %s", origin, reason)
-            return Refusal("host_unreachable", f"{url} could not be fetched ({reason}); "
+            return refuse("host_unreachable", f"{url} could not be fetched ({reason}); "
                            "RFC 9309: an unreachable robots.txt means complete disallow",
                            "error")
         return Protego.parse(body.decode("utf-8", "replace"))
 
-    def rules(self, url: str) -> Protego | Refusal | None:
+    def rules(self, url: str) -> Protego | Outcome | None:
         """The cached outcome for `url`'s origin (fetched on first use, once per origin
         even when several threads ask at the same time)."""
         origin = _origin(url)
@@ -169,12 +168,12 @@ class RobotsCache:
         rules = self._rules.get(_origin(url))
         return list(rules.sitemaps) if isinstance(rules, Protego) else []
 
-    def check(self, url: str) -> Refusal | None:
+    def check(self, url: str) -> Outcome | None:
         rules = self.rules(url)
-        if isinstance(rules, Refusal):
+        if isinstance(rules, Outcome):
             return rules
         if rules is not None and not rules.can_fetch(url, self.user_agent):
-            return Refusal("robots_disallowed", f"robots.txt of {_origin(url)} disallows {url}")
+            return refuse("robots_disallowed", f"robots.txt of {_origin(url)} disallows {url}")
         return None
 
 
@@ -192,7 +191,7 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def no_ai_refusal(header_value: str | None, source: str = "X-Robots-Tag") -> Refusal | None:
+def no_ai_refusal(header_value: str | None, source: str = "X-Robots-Tag") -> Outcome | None:
     """A refusal when an X-Robots-Tag (or meta robots) value says noai / noimageai.
 
     Values look like ``noai, noimageai`` or ``otherbot: noindex``; directives scoped to
@@ -206,7 +205,7 @@ def no_ai_refusal(header_value: str | None, source: str = "X-Robots-Tag") -> Ref
         tokens = {t.strip().lower() for t in (rules if sep else directive).split(",")}
         found = tokens & NO_AI_TOKENS
         if found:
-            return Refusal("no_ai", f"{source}: {', '.join(sorted(found))}")
+            return refuse("no_ai", f"{source}: {', '.join(sorted(found))}")
     return None
 
 

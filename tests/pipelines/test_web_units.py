@@ -14,7 +14,7 @@ from PIL import Image
 from pipelines.web.pipeline import _place_svgs, _sorted_links, discover, web_refs
 from pipelines.web.browser import _classify_navigation_error, _transient
 from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
-from pipelines.web.policy import (AddressGuard, HostPacer, Refusal, RobotsCache,
+from pipelines.web.policy import (AddressGuard, HostPacer, RobotsCache, refuse,
                                   is_public_address, no_ai_refusal, scheme_refusal)
 from pipelines.web.testsite import serve_site
 from pipelines.web.urls import MalformedUrl, canonical_url, read_url_list, same_site
@@ -112,11 +112,11 @@ def test_error_classification():
         == "dns_failure"
     assert _classify_navigation_error(Exception("net::ERR_CONNECTION_RESET at x")).reason \
         == "err_connection_reset"
-    assert _transient(Refusal("err_connection_reset", "", "error"))
-    assert _transient(Refusal("http_503", "", "error"))
-    assert not _transient(Refusal("http_500", "", "error"))
-    assert not _transient(Refusal("http_404", "", "dropped"))
-    assert not _transient(Refusal("navigation_timeout", "", "error"))
+    assert _transient(refuse("err_connection_reset", "", "error"))
+    assert _transient(refuse("http_503", "", "error"))
+    assert not _transient(refuse("http_500", "", "error"))
+    assert not _transient(refuse("http_404", "", "dropped"))
+    assert not _transient(refuse("navigation_timeout", "", "error"))
 
 
 def test_group_lines_and_regions():
