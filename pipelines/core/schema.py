@@ -19,8 +19,10 @@ Members of a group ``KEY.*``:
 =============  =======================================================================
 member         content
 =============  =======================================================================
-``png|jpg``    the main image (extension from its magic bytes; none for text-only samples)
-``N.png|jpg``  further images (multi-image conversations), N = 1, 2, ...
+``png``        the main image (none for text-only samples). Pipelines store PNG (the images
+               pipeline re-encodes JPEG & co.), so every run has the same image member; a
+               non-PNG image still gets its own extension (``jpg``...) from its magic bytes
+``N.png``      further images (multi-image conversations), N = 1, 2, ...
 ``txt``        the text, UTF-8 — always written; empty unless ``has_text``
 ``md``         the markdown — always written; empty unless ``has_markdown``
 ``html``       the HTML — always written; empty unless ``has_html``
@@ -28,10 +30,11 @@ member         content
 =============  =======================================================================
 
 The text members are always present because ``datasets`` keeps only the member columns
-it saw in the first samples: a web page's ``html`` written after five PDF pages without
-one would be silently dropped. Image members stay optional (a text-only sample has none);
-pass ``features=hf_features(...)`` to read JPEG (``jpg``) or extra-image columns from a run
-whose first samples have none.
+it saw in the first samples (a web page's ``html`` written after five PDF pages without
+one would be silently dropped) and refuses a load whose first five samples differ in their
+members. Image members cannot be made uniform that way: a text-only sample has none, a
+conversation may have several. Runs of text-only or multi-image samples (SFT) therefore
+load with ``features=hf_features(("png", "1.png", ...))``, which skips that inference.
 
 The JSON member, schema 2 (`FIELDS` is the authoritative list; tests check every written
 sample against it):
@@ -80,7 +83,8 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
 _PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "json": str}
 
-__doc__ += "\n".join(f"- ``{name}`` ({kind}): {meaning}" for name, kind, meaning in FIELDS)
+if __doc__:  # None under python -OO
+    __doc__ += "\n".join(f"- ``{name}`` ({kind}): {meaning}" for name, kind, meaning in FIELDS)
 
 
 def encode_header(sample: Any, image_members: list[str]) -> dict[str, Any]:
