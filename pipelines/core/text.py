@@ -23,10 +23,11 @@ it accepts.
 
 Coordinates: a `TextLine` box is ``[x0, y0, x1, y1]`` in **pixels of the sample's own image**
 (y down). The stages' sub-dicts keep their historical units, listed here so nobody has to
-guess: ``meta["pdf"]`` boxes and drawings are 0..1 of the image (``drawings_units:
-"normalised"``; ``page_size_pt`` alone is in PDF points); ``meta["web"]`` lines/words/svg
-``box`` are 0..1 of the image (svg ``page_box`` is CSS px of the whole page);
-``meta["ocr"]`` and ``meta["chart"]`` boxes are 0..1 of the image.
+guess: ``meta["pdf"]`` boxes (words, lines, spans, a figure's ``box``) and drawings are
+0..1 of the image (``drawings_units: "normalised"``); in PDF points are ``page_size_pt``
+and a span's font ``size``; a drawing's stroke ``width`` is in image px. ``meta["web"]``
+lines/words/svg ``box`` are 0..1 of the image (an svg's ``page_box`` is CSS px of the whole
+page). ``meta["ocr"]`` and ``meta["chart"]`` boxes are 0..1 of the image.
 """
 
 from __future__ import annotations
