@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.core import audit
+from pipelines.core import retry as retry_module
 from pipelines.core.audit import audit_run, format_report
 from pipelines.core.cli_options import print_run_summary
 from pipelines.core.export import export_hf, export_parquet, inspect_run
-from pipelines.core.runner import retry
+from pipelines.core.retry import retry
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def audit_command(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = audit.__doc__.split("\n\n")[0].split(": ", 1)[1]
+    parser.description = retry_module.__doc__.split("\n\n")[0].split(": ", 1)[1]
     parser.add_argument("run_dir", help="a run directory made by any vlforge pipeline")
     parser.add_argument("--reason", action="append", default=[], metavar="REASON",
                         help="retry only errors with this reason (repeatable), e.g. TimeoutError")

@@ -211,12 +211,14 @@ class RunDir:
         return [json.loads(r) for r in self._read_table(INPUTS).column("input_ref").to_pylist()]
 
     def plan(self, pipeline: str, input_refs: list[dict[str, Any]], config: Mapping[str, Any],
-             task_size: int, overwrite: bool = False) -> list[Task]:
+             task_size: int, overwrite: bool = False,
+             settings: Mapping[str, Any] | None = None) -> list[Task]:
         """Record the inputs and their task split; return the tasks not yet done.
 
-        A first run writes run.json and inputs.parquet. A re-run with the same inputs
-        returns only unfinished tasks; with different inputs it refuses (or, with
-        `overwrite`, starts the directory afresh).
+        A first run writes run.json (pipeline, `config`, run `settings`: task size and
+        shard bounds) and inputs.parquet. A re-run with the same inputs returns only
+        unfinished tasks; with different inputs it refuses (or, with `overwrite`, starts
+        the directory afresh).
         """
         ids = [ref["input_id"] for ref in input_refs]
         if len(set(ids)) != len(ids):
@@ -240,6 +242,7 @@ class RunDir:
             self.fs.makedirs(self.root, exist_ok=True)
             self._write_table(rows, INPUT_SCHEMA, INPUTS)
             self.write_json({"pipeline": pipeline, "config": dict(config),
+                             "run": dict(settings or {"task_size": task_size}),
                              "task_size": task_size, "created": _now(), "attempts": [],
                              "tools": tool_versions()}, RUN_JSON)
         tasks: dict[str, list[dict[str, Any]]] = {}
@@ -325,8 +328,9 @@ class RunDir:
         outcomes = _supersede_retried(outcomes, manifest)
         inputs = self._read_table(INPUTS)
         stats = compute_stats(inputs, manifest, outcomes)
-        stats["tasks"] = {"done": len(done),
-                          "total": len(set(inputs.column("task").to_pylist()))}
+        planned = set(inputs.column("task").to_pylist())
+        # retry tasks (r<N>-t...) are done on top of the planned ones, not instead of them
+        stats["tasks"] = {"done": len(planned & set(done)), "total": len(planned)}
         return manifest, outcomes, stats
 
     def validation_fraction(self) -> float:

@@ -1,20 +1,24 @@
 """Runs any vlforge pipeline on any Beam runner, resumably, into a run directory.
 
 A pipeline is a name, a list of input refs (JSON-able dicts) and a list of stages built
-from a config dict. The driver splits the inputs into tasks, skips tasks already done,
+from its typed config (`pipelines.core.config`; a dict is read into the pipeline's config
+class). Settings are validated before anything runs and recorded in run.json, with every
+default filled in. The driver splits the inputs into tasks, skips tasks already done,
 builds ``Create(tasks) | Reshuffle | ExpandTask | stage... | WriteRun`` and finalizes the
-run directory. `retry` re-runs only the failed items of a finished run.
+run directory. `retry` re-runs only the failed items of a finished run, with the settings
+run.json recorded (`pipelines.core.retry`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.stage import StageFn
@@ -22,7 +26,7 @@ from pipelines.core.write_run import WriteRun
 
 log = logging.getLogger(__name__)
 
-# pipeline name -> "module:function" returning the list of StageFns for a config dict.
+# pipeline name -> "module:function" returning the list of StageFns for its config.
 # Looked up lazily so that `vlforge retry` can rebuild any pipeline from its run.json.
 PIPELINES: dict[str, str] = {
     "images": "pipelines.images.pipeline:build_stages",
@@ -30,6 +34,14 @@ PIPELINES: dict[str, str] = {
     "web": "pipelines.web.pipeline:build_stages",
     "label": "pipelines.label.pipeline:build_stages",
     "sft": "pipelines.sft.pipeline:build_stages",
+}
+# pipeline name -> "module:Class", its typed config (a `pipelines.core.config.Config`).
+CONFIGS: dict[str, str] = {
+    "images": "pipelines.images.config:ImagesConfig",
+    "pdf": "pipelines.pdf.config:PdfConfig",
+    "web": "pipelines.web.config:WebConfig",
+    "label": "pipelines.label.config:LabelConfig",
+    "sft": "pipelines.sft.config:SftConfig",
 }
 
 DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
@@ -50,13 +62,29 @@ def seed_sample(pipeline: str, ref: dict[str, Any], task_id: str) -> Sample:
     return Sample.create(pipeline, ref["locator"], lineage=lineage)
 
 
-def load_stage_builder(pipeline: str) -> Callable[[dict[str, Any]], list[StageFn]]:
+def load_stage_builder(pipeline: str) -> Callable[[Config], list[StageFn]]:
+    return _load(PIPELINES, pipeline)
+
+
+def pipeline_config(pipeline: str, config: Config | Mapping[str, Any] | None) -> Config:
+    """`config` as the pipeline's typed config; a dict is read with `from_dict` (unknown
+    keys and bad values raise one `ConfigError`)."""
+    cls: type[Config] = _load(CONFIGS, pipeline)
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, Config):
+        raise ConfigError([f"a {type(config).__name__} given to the {pipeline!r} pipeline, "
+                           f"which takes a {cls.__name__}"])
+    return cls.from_dict(config)
+
+
+def _load(table: dict[str, str], pipeline: str) -> Any:
     try:
-        target = PIPELINES[pipeline]
+        target = table[pipeline]
     except KeyError:
-        raise SystemExit(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
-    module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func)
+        raise SystemExit(f"unknown pipeline {pipeline!r}; known: {', '.join(table)}")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class ExpandTaskFn(beam.DoFn):
@@ -85,44 +113,50 @@ def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Sequence[Task],
     _ = records | "WriteRun" >> WriteRun(run_url, pipeline, **bounds)
 
 
-def run_pipeline(pipeline: str, refs: list[dict[str, Any]], config: dict[str, Any],
-                 out: str, beam_args: Sequence[str] = (), task_size: int = 8,
-                 overwrite: bool = False, **bounds: Any) -> dict[str, Any]:
-    """Plan, run the pending tasks, finalize; returns the run's stats."""
+def run_pipeline(pipeline: str, refs: list[dict[str, Any]],
+                 config: Config | Mapping[str, Any] | None, out: str,
+                 beam_args: Sequence[str] = (), task_size: int = 8, overwrite: bool = False,
+                 **bounds: Any) -> dict[str, Any]:
+    """Check the settings, plan, run the pending tasks, finalize; returns the run's stats.
+
+    `config` is the pipeline's config (or a dict of its fields); `task_size` and the shard
+    `bounds` (``max_bytes``, ``max_count``) make its `RunSettings`. Every problem with
+    either raises one `ConfigError` before the run directory is touched.
+    """
+    settings = RunSettings(task_size=task_size, **bounds)
+    try:
+        typed = pipeline_config(pipeline, config)
+    except ConfigError as exc:  # report the run settings' problems in the same error
+        raise ConfigError(exc.problems + settings.check()) from None
+    validate_all(typed, settings)
     run = RunDir(out)
-    config = {**config, "shard_bounds": bounds}
-    tasks = run.plan(pipeline, refs, config, task_size=task_size, overwrite=overwrite)
+    tasks = run.plan(pipeline, refs, typed.to_dict(), task_size=settings.task_size,
+                     overwrite=overwrite, settings=settings.to_dict())
     if tasks:
         log.info("%s: %d task(s) to run (%d inputs)", pipeline, len(tasks),
                  sum(len(t.input_refs) for t in tasks))
         run.record_attempt("run", tasks)
-        _execute(pipeline, tasks, config, run.url, beam_args, bounds)
+        execute(pipeline, tasks, typed, run.url, beam_args, settings)
     else:
         log.info("%s: every task already done; finalizing", pipeline)
     return run.finalize()
 
 
-def retry(out: str, beam_args: Sequence[str] = (), reasons: Sequence[str] = ()) -> dict[str, Any]:
-    """Re-run only the items of `out` that ended in an error and merge what now succeeds."""
-    run = RunDir(out)
-    info = run.read_json("run.json")
-    failed = [o for o in run.outcomes() if o.kind == "error" and o.input_ref
-              and (not reasons or o.reason in reasons)]
-    if not failed:
-        return run.finalize()
-    attempt = 1 + sum(1 for a in info.get("attempts", []) if a["kind"] == "retry")
-    size = int(info.get("task_size", 8))
-    tasks = [Task(f"r{attempt}-t{i // size:05d}", [o.input_ref for o in failed[i:i + size]])
-             for i in range(0, len(failed), size)]
-    run.record_attempt("retry", tasks)
-    bounds = info.get("config", {}).get("shard_bounds", {})
-    _execute(info["pipeline"], tasks, info.get("config", {}), run.url, beam_args, bounds)
-    return run.finalize()
-
-
-def _execute(pipeline: str, tasks: list[Task], config: dict[str, Any], run_url: str,
-             beam_args: Sequence[str], bounds: dict[str, Any]) -> None:
+def execute(pipeline: str, tasks: list[Task], config: Config, run_url: str,
+            beam_args: Sequence[str], settings: RunSettings) -> None:
+    """Run `tasks` of `pipeline` on Beam into the run at `run_url` (no planning, no
+    finalizing: `run_pipeline` and `retry` do those)."""
     stages = load_stage_builder(pipeline)(config)
     options = PipelineOptions(list(beam_args) or DEFAULT_BEAM_ARGS)
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, pipeline, tasks, stages, run_url, **bounds)
+        build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)
+
+
+def __getattr__(name: str) -> Any:
+    """`retry` and `recorded_settings` live in `pipelines.core.retry` (which imports this
+    module); looked up lazily so ``from pipelines.core.runner import retry`` still works."""
+    if name in ("retry", "recorded_settings"):
+        from pipelines.core import retry as retry_module
+
+        return getattr(retry_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,26 +9,35 @@ from pipelines.core.cli_options import (
     add_run_arguments,
     post_stage_config,
     print_run_summary,
-    shard_bounds,
+    run_settings,
 )
+from pipelines.core.config import validate_all
 from pipelines.core.inputs import expand_paths
 from pipelines.core.runner import run_pipeline
+from pipelines.images.config import ImagesConfig
 from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs
 
 
 def add_images_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Turn image files into WebDataset shards."
     parser.add_argument("inputs", nargs="+", help="image files, directories, globs or list files")
-    parser.add_argument("--min-side", type=int, default=16,
-                        help="drop images whose shorter side is below this (default 16 px)")
+    parser.add_argument("--min-side", type=int, default=ImagesConfig.min_side,
+                        help="drop images whose shorter side is below this "
+                             f"(default {ImagesConfig.min_side} px)")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
+def images_config(args: argparse.Namespace) -> ImagesConfig:
+    """The typed settings of the flags (not yet validated)."""
+    return ImagesConfig(min_side=args.min_side, **post_stage_config(args))
+
 def images_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    config, settings = images_config(args), run_settings(args)
+    validate_all(config, settings)  # every flag problem at once, before reading inputs
     paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
-    config = {"min_side": args.min_side, **post_stage_config(args)}
     stats = run_pipeline("images", image_refs(paths), config, args.out,
-                         beam_args, task_size=args.task_size, overwrite=args.overwrite,
-                         **shard_bounds(args))
+                         beam_args, task_size=settings.task_size, overwrite=args.overwrite,
+                         **settings.shard_bounds,
+                         validation_fraction=settings.validation_fraction)
     print_run_summary(stats, args.out, args.json)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from PIL import Image
 
@@ -18,6 +18,7 @@ from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, sha256_hex
 from pipelines.core.stage import Record, StageFn
+from pipelines.images.config import ImagesConfig
 from pipelines.post_stages import post_stages
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,10 @@ class LoadImagesFn(StageFn):
         yield sample
 
 
-def build_stages(config: dict[str, Any]) -> list[StageFn]:
-    return [LoadImagesFn(min_side=config.get("min_side", 16)), *post_stages(config)]
+def build_stages(config: ImagesConfig | Mapping[str, Any]) -> list[StageFn]:
+    """LoadImages, then the post stages (OCR, charts, labels) as configured."""
+    config = ImagesConfig.coerce(config)
+    return [LoadImagesFn(min_side=config.min_side), *post_stages(config)]
 
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:

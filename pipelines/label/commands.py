@@ -15,9 +15,11 @@ from typing import Any
 from pipelines.core.cli_options import (
     add_run_arguments,
     print_run_summary,
-    shard_bounds,
+    run_settings,
 )
+from pipelines.core.config import validate_all
 from pipelines.core.runner import run_pipeline
+from pipelines.label.config import LabelConfig
 from taxonomy.tree import TaxonomyError, load_taxonomy
 
 
@@ -36,7 +38,7 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=1,
                         help="images that come with each --text prompt (default 1; "
                              ">=2 favours multi-graph leaves)")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=float, default=LabelConfig.threshold,
                         help="confidence below which a label is 'unlabeled' (default 0.40)")
     parser.add_argument("--float", dest="quantize", action="store_false",
                         help="embed with the float MiniLM instead of the dynamic-int8 one "
@@ -64,11 +66,14 @@ def label_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise ValueError("nothing to label: give RUN_DIR... --out RUN_DIR2, or --text PROMPT")
     from pipelines.label.pipeline import label_refs
 
+    config = LabelConfig(threshold=args.threshold, taxonomy_file=args.taxonomy_file,
+                         quantize=args.quantize, source_runs=list(args.runs))
+    settings = run_settings(args)
+    validate_all(config, settings)  # every flag problem at once, before listing samples
     refs = label_refs(args.runs)
-    config = {"threshold": args.threshold, "taxonomy_file": args.taxonomy_file,
-              "quantize": args.quantize, "source_runs": list(args.runs)}
-    stats = run_pipeline("label", refs, config, args.out, beam_args, task_size=args.task_size,
-                         overwrite=args.overwrite, **shard_bounds(args))
+    stats = run_pipeline("label", refs, config, args.out, beam_args,
+                         task_size=settings.task_size, overwrite=args.overwrite,
+                         **settings.shard_bounds)
     print_run_summary(stats, args.out, args.json)
     if not args.json:
         leaves = stats.get("samples_by_taxonomy_leaf", {})

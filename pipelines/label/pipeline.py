@@ -13,12 +13,13 @@ run's, and where it came from is kept in ``lineage["relabeled_from"]``. Derived 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from pipelines.core.run_dir import RunDir, SampleReader
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn
+from pipelines.label.config import LabelConfig
 from pipelines.label.stage import LabelTaxonomyFn
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def label_refs(run_urls: Sequence[str]) -> list[dict[str, Any]]:
     return refs
 
 
-def build_stages(config: dict[str, Any]) -> list[StageFn]:
+def build_stages(config: LabelConfig | Mapping[str, Any]) -> list[StageFn]:
+    """ReadRunSample, then LabelTaxonomy."""
+    config = LabelConfig.coerce(config)
     return [ReadRunSampleFn(),
-            LabelTaxonomyFn(threshold=config.get("threshold"),
-                            taxonomy_file=config.get("taxonomy_file"),
-                            quantize=config.get("quantize", True))]
+            LabelTaxonomyFn(threshold=config.threshold, taxonomy_file=config.taxonomy_file,
+                            quantize=config.quantize)]

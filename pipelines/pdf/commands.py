@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import pymupdf
 
 from pipelines.core.cli_options import (
     add_post_stage_arguments,
     add_run_arguments,
     post_stage_config,
     print_run_summary,
-    shard_bounds,
+    run_settings,
 )
+from pipelines.core.config import validate_all
 from pipelines.core.inputs import expand_paths
 from pipelines.core.runner import run_pipeline
+from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, pdf_refs
+from pipelines.pdf.settings import PdfRenderSettings
 
 
 def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +26,12 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
         "Blank pages, near-duplicate pages and identical files are dropped with a reason; "
         "broken, encrypted or hostile files become error/drop records, never a stopped run.")
     parser.add_argument("inputs", nargs="+", help="documents, directories, globs or list files")
-    parser.add_argument("--target", type=int, default=1024,
-                        help="long side of page images in px (default 1024)")
-    parser.add_argument("--max-pixels", type=int, default=4096 * 4096,
-                        help="pixel cap per page image; the DPI is lowered to fit (default 16M)")
+    render, pdf = PdfRenderSettings(), PdfConfig()
+    parser.add_argument("--target", type=int, default=render.target,
+                        help=f"long side of page images in px (default {render.target})")
+    parser.add_argument("--max-pixels", type=int, default=render.max_pixels,
+                        help="pixel cap per page image; the DPI is lowered to fit "
+                             f"(default {render.max_pixels // 1024 ** 2}M)")
     parser.add_argument("--no-markdown", dest="markdown", action="store_false",
                         help="skip page markdown (pymupdf4llm)")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
@@ -38,31 +40,38 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip table samples")
     parser.add_argument("--keep-blank", dest="drop_blank", action="store_false",
                         help="keep blank pages instead of dropping them")
-    parser.add_argument("--near-duplicate-bits", type=int, default=10,
+    parser.add_argument("--near-duplicate-bits", type=int, default=pdf.near_duplicate_bits,
                         help="perceptual-hash bits (of 256) within which pages are near "
-                             "duplicates; -1 disables the filter (default 10)")
-    parser.add_argument("--page-timeout", type=float, default=60.0,
-                        help="seconds to open a document or render one page (default 60)")
-    parser.add_argument("--doc-timeout", type=float, default=900.0,
-                        help="seconds for a whole document (default 900)")
-    parser.add_argument("--max-memory-mb", type=int, default=4096,
-                        help="address-space cap of the renderer process (default 4096)")
+                             f"duplicates; -1 disables the filter (default "
+                             f"{pdf.near_duplicate_bits})")
+    parser.add_argument("--page-timeout", type=float, default=pdf.page_timeout,
+                        help="seconds to open a document or render one page "
+                             f"(default {pdf.page_timeout:g})")
+    parser.add_argument("--doc-timeout", type=float, default=pdf.doc_timeout,
+                        help=f"seconds for a whole document (default {pdf.doc_timeout:g})")
+    parser.add_argument("--max-memory-mb", type=int, default=pdf.max_memory_mb,
+                        help="address-space cap of the renderer process "
+                             f"(default {pdf.max_memory_mb})")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    render = {"target": args.target, "max_pixels": args.max_pixels, "markdown": args.markdown,
-              "figures": args.figures, "tables": args.tables}
-    return {"render": render, "page_timeout": args.page_timeout,
-            "doc_timeout": args.doc_timeout, "max_memory_mb": args.max_memory_mb,
-            "near_duplicate_bits": args.near_duplicate_bits, "drop_blank": args.drop_blank,
-            "pymupdf_version": pymupdf.VersionBind, **post_stage_config(args)}
+def config_from_args(args: argparse.Namespace) -> PdfConfig:
+    """The typed settings of the flags (not yet validated)."""
+    render = PdfRenderSettings(target=args.target, max_pixels=args.max_pixels,
+                            markdown=args.markdown, figures=args.figures, tables=args.tables)
+    return PdfConfig(render=render, page_timeout=args.page_timeout,
+                     doc_timeout=args.doc_timeout, max_memory_mb=args.max_memory_mb,
+                     near_duplicate_bits=args.near_duplicate_bits, drop_blank=args.drop_blank,
+                     **post_stage_config(args))
 
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    config, settings = config_from_args(args), run_settings(args)
+    validate_all(config, settings)  # every flag problem at once, before hashing inputs
     paths = expand_paths(args.inputs, DOCUMENT_SUFFIXES)
     refs = pdf_refs(paths, progress=True)
-    stats = run_pipeline("pdf", refs, config_from_args(args), args.out, beam_args,
-                         task_size=args.task_size, overwrite=args.overwrite,
-                         **shard_bounds(args))
+    stats = run_pipeline("pdf", refs, config, args.out, beam_args,
+                         task_size=settings.task_size, overwrite=args.overwrite,
+                         **settings.shard_bounds,
+                         validation_fraction=settings.validation_fraction)
     print_run_summary(stats, args.out, args.json)
     return 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, Mapping
 
+from pipelines.core.config import RunSettings, validate_all
 from pipelines.core.runner import run_pipeline
+from pipelines.sft.config import SftConfig
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +20,18 @@ REPORT_PNG = "sft_mixture.png"
 
 def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
               beam_args: list[str] = (), overrides: dict[str, Any] | None = None,
-              config: dict[str, Any] | None = None, progress: bool = False,
+              config: SftConfig | Mapping[str, Any] | None = None, progress: bool = False,
               **run_options: Any) -> dict[str, Any]:
-    """Scan, sample, run and report; returns {"stats", "mixture"} (the report)."""
+    """Scan, sample, run and report; returns {"stats", "mixture"} (the report).
+
+    `run_options` are `run_pipeline`'s (task_size, overwrite, shard bounds); the settings
+    are checked before any source is scanned.
+    """
     import dataclasses
+
+    config = config if isinstance(config, SftConfig) else SftConfig.from_dict(config)
+    validate_all(config, RunSettings(**{k: v for k, v in run_options.items()
+                                        if k in RunSettings.__dataclass_fields__}))
 
     from pipelines.core.run_dir import RunDir
     from pipelines.sft.mixture import (
@@ -44,8 +54,9 @@ def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
     if not refs:
         raise ValueError(f"nothing to build: {len(candidates)} candidate(s) in {len(runs)} run(s), "
                          f"none in a bucket of mixture {mixture.name!r} with weight > 0")
-    run_config = {"label": False, "mixture": mixture.path, "mixture_name": mixture.name,
-                  "sources": list(runs), **(config or {})}
+    # A build labels nothing itself: conversations carry their template's leaf.
+    run_config = dataclasses.replace(config, label=False, mixture=mixture.path,
+                                     mixture_name=mixture.name, sources=list(runs))
     stats = run_pipeline("sft", refs, run_config, out, beam_args, **run_options)
     run = RunDir(out)
     written = Counter(row or "unlabeled" for row in

@@ -21,11 +21,12 @@ from collections import Counter
 from pipelines.core.cli_options import (
     add_run_arguments,
     print_run_summary,
-    shard_bounds,
+    run_settings,
 )
+from pipelines.core.config import validate_all
 from pipelines.core.runner import run_pipeline
 from pipelines.sft.build import REPORT_JSON, REPORT_PNG, build_sft
-from pipelines.sft.templates import DEFAULT_MAX_ANSWER_CHARS
+from pipelines.sft.config import SftConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def add_sft_arguments(parser: argparse.ArgumentParser) -> None:
                        help="most repeats of one candidate when up-sampling (overrides the mixture)")
     build.add_argument("--seed", type=int, default=None,
                        help="sampling seed (overrides the mixture's 'seed')")
-    build.add_argument("--max-answer-chars", type=int, default=DEFAULT_MAX_ANSWER_CHARS,
-                       help=f"drop answers longer than this (default {DEFAULT_MAX_ANSWER_CHARS})")
+    build.add_argument("--max-answer-chars", type=int, default=SftConfig.max_answer_chars,
+                       help="drop answers longer than this "
+                            f"(default {SftConfig.max_answer_chars})")
     build.add_argument("--no-system-prompt", dest="system_prompt", action="store_false",
                        help="leave the DeepSeek-VL system prompt out of conversations")
     add_run_arguments(build)
@@ -70,7 +72,7 @@ def add_sft_arguments(parser: argparse.ArgumentParser) -> None:
                      help="directory that relative image paths are under (default: FILE's)")
     imp.add_argument("--no-label", dest="label", action="store_false",
                      help="do not run the taxonomy labeler (records stay 'unlabeled')")
-    imp.add_argument("--label-threshold", type=float, default=None,
+    imp.add_argument("--label-threshold", type=float, default=SftConfig.label_threshold,
                      help="labeler confidence below which a prompt stays 'unlabeled'")
     imp.add_argument("--no-system-prompt", dest="system_prompt", action="store_false",
                      help="do not add the DeepSeek-VL system prompt")
@@ -96,12 +98,14 @@ def sft_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def build_main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    settings = run_settings(args)
     result = build_sft(
         args.runs, args.out, args.mixture, beam_args,
         overrides={"total": args.total, "max_repeat": args.max_repeat, "seed": args.seed},
-        config={"max_answer_chars": args.max_answer_chars, "system_prompt": args.system_prompt},
-        progress=not args.json, task_size=args.task_size, overwrite=args.overwrite,
-        **shard_bounds(args))
+        config=SftConfig(max_answer_chars=args.max_answer_chars,
+                         system_prompt=args.system_prompt),
+        progress=not args.json, task_size=settings.task_size, overwrite=args.overwrite,
+        **settings.shard_bounds)
     if args.json:
         print(json.dumps({"out": args.out, **result}, indent=2, sort_keys=True, default=str))
         return 0
@@ -125,13 +129,16 @@ def import_main(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.core.run_dir import RunDir
     from pipelines.sft.pipeline import import_refs
 
+    config = SftConfig(label=args.label, label_threshold=args.label_threshold,
+                       system_prompt=args.system_prompt, import_file=args.file)
+    settings = run_settings(args)
+    validate_all(config, settings)  # every flag problem at once, before reading records
     refs = import_refs(args.file, args.image_root)
     if not refs:
         raise ValueError(f"{args.file}: no records")
-    config = {"label": args.label, "label_threshold": args.label_threshold,
-              "system_prompt": args.system_prompt, "import": args.file}
-    stats = run_pipeline("sft", refs, config, args.out, beam_args, task_size=args.task_size,
-                         overwrite=args.overwrite, **shard_bounds(args))
+    stats = run_pipeline("sft", refs, config, args.out, beam_args,
+                         task_size=settings.task_size, overwrite=args.overwrite,
+                         **settings.shard_bounds)
     print_run_summary(stats, args.out, args.json)
     if not args.json:
         leaves = Counter(RunDir(args.out).manifest().column("taxonomy_leaf").to_pylist())

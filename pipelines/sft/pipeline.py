@@ -32,6 +32,7 @@ from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
 from pipelines.core.run_dir import SampleNotFound, SampleReader
 from pipelines.core.stage import Record, StageFn
+from pipelines.sft.config import SftConfig
 from pipelines.sft.templates import (
     DEFAULT_MAX_ANSWER_CHARS,
     FAMILIES,
@@ -334,11 +335,12 @@ class BuildSftFn(StageFn):
         return self._labeler(text, images)
 
 
-def build_stages(config: dict[str, Any]) -> list[StageFn]:
-    return [BuildSftFn(max_answer_chars=config.get("max_answer_chars", DEFAULT_MAX_ANSWER_CHARS),
-                       system_prompt=config.get("system_prompt", True),
-                       label=config.get("label", True),
-                       label_threshold=config.get("label_threshold"))]
+def build_stages(config: SftConfig | Mapping[str, Any]) -> list[StageFn]:
+    """BuildSft: one verified conversation per planned input."""
+    config = SftConfig.coerce(config)
+    return [BuildSftFn(max_answer_chars=config.max_answer_chars,
+                       system_prompt=config.system_prompt, label=config.label,
+                       label_threshold=config.label_threshold)]
 
 
 # -- planning: what the sources can give, and the input refs for the chosen ones -------------

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import json
 import logging
 from importlib import metadata
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from apache_beam.transforms.window import GlobalWindows
 
@@ -41,6 +42,7 @@ from pipelines.core.runner import input_ref, run_pipeline
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.post_stages import post_stages
+from pipelines.web.config import WebConfig
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
 from pipelines.web.main_text import main_text
@@ -309,9 +311,10 @@ def _version(dist: str) -> str:
 
 
 # -- the pipeline ---------------------------------------------------------------------
-def build_stages(config: dict[str, Any]) -> list[StageFn]:
+def build_stages(config: WebConfig | Mapping[str, Any]) -> list[StageFn]:
     """ScreenshotPages, then the shared post stages (OCR, charts, labeling) as configured."""
-    return [ScreenshotPagesFn(config.get("render", {}), seen_path=config.get("seen_path")),
+    config = WebConfig.coerce(config)
+    return [ScreenshotPagesFn(dataclasses.asdict(config.render), seen_path=config.seen_path),
             *post_stages(config)]
 
 
@@ -333,7 +336,7 @@ def web_refs(urls: Iterable[str], depth: int = 0, **fields: Any) -> tuple[list[d
     return list(refs.values()), duplicates
 
 
-def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
+def crawl(urls: list[str], out: str, config: WebConfig | Mapping[str, Any], *, depth: int = 0,
           max_pages: int = 1000, beam_args: list[str] | tuple = (), task_size: int = 8,
           overwrite: bool = False, progress: bool = False, **bounds: Any) -> dict[str, Any]:
     """Crawl `urls`, then follow same-site links round by round; returns stats + crawl info.
@@ -343,10 +346,10 @@ def crawl(urls: list[str], out: str, config: dict[str, Any], *, depth: int = 0,
     Re-running a killed crawl continues where it stopped.
     """
     run = RunDir(out)
+    config = dataclasses.replace(WebConfig.coerce(config), seen_path=f"{run.url}/{SEEN_FILE}")
     seeds, duplicates = web_refs(urls)
     if overwrite:
         run.remove()
-    config = {**config, "seen_path": f"{run.url}/{SEEN_FILE}"}
     refs = seeds
     previous = run.input_refs()
     if previous:

@@ -1,0 +1,50 @@
+"""Settings of the "pdf" pipeline (`vlforge pdf`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.core.config import PostStageConfig
+from pipelines.pdf.settings import PdfRenderSettings
+
+
+@dataclass
+class PdfConfig(PostStageConfig):
+    """Documents → page, figure and table samples, then the optional post stages."""
+
+    LEGACY_KEYS = ("pymupdf_version",)  # once recorded here; now in each page's meta
+
+    render: PdfRenderSettings = field(default_factory=PdfRenderSettings)
+    """How pages are rendered and what is extracted (page size, markdown, figures, tables;
+    see `pipelines.pdf.settings.PdfRenderSettings`)."""
+    page_timeout: float = 60.0
+    """Seconds to open a document or render one page before the page becomes an error."""
+    doc_timeout: float = 900.0
+    """Seconds for a whole document."""
+    max_memory_mb: int = 4096
+    """Address-space cap of the isolated renderer process."""
+    near_duplicate_bits: int = 10
+    """Perceptual-hash bits (of 256) within which two pages are near duplicates; -1
+    disables the filter."""
+    drop_blank: bool = True
+    """Drop blank pages (with a reason) instead of writing them."""
+
+    def problems(self) -> list[str]:
+        from pipelines.pdf.pipeline import NearDuplicateIndex  # (it imports this module)
+
+        found = super().problems()
+        for name in ("page_timeout", "doc_timeout"):
+            if not getattr(self, name) > 0:
+                found.append(f"{name} must be > 0 seconds (got {getattr(self, name)})")
+        if self.max_memory_mb < 64:
+            found.append(f"max_memory_mb must be >= 64 (got {self.max_memory_mb})")
+        if not -1 <= self.near_duplicate_bits < NearDuplicateIndex.BANDS:
+            found.append("near_duplicate_bits must be -1 (off) or within "
+                         f"0..{NearDuplicateIndex.BANDS - 1} (got {self.near_duplicate_bits})")
+        for name in ("target", "max_pixels", "min_side", "max_figures"):
+            if getattr(self.render, name) < 1:
+                found.append(f"render.{name} must be >= 1 (got {getattr(self.render, name)})")
+        if self.render.target > 0 and self.render.max_pixels < self.render.target:
+            found.append(f"render.max_pixels ({self.render.max_pixels}) must be at least "
+                         f"render.target ({self.render.target})")
+        return found

@@ -1,0 +1,47 @@
+"""Settings of the "web" pipeline (`vlforge crawl`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from pipelines.core.config import PostStageConfig
+from pipelines.web.browser import RenderSettings
+
+
+@dataclass
+class WebConfig(PostStageConfig):
+    """URLs → page screenshots with their text and DOM, then the optional post stages."""
+
+    render: RenderSettings = field(default_factory=RenderSettings)
+    """How pages are rendered and how politely (viewport, tiles, timeouts, per-host delay
+    and concurrency, private addresses; see `pipelines.web.browser.RenderSettings`)."""
+    seen_path: str | None = None
+    """Where earlier crawl rounds recorded the URLs and page hashes already written (set
+    by `crawl` to ``RUN/web_seen.json``; deduplicates across rounds and retries)."""
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        render = self.render
+        for name in ("viewport_width", "viewport_height", "tile", "host_concurrency",
+                     "concurrency", "pages_per_context"):
+            if getattr(render, name) < 1:
+                found.append(f"render.{name} must be >= 1 (got {getattr(render, name)})")
+        for name in ("max_tiles", "retries", "host_delay_s", "backoff_s", "load_grace_s"):
+            if getattr(render, name) < 0:
+                found.append(f"render.{name} must be >= 0 (got {getattr(render, name)})")
+        for name in ("nav_timeout_s", "total_timeout_s"):
+            if not getattr(render, name) > 0:
+                found.append(f"render.{name} must be > 0 seconds (got {getattr(render, name)})")
+        allow = render.allow_private
+        if isinstance(allow, (list, tuple)):
+            for address in allow:
+                try:
+                    ipaddress.ip_network(address, strict=False)
+                except (TypeError, ValueError):
+                    found.append(f"render.allow_private: {address!r} is not an IP address "
+                                 "or network (--allow-address)")
+        elif not isinstance(allow, bool):
+            found.append("render.allow_private must be true, false or a list of addresses "
+                         f"(got {allow!r})")
+        return found
