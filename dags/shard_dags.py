@@ -38,7 +38,7 @@ def shard_dag(dag_id: str, kind: str, command: str, what: str):
             "runner": Param(None, type=["null", "string"], description="Beam runner; "
                             "default: Variable vlforge_beam_runner, else DirectRunner"),
             "beam_options": Param({}, type="object", description="extra Beam flags"),
-            "task_size": Param(8, type="integer", minimum=1),
+            "task_size": Param(scheduling.DEFAULT_TASK_SIZE, type="integer", minimum=1),
             "vlforge_flags": Param([], type="array", description="e.g. ['--allow-private']"),
         },
         tags=["vlforge", "data"],

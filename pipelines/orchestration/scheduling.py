@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import pipelines.orchestration.launch
+from pipelines.core.config import RunSettings
 
 # Asset names: one DAG's output is the next one's schedule.
 RAW_RUNS_ASSET = "vlforge.raw_runs"          # web_shards / pdf_shards -> label_and_sft
@@ -19,6 +20,7 @@ CURATED_RUNS_ASSET = "vlforge.curated_runs"  # label_and_sft -> handoff
 TRAINING_DATA_ASSET = "vlforge.training_data"  # handoff -> train_vlm
 
 DEFAULT_DATA_ROOT = os.path.expanduser("~/vlforge-data")
+DEFAULT_TASK_SIZE = RunSettings.task_size  # the DAG param's default is the CLI's
 
 
 def launcher_path() -> str:
@@ -47,7 +49,7 @@ def beam_pipeline_options(params: dict[str, Any], pipeline: str, inputs: list[st
     if isinstance(extra, str):
         extra = json.loads(extra or "{}")
     options = {"pipeline": pipeline, "input": inputs, "out": out,
-               "task-size": int(params.get("task_size", 8))}
+               "task-size": int(params.get("task_size", DEFAULT_TASK_SIZE))}
     for flag in params.get("vlforge_flags") or []:
         options[flag.lstrip("-")] = True
     options.update(extra)
