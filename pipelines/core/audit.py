@@ -72,8 +72,17 @@ def audit_run(url: str, verify_shards: bool = True) -> AuditReport:
         return report
     manifest = manifest_table.to_pylist()
     inputs = run.inputs().column("input_id").to_pylist()
-    report.inputs = len(inputs)
+    check_accounting(inputs, manifest, outcomes, report)
+    if verify_shards:
+        _verify_shards(run, manifest, report)
+    return report
 
+
+def check_accounting(inputs: list[str], manifest: list[dict[str, Any]],
+                     outcomes: list[dict[str, Any]], report: AuditReport) -> AuditReport:
+    """Fill `report`'s counts and accounting problems from a run's rows (the audit's rule,
+    also checked by `RunDir.finalize` before it writes ``_SUCCESS``)."""
+    report.inputs = len(inputs)
     statuses: dict[str, list[str]] = defaultdict(list)
     children: dict[str, set[str]] = defaultdict(set)
     parts: dict[str, int] = {}
@@ -107,8 +116,6 @@ def audit_run(url: str, verify_shards: bool = True) -> AuditReport:
     report.missing_children = sorted(
         f"{item}: {len(children.get(item, ()))} of {n} parts accounted"
         for item, n in parts.items() if len(children.get(item, ())) != n)
-    if verify_shards:
-        _verify_shards(run, manifest, report)
     return report
 
 

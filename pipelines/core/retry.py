@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, RunSettings
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.runner import execute, pipeline_config
@@ -47,4 +48,4 @@ def retry(out: str, beam_args: Sequence[str] = (), reasons: Sequence[str] = ()) 
              for i in range(0, len(failed), size)]
     run.record_attempt("retry", tasks)
     execute(pipeline, tasks, config, run.url, beam_args, settings)
-    return run.finalize()
+    return ensure_complete(run, run.finalize())

@@ -366,6 +366,8 @@ class RunDir:
         if all_done and not stats.get("accounting_problems"):
             with self.fs.open(self.path(SUCCESS), "w") as handle:
                 handle.write(_now() + "\n")
+        elif self.exists(SUCCESS):
+            self.fs.rm(self.path(SUCCESS))
         return stats
 
     def rewrite_manifests(self, update: Callable[[dict[str, Any]], None],

@@ -16,12 +16,15 @@ import logging
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
+from pipelines.core.engines import DEFAULT_BEAM_ARGS as DEFAULT_ENGINE_ARGS
+from pipelines.core.engines import beam_options
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.stage import StageFn
+from pipelines.core.task_end import TaskEnd
 from pipelines.core.write_run import WriteRun
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ CONFIGS: dict[str, str] = {
     "sft": "pipelines.sft.config:SftConfig",
 }
 
-DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
+DEFAULT_BEAM_ARGS = DEFAULT_ENGINE_ARGS  # kept for importers; see pipelines.core.engines
 
 
 def input_ref(pipeline: str, locator: str, **fields: Any) -> dict[str, Any]:
@@ -88,15 +91,17 @@ def _load(table: dict[str, str], pipeline: str) -> Any:
 
 
 class ExpandTaskFn(beam.DoFn):
-    """One task in, one seed Sample per input out (all within one `process` call)."""
+    """One task in, one seed Sample per input out, then the task's end marker (all within
+    one `process` call; see `pipelines.core.task_end`)."""
 
     def __init__(self, pipeline: str):
         self.pipeline = pipeline
 
-    def process(self, task: tuple[str, list[dict[str, Any]]]) -> Iterator[Sample]:
+    def process(self, task: tuple[str, list[dict[str, Any]]]) -> Iterator[Sample | TaskEnd]:
         task_id, refs = task
         for ref in refs:
             yield seed_sample(self.pipeline, ref, task_id)
+        yield TaskEnd.of(task_id)
 
 
 def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Sequence[Task],
@@ -139,7 +144,7 @@ def run_pipeline(pipeline: str, refs: list[dict[str, Any]],
         execute(pipeline, tasks, typed, run.url, beam_args, settings)
     else:
         log.info("%s: every task already done; finalizing", pipeline)
-    return run.finalize()
+    return ensure_complete(run, run.finalize())
 
 
 def execute(pipeline: str, tasks: list[Task], config: Config, run_url: str,
@@ -147,7 +152,7 @@ def execute(pipeline: str, tasks: list[Task], config: Config, run_url: str,
     """Run `tasks` of `pipeline` on Beam into the run at `run_url` (no planning, no
     finalizing: `run_pipeline` and `retry` do those)."""
     stages = load_stage_builder(pipeline)(config)
-    options = PipelineOptions(list(beam_args) or DEFAULT_BEAM_ARGS)
+    options = beam_options(beam_args, len(tasks))  # runner aliases, engine defaults
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)
 

@@ -17,6 +17,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
+from pipelines.core.task_end import TaskEnd
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,13 @@ Record = Sample | Outcome
 
 
 def task_of(record: Record) -> str:
-    """The task a record belongs to (stages that hold records back flush on a change)."""
+    """The task a record belongs to (stages that hold records back flush on a change).
+
+    A task's end marker (`pipelines.core.task_end.TaskEnd`) counts as a task of its own,
+    so a stage holding records of that task releases them before passing the marker on.
+    """
+    if isinstance(record, TaskEnd):
+        return f"{record.task}/end"
     return record.task if isinstance(record, Outcome) else record.lineage.get("task", "")
 
 

@@ -1,10 +1,12 @@
 """The Beam sink: write a stream of Samples and Outcomes into a run directory, per task.
 
 Records of one task arrive contiguously (the task expands inside one `process` call and
-every stage up to this sink is fused and element-wise), so when the task id changes, or
-the bundle ends, the previous task is complete: its shards are closed and renamed, then
-its manifest, outcomes and done marker are written. Done markers therefore appear task by
-task as the run progresses, and a killed run loses at most the tasks in flight.
+every stage up to this sink is fused and element-wise) and end with the task's end marker
+(`pipelines.core.task_end`): when it arrives the task is complete, so its shards are closed
+and renamed, then its manifest, outcomes and done marker are written, from `process`
+itself (runners differ in what they do with work left for ``finish_bundle``). Done
+markers therefore appear task by task as the run progresses, and a killed run loses at
+most the tasks in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
 from pipelines.core.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT
+from pipelines.core.task_end import is_task_end
 
 
 class _TaskBuffer:
@@ -50,6 +53,9 @@ class WriteRunFn(beam.DoFn):
     def process(self, record: Sample | Outcome) -> None:
         task_id = (record.task if isinstance(record, Outcome)
                    else record.lineage.get("task", "")) or "t00000"
+        if is_task_end(record):  # the task is whole: write it now, not at bundle end
+            self._finish_task(task_id)
+            return
         buffer = self.tasks.get(task_id)
         if buffer is None:
             if task_id in self.finished:
@@ -74,6 +80,17 @@ class WriteRunFn(beam.DoFn):
 
     def finish_bundle(self) -> None:
         self._finish_tasks()
+
+    def _finish_task(self, task_id: str) -> None:
+        buffer = self.tasks.pop(task_id, None)
+        if buffer is None:  # a task with no records at all still gets its done marker
+            if task_id in self.finished:
+                return
+            buffer = _TaskBuffer(self.run, self.pipeline, task_id, self.max_bytes,
+                                 self.max_count)
+        shards = buffer.writer.close()
+        self.run.write_task(task_id, shards, buffer.writer.rows, buffer.outcomes)
+        self.finished.add(task_id)
 
     def _finish_tasks(self) -> None:
         for task_id, buffer in self.tasks.items():

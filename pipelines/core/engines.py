@@ -1,0 +1,71 @@
+"""Beam runner flags for the engines vlforge runs on, with the defaults each one needs.
+
+Every pipeline command passes unknown ``--flags`` to Beam; this module turns them into
+`PipelineOptions`:
+
+- ``--runner=DaskRunner`` (Beam's runner lookup knows only its own short names) becomes
+  ``apache_beam.runners.dask.dask_runner.DaskRunner``. Beam's Dask runner makes one Dask
+  task per partition of the first `Create`, and a partition is a bundle that runs each stage
+  to the end before the next; it would put up to 128 of our tasks in one partition, so all
+  of them would run in one worker process, one stage at a time. Unless
+  ``--dask_npartitions``/``--dask_partition_size`` is given, each task gets a partition.
+- ``--runner=PortableRunner`` with ``--environment_type=EXTERNAL`` runs on a worker pool
+  (``python -m apache_beam.runners.worker.worker_pool_main``), the way Flink, Spark and
+  Dataflow run Python workers; nothing is added.
+- no ``--runner``: the DirectRunner.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+RUNNER_ALIASES = {"DaskRunner": DASK_RUNNER, "dask": DASK_RUNNER}
+MAX_DASK_PARTITIONS = 1024
+
+
+def runner_name(beam_args: Sequence[str]) -> str:
+    """The ``--runner`` value of `beam_args` (aliases resolved; DirectRunner when absent)."""
+    name = "DirectRunner"
+    args = list(beam_args)
+    for index, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+        elif arg == "--runner" and index + 1 < len(args):
+            name = args[index + 1]
+    return RUNNER_ALIASES.get(name, name)
+
+
+def is_dask(beam_args: Sequence[str]) -> bool:
+    return runner_name(beam_args) == DASK_RUNNER
+
+
+def resolve_beam_args(beam_args: Sequence[str], tasks: int = 1) -> list[str]:
+    """`beam_args` with runner aliases expanded and the engine's defaults added."""
+    args: list[str] = []
+    skip = False
+    given = list(beam_args) or list(DEFAULT_BEAM_ARGS)
+    for index, arg in enumerate(given):
+        if skip:
+            skip = False
+            continue
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+            args.append(f"--runner={RUNNER_ALIASES.get(name, name)}")
+        elif arg == "--runner" and index + 1 < len(given):
+            args.append(f"--runner={RUNNER_ALIASES.get(given[index + 1], given[index + 1])}")
+            skip = True
+        else:
+            args.append(arg)
+    if is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
+                                 for a in args):
+        args.append(f"--dask_npartitions={max(1, min(tasks, MAX_DASK_PARTITIONS))}")
+    return args
+
+
+def beam_options(beam_args: Sequence[str], tasks: int = 1) -> PipelineOptions:
+    """`PipelineOptions` for running `tasks` tasks with the user's Beam flags."""
+    return PipelineOptions(resolve_beam_args(beam_args, tasks))
