@@ -1,9 +1,11 @@
 """One Chromium per worker, driven by Playwright's async API on a private event loop.
 
 `PageRenderer` launches Debian's Chromium once (``executable_path``; Playwright's own
-browser download is not needed) and renders batches of URLs concurrently, each in a fresh
-browser context so no cookie or storage leaks from one page to the next (optionally
-recycled for a few pages, see `RenderSettings.pages_per_context`). Every request goes
+browser download is not needed) and renders batches of URLs concurrently. A browser
+context and its tab serve pages of one origin only (up to
+`RenderSettings.pages_per_context` of them, which reuses the renderer process), and after
+every page its cookies, permissions, session storage and the storage of every origin the
+page touched are cleared, so no page sees another page's state. Every request goes
 through a route handler that enforces the safety rules (scheme, non-public addresses, also
 for each redirect hop, robots.txt of redirect targets, X-Robots-Tag, non-HTML bodies,
 downloads, size), so a refused URL is never fetched by the browser.
@@ -15,7 +17,9 @@ the loop lets one worker keep several pages in flight while Beam's thread just w
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import threading
@@ -49,6 +53,17 @@ QUIET_PAGE_JS = """
 window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;
 window.print = () => {}; window.open = () => null;
 """
+# Run in a tab before it serves the next page of its origin (what cookies and storage
+# clearing does not reach).
+CLEAR_TAB_JS = "() => { try { sessionStorage.clear(); } catch (e) {} window.name = ''; }"
+# What the settle rule watches: finished resources and the size of the DOM.
+SETTLE_JS = ("() => [performance.getEntriesByType('resource').length, "
+             "document.getElementsByTagName('*').length]")
+SETTLE_POLL_S = 0.1
+# Sub-resource failures that say the host cannot be reached at all.
+DEAD_HOST_ERRORS = ("ERR_CONNECTION_REFUSED", "ERR_ADDRESS_UNREACHABLE",
+                    "ERR_CONNECTION_TIMED_OUT", "ERR_NAME_NOT_RESOLVED", "ERR_TIMED_OUT",
+                    "ERR_NAME_RESOLUTION_FAILED")
 # Failures worth another attempt after a pause; anything else is final.
 TRANSIENT_NET_ERRORS = ("ERR_CONNECTION_RESET", "ERR_CONNECTION_CLOSED", "ERR_EMPTY_RESPONSE",
                         "ERR_NETWORK_CHANGED", "ERR_TIMED_OUT", "ERR_CONNECTION_TIMED_OUT",
@@ -68,10 +83,18 @@ class RenderSettings:
     host_delay_s / host_concurrency: politeness per host within one worker (robots
         Crawl-delay wins when longer).
     concurrency: pages in flight per worker.
-    pages_per_context: 1 (default) gives every page a fresh browser context; N > 1
-        recycles a context and its tab for up to N pages (cookies and permissions
-        cleared between them; same-origin localStorage may persist), which reuses the
-        renderer process: ~0.2 instead of ~0.6 CPU-s per small page here.
+    pages_per_context: a browser context and its tab serve up to this many pages, all of
+        one origin, with cookies, permissions, session storage, window.name and the
+        storage (local, IndexedDB, cache, ...) of every origin the page touched cleared
+        after each page; reusing the tab reuses the renderer process (~0.2 instead of
+        ~0.6 CPU-s per small page here). 1 gives every page a fresh context.
+    settle_quiet_s: the settle rule: a page whose load event has not come (a resource
+        that never arrives, a long-polling frame or script) is captured once neither
+        its DOM nor its finished resources changed for this long (within
+        ``load_grace_s``).
+    dead_host_s: a host whose connection failed (refused, unreachable, timed out) gets
+        no further sub-resource requests for this long: they fail at once instead of
+        each waiting for its own timeout.
     retries / backoff_s: extra attempts for transient failures, backoff doubling.
     jitless: run page JavaScript without V8's JIT: less CPU per page (renderer start and
         short scripts), slower heavy scripts.
@@ -91,7 +114,9 @@ class RenderSettings:
     host_delay_s: float = 1.0
     host_concurrency: int = 2
     concurrency: int = 4
-    pages_per_context: int = 1
+    pages_per_context: int = 32
+    settle_quiet_s: float = 0.5
+    dead_host_s: float = 300.0
     jitless: bool = False
     retries: int = 2
     backoff_s: float = 1.0
@@ -108,7 +133,8 @@ class RenderSettings:
                 "load_grace_s": self.load_grace_s, "user_agent": USER_AGENT,
                 "locale": "en-US", "timezone": "UTC", "color_scheme": "light",
                 "javascript": True, "dialogs": "suppressed",
-                "pages_per_context": self.pages_per_context, "jitless": self.jitless}
+                "pages_per_context": self.pages_per_context, "context_scope": "origin",
+                "settle_quiet_s": self.settle_quiet_s, "jitless": self.jitless}
 
     def launch_args(self) -> list[str]:
         return CHROMIUM_ARGS + (["--js-flags=--jitless"] if self.jitless else [])
@@ -130,6 +156,7 @@ class PageResult:
     content_sha256: str
     seconds: float
     attempts: int = 1
+    settled: str = "load"  # how the wait for the page ended: load, quiet or grace
 
 
 @dataclass
@@ -141,6 +168,20 @@ class _Visit:
     status: int = 0
     content_type: str = ""
     redirects: list[str] = field(default_factory=list)
+    origins: set[str] = field(default_factory=set)  # every origin the page requested
+
+
+@dataclass
+class _Tab:
+    """A browser context with its one page (and a CDP session on it), serving pages of one
+    origin; `visit` is the page visit in progress, None between pages."""
+
+    context: Any
+    page: Any
+    cdp: Any
+    origin: str
+    uses: int = 0
+    visit: _Visit | None = None
 
 
 class PageRenderer:
@@ -163,8 +204,10 @@ class PageRenderer:
         self.robots = RobotsCache(guard=self.guard)
         self.pacer = HostPacer(self.settings.host_delay_s, self.settings.host_concurrency)
         self.pages_in_flight = asyncio.Semaphore(self.settings.concurrency)
-        self._idle_contexts: list = []
-        self._context_uses: dict[int, int] = {}
+        self._idle_tabs: list[_Tab] = []  # oldest first
+        self._dead_hosts: dict[str, float] = {}  # host:port -> monotonic time it may retry
+        # contexts_opened, tabs_reused, dead_host_aborts: how the reuse rules played out.
+        self.stats: collections.Counter = collections.Counter()
         self._playwright = await async_playwright().start()
         self._browser = await self._playwright.chromium.launch(
             executable_path=CHROMIUM_PATH, args=self.settings.launch_args(), headless=True)
@@ -207,7 +250,7 @@ class PageRenderer:
         try:
             if not self._browser.is_connected():  # Chromium crashed: start a new one
                 log.warning("Chromium is gone; relaunching")
-                self._idle_contexts.clear()
+                self._idle_tabs.clear()
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=CHROMIUM_PATH, args=self.settings.launch_args(),
                     headless=True)
@@ -250,44 +293,54 @@ class PageRenderer:
         return result
 
     async def _visit(self, url: str) -> PageResult | Outcome:
+        s = self.settings
+        tab = await self._take_tab(_origin_of(url))
+        result: PageResult | Outcome | None = None
+        try:
+            result = await self._visit_in(tab, url)
+            return result
+        finally:
+            # A tab is kept after a page or a rule's "no" (404, not HTML, robots...); after
+            # a failure or timeout (an endless script may still run in it) it is closed.
+            healthy = isinstance(result, PageResult) or (
+                result is not None and result.kind == "dropped")
+            await self._release_tab(tab, healthy)
+
+    async def _visit_in(self, tab: _Tab, url: str) -> PageResult | Outcome:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
         s = self.settings
         visit = _Visit()
-        context, page = await self._take_tab()
-        healthy = False
+        tab.visit, page = visit, tab.page
         try:
-            await page.route("**/*", lambda route: self._guard_request(route, page, visit))
-            try:
-                response = await page.goto(url, wait_until="domcontentloaded",
-                                           timeout=s.nav_timeout_s * 1000)
-            except PlaywrightError as exc:
-                return visit.block or _classify_navigation_error(exc)
-            if visit.block:
-                return visit.block
-            status = response.status if response else visit.status
-            if status >= 400:
-                kind = "error" if status >= 500 or status in TRANSIENT_STATUS else "dropped"
-                return refuse(f"http_{status}", f"{url} answered HTTP {status}", kind)
-            try:
-                result = await self._capture(url, page, status, visit)
-            except PlaywrightTimeoutError as exc:
-                return refuse("page_timeout", "page stopped responding (endless script?): "
-                               + str(exc).split("\n", 1)[0], "error")
-            healthy = True
-            return result
-        finally:
-            await self._release_context(context, page, healthy)
+            response = await page.goto(url, wait_until="domcontentloaded",
+                                       timeout=s.nav_timeout_s * 1000)
+        except PlaywrightError as exc:
+            return visit.block or _classify_navigation_error(exc)
+        if visit.block:
+            return visit.block
+        status = response.status if response else visit.status
+        if status >= 400:
+            kind = "error" if status >= 500 or status in TRANSIENT_STATUS else "dropped"
+            return refuse(f"http_{status}", f"{url} answered HTTP {status}", kind)
+        try:
+            return await self._capture(url, page, status, visit)
+        except PlaywrightTimeoutError as exc:
+            return refuse("page_timeout", "page stopped responding (endless script?): "
+                          + str(exc).split("\n", 1)[0], "error")
 
-    async def _take_tab(self):
-        """A fresh context with one page, or (``pages_per_context`` > 1) a recycled one.
+    async def _take_tab(self, origin: str) -> _Tab:
+        """An idle tab that served this origin before, or a fresh context with one tab.
 
-        Recycling keeps the tab too: navigating an existing tab reuses its renderer
-        process, which is what makes recycling cheaper (~3x less CPU per page here).
+        Tabs never move to another origin: clearing state between pages is the first
+        guard against leaks, keeping origins apart the second.
         """
-        if self._idle_contexts:
-            return self._idle_contexts.pop()
+        for index in range(len(self._idle_tabs) - 1, -1, -1):
+            if self._idle_tabs[index].origin == origin:
+                self.stats["tabs_reused"] += 1
+                return self._idle_tabs.pop(index)
+        self.stats["contexts_opened"] += 1
         s = self.settings
         context = await self._browser.new_context(
             viewport={"width": s.viewport_width, "height": s.viewport_height},
@@ -295,48 +348,91 @@ class PageRenderer:
             locale="en-US", timezone_id="UTC", color_scheme="light",
             reduced_motion="reduce", service_workers="block")
         await context.add_init_script(QUIET_PAGE_JS)
-        self._context_uses[id(context)] = 0
         page = await context.new_page()
+        tab = _Tab(context, page, await context.new_cdp_session(page), origin)
         page.on("popup", lambda popup: asyncio.ensure_future(popup.close()))
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
         page.on("download", lambda download: asyncio.ensure_future(download.cancel()))
-        return context, page
+        page.on("requestfailed", self._note_failure)
+        await page.route("**/*", lambda route: self._guard_request(route, tab))
+        return tab
 
-    async def _release_context(self, context, page, healthy: bool) -> None:
-        """Close the context unless it may serve another page (then keep its tab).
+    async def _release_tab(self, tab: _Tab, healthy: bool) -> None:
+        """Clear the tab's state and keep it for its origin's next page, or close it.
 
-        A context is only recycled after a page that ended normally, with its cookies
-        and permissions cleared; a stuck page (endless script) takes its context down.
+        A tab is only kept after a page that ended normally and when clearing worked;
+        a stuck page (endless script) takes its context down. Idle tabs beyond twice
+        ``concurrency`` are closed, oldest first.
         """
-        uses = self._context_uses.get(id(context), 0) + 1
-        self._context_uses[id(context)] = uses
+        tab.uses += 1
+        visit, tab.visit = tab.visit, None
+        if healthy and tab.uses < self.settings.pages_per_context:
+            try:
+                await asyncio.wait_for(self._clear_state(tab, visit), 10)
+                self._idle_tabs.append(tab)
+                tab = None
+                if len(self._idle_tabs) > 2 * self.settings.concurrency:
+                    tab = self._idle_tabs.pop(0)
+            except Exception as exc:
+                log.info("clearing a tab failed, closing it: %s", exc)
+        if tab is not None:
+            try:
+                await asyncio.wait_for(tab.context.close(), 10)
+            except Exception as exc:
+                log.warning("closing a page/context failed: %s", exc)
+
+    async def _clear_state(self, tab: _Tab, visit: _Visit | None) -> None:
+        """Everything a page could leave for the next one in this tab."""
+        await tab.page.evaluate(CLEAR_TAB_JS)
+        await tab.context.clear_cookies()
+        await tab.context.clear_permissions()
+        for origin in sorted(visit.origins if visit else ()):
+            await tab.cdp.send("Storage.clearDataForOrigin",
+                               {"origin": origin, "storageTypes": "all"})
+
+    def _note_failure(self, request) -> None:
+        """Remember hosts that cannot be reached, so their other requests fail at once."""
+        failure = request.failure or ""
+        if any(code in failure for code in DEAD_HOST_ERRORS):
+            parts = urlsplit(request.url)
+            self._dead_hosts[parts.netloc] = time.monotonic() + self.settings.dead_host_s
+
+    async def _settle(self, page) -> str:
+        """Wait for the load event, at most ``load_grace_s``; stop earlier once the page
+        has settled (DOM and finished resources unchanged for ``settle_quiet_s``), which
+        a long-polling frame or a resource that never arrives would otherwise prevent.
+        Returns how the wait ended: "load", "quiet" or "grace"."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.load_grace_s
+        load = asyncio.ensure_future(page.wait_for_load_state("load",
+                                                              timeout=s.load_grace_s * 1000))
+        last, quiet_since = None, loop.time()
         try:
-            if page is not None:  # handlers still in flight must not fail the close
-                await asyncio.wait_for(page.unroute_all(behavior="ignoreErrors"), 5)
-        except Exception as exc:
-            log.info("unrouting a page failed: %s", exc)
-            healthy = False
-        try:
-            if healthy and uses < self.settings.pages_per_context:
-                await context.clear_cookies()
-                await context.clear_permissions()
-                self._idle_contexts.append((context, page))
-                return
-            self._context_uses.pop(id(context), None)
-            await asyncio.wait_for(context.close(), 10)
-        except Exception as exc:
-            log.warning("closing a page/context failed: %s", exc)
+            while True:
+                await asyncio.wait([load], timeout=SETTLE_POLL_S)
+                if load.done():
+                    return "load" if load.exception() is None else "grace"
+                now = loop.time()
+                if now >= deadline:
+                    return "grace"
+                snapshot = await page.evaluate(SETTLE_JS)
+                if snapshot != last:
+                    last, quiet_since = snapshot, now
+                elif now - quiet_since >= s.settle_quiet_s:
+                    return "quiet"
+        finally:
+            if not load.done():
+                load.cancel()
+            with contextlib.suppress(BaseException):
+                await load
 
     async def _capture(self, url: str, page, status: int, visit: _Visit) -> PageResult | Outcome:
         """Read out and screenshot a page whose document has arrived."""
-        from playwright.async_api import Error as PlaywrightError
-
         s = self.settings
-        load_complete = True
-        try:
-            await page.wait_for_load_state("load", timeout=s.load_grace_s * 1000)
-        except PlaywrightError:
-            load_complete = False  # e.g. a resource that never finishes: capture anyway
+        # A page still loading (a resource that never finishes) is captured anyway.
+        settled = await self._settle(page)
+        load_complete = settled == "load"
         limits = {**s.limits, "maxY": max(s.viewport_height, s.tile * s.max_tiles)}
         extracted = await page.evaluate(EXTRACT_JS, limits)
         refusal = no_ai_refusal(extracted.get("metaRobots"), "meta robots")
@@ -354,19 +450,45 @@ class PageRenderer:
                           content_type=visit.content_type, redirects=visit.redirects,
                           load_complete=load_complete, extracted=extracted,
                           viewport_png=viewport_png, full_png=full_png,
-                          content_sha256=digest, seconds=0.0)
+                          content_sha256=digest, seconds=0.0, settled=settled)
 
-    async def _guard_request(self, route, page, visit: _Visit) -> None:
-        """Every request of a page: refuse unsafe ones; vet main-frame documents fully."""
+    async def _guard_request(self, route, tab: _Tab) -> None:
+        """Every request of a page: refuse unsafe ones, fail those to dead hosts at once;
+        vet main-frame documents fully.
+
+        Never raises: the route stays registered for the tab's life, and Playwright would
+        hand a handler's exception to whatever call happens to be waiting, on any page.
+        A failure while vetting the main document becomes that visit's outcome.
+        """
+        try:
+            await self._guard(route, tab)
+        except Exception as exc:
+            request, visit = route.request, tab.visit
+            if visit is not None and visit.block is None and request.is_navigation_request() \
+                    and request.frame == tab.page.main_frame:
+                visit.block = _classify_navigation_error(exc)
+            with contextlib.suppress(Exception):
+                await route.abort("failed")
+
+    async def _guard(self, route, tab: _Tab) -> None:
         request = route.request
         url = request.url
-        scheme = urlsplit(url).scheme
-        if scheme in ("data", "blob", "about"):
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about"):
             await route.continue_()
             return
+        page, visit = tab.page, tab.visit
+        if visit is None:  # a straggler of a page already finished
+            await route.abort("aborted")
+            return
+        main_document = request.is_navigation_request() and request.frame == page.main_frame
+        if not main_document and self._dead_hosts.get(parts.netloc, 0) > time.monotonic():
+            self.stats["dead_host_aborts"] += 1
+            await route.abort("addressunreachable")
+            return
+        visit.origins.add(f"{parts.scheme}://{parts.netloc}")
         loop = asyncio.get_running_loop()
         refusal = scheme_refusal(url) or await loop.run_in_executor(None, self.guard.check, url)
-        main_document = request.is_navigation_request() and request.frame == page.main_frame
         if main_document and not refusal:
             refusal = await self._vet_document(route, page, visit)
             if refusal is None:
@@ -430,6 +552,11 @@ class PageRenderer:
         else:
             await route.fulfill(response=response, body=body)
         return None
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _transient(refusal: Outcome) -> bool:

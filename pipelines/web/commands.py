@@ -51,8 +51,10 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=render.concurrency,
                         help=f"pages in flight per worker (default {render.concurrency})")
     parser.add_argument("--pages-per-context", type=int, default=render.pages_per_context,
-                        help="1 (default): a fresh browser context per page; N: recycle a "
-                             "context for N pages (cookies cleared between them), faster")
+                        help="a browser context (and its renderer process) serves up to N "
+                             "pages of one origin, all cookies, storage and permissions "
+                             "cleared after each page (default "
+                             f"{render.pages_per_context}; 1: a fresh context per page)")
     parser.add_argument("--jitless", action="store_true",
                         help="run page scripts without V8's JIT (less CPU per page, slower "
                              "script-heavy pages)")

@@ -212,6 +212,7 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
         "text_source": "main_content",  # what .txt holds (markdown of the main content)
         "content_sha256": result.content_sha256, "links": links, "pdf_links": pdf_links,
         "seconds": round(result.seconds, 3), "attempts": result.attempts,
+        "settled": result.settled,
         "render": render_record, "tiles": [],
     }
     tile_samples = []

@@ -3,8 +3,9 @@
 ``serve_site()`` starts an `http.server` on 127.0.0.1 in a thread and returns it with its
 base URL. Pages are generated in code: articles that link to each other, a table, an SVG
 chart, and the troublemakers (slow, never-answering, redirect loop, robots-disallowed,
-endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503). Extra
-pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
+endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503,
+long polling, images from a dead host, a page that shows and leaves cookies and storage).
+Extra pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,24 @@ def svg_chart_page() -> str:
             '<svg width="16" height="16"><circle cx="8" cy="8" r="6"/></svg></body></html>')
 
 
+STATE_SCRIPT = """
+const seen = {cookie: document.cookie, local: JSON.stringify({...localStorage}),
+              session: JSON.stringify({...sessionStorage}), name: window.name};
+document.getElementById("seen").textContent = "seen:" + JSON.stringify(seen);
+document.cookie = "js_cookie=" + location.host + "; path=/";
+localStorage.setItem("mark", location.host);
+sessionStorage.setItem("mark", location.host);
+window.name = "mark-" + location.host;
+"""
+
+
+def state_page(cookie_header: str) -> str:
+    """Shows every piece of state an earlier page could have left (the Cookie header it was
+    sent, document.cookie, local/session storage, window.name), then leaves its own."""
+    return simple_page("State", f"<p>cookie-header:[{html.escape(cookie_header)}]</p>"
+                                f'<p id="seen"></p><script>{STATE_SCRIPT}</script>')
+
+
 def index_page() -> str:
     links = ["/articles/1", "/articles/2", "/articles/4", "/table", "/chart", "/private/secret",
              "/docs/annual.pdf", "http://example.org/elsewhere"]
@@ -102,6 +121,13 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/copy": lambda: self.page(article(7)),  # same content as /articles/7
             "/flaky": self.flaky,
             "/cookie": self.cookie,
+            "/state": lambda: self.reply(
+                200, state_page(self.headers.get("Cookie", "")).encode(), "text/html",
+                {"Set-Cookie": f"server_cookie={self.server.server_port}; Path=/"}),
+            "/long-poll": lambda: self.page(simple_page(
+                "Live ticker", "<p>Prices update live.</p><iframe src='/hang'></iframe>"
+                "<script>fetch('/hang');</script>")),
+            "/dead-images": self.dead_images,
             "/loop": lambda: self.redirect("/loop2"),
             "/loop2": lambda: self.redirect("/loop"),
             "/moved": lambda: self.redirect("/articles/3", 301),
@@ -150,6 +176,13 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
         shown = html.escape(f"{self.path} cookie:[{self.headers.get('Cookie', '')}]")
         self.reply(200, simple_page("Cookie", f"<p>{shown}</p>").encode(), "text/html",
                    {"Set-Cookie": "visited=yes; Path=/"})
+
+    def dead_images(self) -> None:
+        """Images from ``?port=P`` on loopback, where nothing listens."""
+        port = int(self.path.split("port=", 1)[1].split("&", 1)[0])
+        images = "".join(f'<img src="http://127.0.0.1:{port}/{i}.png" width=20 height=20>'
+                         for i in range(6))
+        self.page(simple_page("Dead images", f"<p>Images from nowhere.</p>{images}"))
 
     def flaky(self) -> None:
         """503 on the first request, the page afterwards: a transient failure."""
