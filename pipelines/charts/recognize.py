@@ -101,9 +101,26 @@ class ChartReader:
     # -- axes ----------------------------------------------------------------------------
     def _snap(self, orient: str, label: Text, pos: float) -> float:
         """Move an approximate tick position onto the tick mark or gridline beside it."""
+        return self._nearest_rule(orient, label, pos)[0]
+
+    def _tick_x(self, label: Text) -> float:
+        """Where an x label's tick is: under its middle, or at its text anchor when the label
+        is start/end-anchored and a tick stands there, not under the middle (Vega flushes
+        the end labels to the axis ends; Bokeh writes centred labels with a start anchor)."""
+        center = _label_anchor_x(label)
+        if label.anchor_x is None:
+            return center
+        d_center = self._nearest_rule("x", label, center)[1]
+        d_anchor = self._nearest_rule("x", label, label.anchor_x)[1]
+        if d_anchor is not None and (d_center is None or d_anchor < d_center):
+            return label.anchor_x
+        return center
+
+    def _nearest_rule(self, orient: str, label: Text, pos: float) -> tuple[float, float | None]:
+        """(snapped position, distance moved) — distance None when no rule is near."""
         want = "h" if orient == "y" else "v"
         tol = max(0.6 * label.size, 2.0)
-        best, best_d = pos, tol
+        best, best_d, found = pos, tol, False
         for _, (kind, at, lo, hi) in self.segments:
             if kind != want:
                 continue
@@ -118,8 +135,8 @@ class ChartReader:
                 near = lo - 0.5 * label.size <= label.y0 <= hi + 3 * label.size or hi <= label.y0 + 1
                 if not near or hi < label.y0 - 4 * label.size:
                     continue
-            best, best_d = at, d
-        return best
+            best, best_d, found = at, d, True
+        return best, (best_d if found else None)
 
     def _numeric_axis(self, orient: str, texts: list[Text]) -> Axis | None:
         numeric = [(t, v) for t in texts if not t.vertical
@@ -137,7 +154,7 @@ class ChartReader:
             if any(len(re.sub(r"\\mathdefault|[${}\\]", "", t.text)) > 14 for t, _ in group):
                 continue
             labels = [t for t, _ in group]
-            raw = [t.cy if orient == "y" else _label_anchor_x(t) for t in labels]
+            raw = [t.cy if orient == "y" else self._tick_x(t) for t in labels]
             if len({round(p, 1) for p in raw}) < len(raw):
                 continue  # two labels at one position: not ticks along this axis
             positions = [self._snap(orient, t, p) for t, p in zip(labels, raw)]
@@ -174,7 +191,7 @@ class ChartReader:
                 return None
             row = self._split_on_ticks(row, edge)
             labels = sorted(row, key=lambda t: t.cx)
-            positions = [self._snap("x", t, _label_anchor_x(t)) for t in labels]
+            positions = [self._snap("x", t, self._tick_x(t)) for t in labels]
         else:
             cand = [t for t in texts if t.x1 <= edge + 1 and not t.vertical]
             cols = _cluster(cand, key=lambda t: t.x1, tol=4.0)
@@ -773,8 +790,6 @@ def _angle_diff(a: float, b: float) -> float:
 
 
 def _label_anchor_x(t: Text) -> float:
-    if t.anchor_x is not None:
-        return t.anchor_x
     # Rotated labels hang from their right end (matplotlib ha="right", plotly -45°).
     if 10 < abs(t.rotation) < 80:
         return t.x1 if t.rotation > 0 else t.x0
