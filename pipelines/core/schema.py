@@ -95,7 +95,7 @@ def encode_header(sample: Any, image_members: list[str]) -> dict[str, Any]:
     taxonomy = sample.meta.get("taxonomy") or {}
     size = image_dimensions(sample.image) if sample.image else None
     layers = text_layers(sample, image_size=size)
-    trusted = trusted_text(sample, image_size=size)
+    trusted = trusted_text(layers=layers)
     header = {
         "schema": SCHEMA_VERSION,
         "key": sample.key,

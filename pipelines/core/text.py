@@ -129,14 +129,17 @@ def text_layers(sample: Any = None, *, meta: Mapping[str, Any] | None = None,
 
 def trusted_text(sample: Any = None, minimum: str = RECOGNISED, *,
                  meta: Mapping[str, Any] | None = None,
-                 image_size: tuple[int, int] | None = None) -> TextLayer | None:
+                 image_size: tuple[int, int] | None = None,
+                 layers: Sequence[TextLayer] | None = None) -> TextLayer | None:
     """The most trustworthy text layer whose trust is `minimum` or better, or None.
 
     ``minimum=EXACT``: ground truth only (the PDF text layer, DOM text) — what OCR is
     measured against and what makes OCR unnecessary. ``RECOGNISED`` (default): also OCR
     without low-confidence lines — what an SFT answer or a transcription label may use.
     """
-    for layer in text_layers(sample, meta=meta, image_size=image_size):
+    if layers is None:  # callers that already built them pass `layers`
+        layers = text_layers(sample, meta=meta, image_size=image_size)
+    for layer in layers:
         if at_least(layer.trust, minimum):
             return layer
     return None
@@ -144,6 +147,8 @@ def trusted_text(sample: Any = None, minimum: str = RECOGNISED, *,
 
 def image_dimensions(data: bytes) -> tuple[int, int] | None:
     """(width, height) from an encoded image's header (no pixel decoding), or None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":  # every pipeline's PNGs
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -56,3 +56,17 @@ def test_one_rule_decides_for_every_consumer():
 def test_unknown_image_size_keeps_text_without_boxes():
     layer = trusted_text(meta={"ocr": {"lines": OCR}})
     assert layer.text == "Total revenue grew" and layer.lines[0].box is None
+
+
+def test_image_dimensions_from_headers_only():
+    import io
+
+    from PIL import Image
+
+    from pipelines.core.text import image_dimensions
+
+    assert image_dimensions(png_bytes(200, 100)) == (200, 100)
+    buffer = io.BytesIO()
+    Image.new("RGB", (30, 20)).save(buffer, format="JPEG")
+    assert image_dimensions(buffer.getvalue()) == (30, 20)
+    assert image_dimensions(b"not an image") is None
