@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,9 @@ def shard_model(model: nn.Module, info: DistInfo, *, bf16: bool = True,
     )
 
     ensure_process_group(info)
+    # the root returns a ModelOutput whose logits are a view; the loop never modifies
+    # outputs in place, which is what this warning is about
+    warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view")
     mesh = init_device_mesh(info.device.type, (info.world_size,))
     options: dict[str, Any] = {"mesh": mesh}
     if info.device.type == "cuda" and bf16:

@@ -99,7 +99,7 @@ def build_data(config: StageConfig, *, processor: Any, collator: Any, data: Sequ
 
     def multimodal(rank: int, world_size: int) -> SampleBatches:
         stream = run_streams(data, dict(config.mixture), rank=rank, world_size=world_size,
-                             **common)
+                             subset=config.subset, **common)
         return SampleBatches(stream, config.batch_size, collator)
 
     def language(rank: int, world_size: int) -> Any:
@@ -168,7 +168,8 @@ def _restore_data(batches: ModalityBatches, saved: list[dict[str, Any]], info: D
 
 
 def _vl_model(model: Any, head: Any) -> Any:
-    return model.encoder.vl_model if head is not None else model
+    """The model under a task head (a VL model, or the CNN hybrid encoder itself)."""
+    return getattr(model.encoder, "vl_model", model.encoder) if head is not None else model
 
 
 def _scale_of(vl_model: Any) -> str:
@@ -209,21 +210,35 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         raise ValueError("head fine-tuning trains on multimodal runs only: set the language "
                          "ratio to 0")
     torch.manual_seed(config.seed)
-    if load is None:
+    from model.cnn_dir import is_cnn_dir, load_cnn
+
+    cnn = is_cnn_dir(model_dir)  # the seed's CNN hybrid: another encoder under a task head
+    if cnn and head is None:
+        raise ValueError(f"{model_dir} is a cnn-hybrid model: it trains with a task head "
+                         "(--head classification|regression)")
+    if load is None and cnn:
+        model, processor = load_cnn(model_dir)
+    elif load is None:
         from training.sharded_load import empty_model
 
         model, processor = empty_model(model_dir)
     else:
         model, processor = load(model_dir)
     target_fn = None
-    if head is not None:  # TaskModel(VLEncoder(model), head): forward(batch) -> TaskOutput
+    if head is not None:  # TaskModel(encoder, head): forward(batch) -> TaskOutput
         model, target_fn = head.build(model)
+        if cnn:  # a CNN directory trained before continues with its head (--subset first)
+            from training.heads import restore_heads
+
+            restore_heads(model, model_dir, head)
     vl_model = _vl_model(model, head)
     if parallel.attn_implementation:
         vl_model.set_attn_implementation({"text_config": parallel.attn_implementation})
     # no KV cache while training: it is never read, and recomputed layers would append twice
-    use_cache = vl_model.config.text_config.use_cache
-    vl_model.config.text_config.use_cache = False
+    text_config = getattr(getattr(vl_model, "config", None), "text_config", None)
+    use_cache = getattr(text_config, "use_cache", None)
+    if text_config is not None:
+        text_config.use_cache = False
     trainable = apply_trainable(model, config.trainable)
     count = {on: sum(p.numel() for p in model.parameters() if p.requires_grad == on)
              for on in (True, False)}
@@ -245,11 +260,14 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         model.to("cpu" if parallel.cpu_offload else info.device)
     if strategy == "fsdp":
         shard_model(model, info, bf16=config.bf16, cpu_offload=parallel.cpu_offload)
+    weights_read = None  # bytes of the weight files this rank read (its shard, under FSDP)
     if on_meta:
         from training.sharded_load import materialize
 
-        materialize(model, model_dir, "cpu" if parallel.cpu_offload else info.device,
-                    prefix="encoder.vl_model." if head is not None else "")
+        weights_read = materialize(model, model_dir,
+                                   "cpu" if parallel.cpu_offload else info.device,
+                                   prefix="encoder.vl_model." if head is not None else "")
+    weights_read_by_rank = gather_objects(weights_read, info)
     model.train()
     collator = VLCollator(processor, max_length=config.seq_len, target_fn=target_fn)
     batches = build_data(config, processor=processor, collator=collator, data=data, text=text,
@@ -280,6 +298,7 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
                        "data": list(data), "text": list(text), "world_size": info.world_size,
                        "strategy": strategy, "parallel": dataclasses.asdict(parallel),
                        "activation_checkpointing": checkpointing, "checkpoints": root,
+                       "weights_read_bytes": weights_read_by_rank,
                        "trainable": trainable}, handle, indent=2)
     # FSDP casts to bf16 itself (MixedPrecisionPolicy); DDP computes under autocast
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
@@ -366,7 +385,8 @@ def train(config: StageConfig, *, model_dir: str, out: str, data: Sequence[str] 
         batches.close()
         if result.step > start or result.checkpoint is None:
             result.checkpoint = save(result.step)
-        vl_model.config.text_config.use_cache = use_cache
+        if text_config is not None:
+            text_config.use_cache = use_cache
         if save_model and result.step == config.max_steps:
             result.model_dir = _save_final_model(
                 ddp_model, head, processor, info, model_dir, out,
@@ -412,7 +432,13 @@ def _save_final_model(model: Any, head: Any, processor: Any, info: DistInfo, mod
         return str(save_model_dir(clean, processor, target, card=card))
     if not info.is_main:
         return None
-    saved = str(save_model_dir(_vl_model(trained, head), processor, target, card=card))
+    inner = _vl_model(trained, head)
+    if not hasattr(inner, "save_pretrained"):  # the CNN hybrid: its own directory layout
+        from model.cnn_dir import save_cnn_dir
+
+        saved = str(save_cnn_dir(inner, processor, target, card=card))
+    else:
+        saved = str(save_model_dir(inner, processor, target, card=card))
     if head is not None:
         from training.heads import save_heads
 

@@ -56,7 +56,12 @@ def test_fsdp_and_ddp_give_the_same_losses(fsdp_run, tiny_model_dir, caption_run
     assert len(ddp) == len(fsdp) == STEPS
     assert max(abs(a - b) for a, b in zip(ddp, fsdp)) < 1e-4, (ddp, fsdp)
     with open(os.path.join(fsdp_run, "stage.json")) as handle:
-        assert json.load(handle)["strategy"] == "fsdp"
+        stage = json.load(handle)
+    assert stage["strategy"] == "fsdp"
+    # each rank read about half of the weights file (its rows of every tensor), never all
+    whole = os.path.getsize(os.path.join(tiny_model_dir, "model.safetensors"))
+    assert len(stage["weights_read_bytes"]) == 2
+    assert all(0.3 * whole < read < 0.6 * whole for read in stage["weights_read_bytes"])
     # the final model is a plain transformers directory, whichever strategy trained it
     from model.loading import load_model
 
