@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from pipelines.cli import main as vlforge
-from pipelines.core.config import CLI_POST_STAGES, ConfigError, RunSettings
+from pipelines.core.config import CLI_POST_STAGES, ConfigError, PostStageConfig, RunSettings
 from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import pipeline_config, recorded_settings, retry, run_pipeline
 from pipelines.images.config import ImagesConfig
@@ -19,7 +19,8 @@ from pipelines.sft.config import SftConfig
 from pipelines.web.config import WebConfig
 from tests.pipelines.fixtures import write_images
 
-FAMILIES = [ImagesConfig, PdfConfig, WebConfig, LabelConfig, SftConfig, RunSettings]
+FAMILIES = [ImagesConfig, PdfConfig, WebConfig, LabelConfig, SftConfig, RunSettings,
+            PostStageConfig]
 
 
 @pytest.mark.parametrize("cls", FAMILIES)
