@@ -194,7 +194,9 @@ class ChartReader:
             positions = [self._snap("x", t, self._tick_x(t)) for t in labels]
         else:
             cand = [t for t in texts if t.x1 <= edge + 1 and not t.vertical]
-            cols = _cluster(cand, key=lambda t: t.x1, tol=4.0)
+            # Right edges of <text> boxes are estimates (no font metrics): allow about
+            # one em of spread in a right-aligned column.
+            cols = _cluster(cand, key=lambda t: t.x1, tol=max(4.0, _median_size(cand)))
             cols = [c for c in cols if len(c) >= 2] or [c for c in cols if c]
             if not cols:
                 return None
@@ -538,12 +540,15 @@ class ChartReader:
         if len(pos) < 2:
             return False
         step = min(b - a for a, b in zip(pos, pos[1:]))
+        # One series stands centred on its ticks; a group of bars of several colours
+        # spreads around its tick. (Bars between ticks stand on a value, not a tick.)
+        reach = 0.15 if len({b.fill for b in bars}) == 1 else 0.5
         hit = set()
         for bar in bars:
             x0, y0, x1, y1 = bar.bbox
             center = (x0 + x1) / 2 if vertical else (y0 + y1) / 2
             nearest = min(range(len(pos)), key=lambda i: abs(pos[i] - center))
-            if abs(pos[nearest] - center) > 0.5 * step:
+            if abs(pos[nearest] - center) > reach * step:
                 return False
             hit.add(nearest)
         return len(hit) >= 0.6 * len(pos)
