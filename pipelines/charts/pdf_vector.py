@@ -1,9 +1,12 @@
-"""PDF vector charts → `Scene`: PyMuPDF drawings plus the text spans of the labels.
+"""PDF vector charts → `Scene`: drawings plus the text runs of the labels.
 
-`page.get_drawings()` gives every path with its items (lines, curves, rects, quads) and
-colours in page points (y down), `page.get_text("dict")` gives text spans with boxes and
-direction. Drawings are clustered into regions (a page may hold a chart among body text);
-each region with enough marks becomes a Scene holding the spans near it.
+Two sources give the same parts: the PDF renderer's meta (``meta["pdf"]["drawings"]`` and
+``["spans"]``, normalised to the sample's image: `scenes_from_meta`, what the pipeline's
+chart stage reads) and, for ``vlforge chart FILE.pdf``, a page opened directly
+(`scenes_from_page`: `page.get_drawings()` and a ``rawdict`` extraction). Drawings are
+clustered into regions (a page may hold a chart among body text) on a grid
+(`pipelines.pdf.clusters`, no pairwise loop); each region with enough marks becomes a
+Scene holding the text near it. Scene coordinates are points of the page (or crop).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import re
 from typing import Any
 
 from pipelines.charts.scene import Scene, Shape, Text, cubic_points, rgb_tuple_color
+from pipelines.pdf.clusters import cluster_boxes
+from pipelines.pdf.spans import text_runs
 
 log = logging.getLogger(__name__)
 
@@ -73,70 +78,83 @@ def shape_from_drawing(path: dict[str, Any]) -> Shape | None:
 
 
 def texts_from_page(page) -> list[Text]:
-    """Text runs with boxes; rotation from the line direction (y-down: up = 90°).
-
-    PyMuPDF joins far-apart labels of one baseline (a row of category ticks) into one
-    span, so spans are split again where the gap between two characters is wider than
-    a space."""
+    """Text runs with boxes; rotation from the line direction (y-down: up = 90°); spans
+    split where labels part (`pipelines.pdf.spans`)."""
     texts = []
-    for block in page.get_text("rawdict").get("blocks", []):
-        for line in block.get("lines", []):
-            dx, dy = line.get("dir", (1.0, 0.0))
-            rotation = -math.degrees(math.atan2(dy, dx))
-            horizontal = abs(dy) < 1e-3
-            for span in line.get("spans", []):
-                size = float(span.get("size", 10.0))
-                for run in _split_runs(span.get("chars", []), size, horizontal):
-                    string = " ".join("".join(c["c"] for c in run).split())
-                    if not string:
-                        continue
-                    boxes = [c["bbox"] for c in run if c["c"].strip()]
-                    x0 = min(b[0] for b in boxes)
-                    x1 = max(b[2] for b in boxes)
-                    y0 = min(b[1] for b in boxes)
-                    y1 = max(b[3] for b in boxes)
-                    if horizontal:  # keep the span's full line height: centred on the tick
-                        y0, y1 = span["bbox"][1], span["bbox"][3]
-                    chars = [(c["c"], c["bbox"][0], c["bbox"][2]) for c in run] if horizontal else None
-                    texts.append(Text(string, x0, y0, x1, y1, size=size, rotation=rotation,
-                                      chars=chars))
+    for run in text_runs(page.get_text("rawdict").get("blocks", [])):
+        dx, dy = run.direction
+        horizontal = abs(dy) < 1e-3
+        chars = [(c, b[0], b[2]) for c, b in run.chars] if horizontal else None
+        texts.append(Text(run.text, *run.bbox, size=run.size,
+                          rotation=-math.degrees(math.atan2(dy, dx)), chars=chars))
     return _merge_spans(texts)
 
 
-def _split_runs(chars: list[dict], size: float, horizontal: bool) -> list[list[dict]]:
-    # Glyph advance boxes of one word touch; a space char separates words of one label.
-    # A gap with no space char between, or a very wide one, is the gap between labels.
-    runs: list[list[dict]] = []
-    prev_end = None
-    spaced = False
-    for ch in chars:
-        x0, _, x1, _ = ch["bbox"]
-        blank = not ch["c"].strip()
-        if horizontal and not blank and prev_end is not None and runs:
-            gap = x0 - prev_end
-            if (not spaced and gap > 0.15 * size) or gap > 0.7 * size:
-                runs.append([])
-        if not runs:
-            runs.append([])
-        runs[-1].append(ch)
-        if blank:
-            spaced = True
-        else:
-            prev_end, spaced = x1, False
-    return [r for r in runs if any(c["c"].strip() for c in r)]
+def texts_from_meta(spans: list[dict], width: float, height: float) -> list[Text]:
+    """`Text`s from the renderer's ``meta["pdf"]["spans"]`` (normalised boxes and glyph
+    edges), in a `width` x `height` point space."""
+    texts = []
+    for span in spans:
+        x0, y0, x1, y1 = span["box"]
+        chars = [(g[0], g[1] * width, g[2] * width) for g in span.get("glyphs") or []] or None
+        texts.append(Text(span["text"], x0 * width, y0 * height, x1 * width, y1 * height,
+                          size=float(span.get("size") or 10.0),
+                          rotation=float(span.get("rotation") or 0.0), chars=chars))
+    return _merge_spans(texts)
+
+
+def shape_from_meta(d: dict, width: float, height: float) -> Shape | None:
+    """One renderer meta drawing (normalised) → Shape in a `width` x `height` space."""
+    subpaths: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    for item in d.get("items", []):
+        op, v = item[0], [float(x) for x in item[1:]]
+        pts = [(v[i] * width, v[i + 1] * height) for i in range(0, len(v) - 1, 2)]
+        if op == "re":
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            if current:
+                subpaths.append(current)
+                current = []
+            subpaths.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        elif op == "qu":
+            if current:
+                subpaths.append(current)
+                current = []
+            subpaths.append(pts)
+        elif op in ("l", "c"):
+            if not current or current[-1] != pts[0]:
+                if current:
+                    subpaths.append(current)
+                current = [pts[0]]
+            current.extend([pts[1]] if op == "l" else cubic_points(*pts[:4]))
+    if current:
+        subpaths.append(current)
+    if not subpaths:
+        return None
+    kind = d.get("type") or ""
+    fill = rgb_tuple_color(d.get("fill")) if "f" in kind and d.get("fill") else None
+    stroke = rgb_tuple_color(d.get("stroke")) if "s" in kind and d.get("stroke") else None
+    if fill is None and stroke is None:
+        return None
+    closed = bool(d.get("closed")) or any(it[0] in ("re", "qu") for it in d.get("items", []))
+    return Shape(subpaths, fill=fill, stroke=stroke, stroke_width=float(d.get("width") or 1.0),
+                 closed=closed or fill is not None)
 
 
 def _merge_spans(texts: list[Text]) -> list[Text]:
     """Join superscripts to their base: mathtext tick labels (10², matplotlib's log axes)
     come as a base span and a smaller raised span right after it."""
     merged: set[int] = set()
+    # Only runs ending in "10" can be a base: looking for them first keeps this linear
+    # on pages full of numbers.
+    bases = [t for t in texts if t.text.endswith("10") and not t.vertical]
     for small in texts:
         if small.vertical or not re.fullmatch(r"[−\-+]?\d{1,3}", small.text):
             continue  # exponents are short integers
-        for base in texts:
-            if base is small or base.vertical or id(base) in merged:
+        for base in bases:
+            if base is small or id(base) in merged:
                 continue
-            if base.text.endswith("10") and small.size < 0.85 * base.size and \
+            if small.size < 0.85 * base.size and \
                     0 <= small.x0 - base.x1 < 1.5 and \
                     small.cy < base.cy and small.y1 > base.y0:
                 base.text = f"{base.text}^{{{small.text}}}"
@@ -152,7 +170,49 @@ def scenes_from_page(page, drawings: list[dict] | None = None) -> list[tuple[lis
     shapes = [s for d in drawings if (s := shape_from_drawing(d)) is not None]
     if len(shapes) < MIN_REGION_SHAPES:
         return []
-    texts = texts_from_page(page)
+    return scenes_from_parts(shapes, texts_from_page(page), float(page.rect.width),
+                             float(page.rect.height))
+
+
+def scenes_from_meta(pdf: dict) -> list[tuple[list[float], Scene]]:
+    """Chart-candidate regions from the renderer's meta of a page or a figure crop:
+    ``(box normalised to the sample's image, Scene)`` pairs. The scene is in points of the
+    page (or crop), from the image size and dpi; without ``spans`` (runs written before
+    the renderer stored them) the text comes from the ``lines``."""
+    drawings = pdf.get("drawings") or []
+    if len(drawings) < MIN_REGION_SHAPES:
+        return []
+    to_points = 72.0 / float(pdf.get("dpi") or 72.0)
+    width = float(pdf.get("width") or 1000) * to_points
+    height = float(pdf.get("height") or 1000) * to_points
+    shapes = [s for d in drawings if (s := shape_from_meta(d, width, height)) is not None]
+    if len(shapes) < MIN_REGION_SHAPES:
+        return []
+    if pdf.get("spans"):
+        texts = texts_from_meta(pdf["spans"], width, height)
+    else:
+        texts = texts_from_meta([{**line, "size": _line_size(line, width, height),
+                                  "rotation": 90.0 if _line_vertical(line, width, height)
+                                  else 0.0} for line in pdf.get("lines") or []],
+                                width, height)
+    return [([box[0] / width, box[1] / height, box[2] / width, box[3] / height], scene)
+            for box, scene in scenes_from_parts(shapes, texts, width, height)]
+
+
+def _line_vertical(line: dict, width: float, height: float) -> bool:
+    x0, y0, x1, y1 = line["box"]
+    return (y1 - y0) * height > 2.5 * (x1 - x0) * width and len(line["text"]) > 2
+
+
+def _line_size(line: dict, width: float, height: float) -> float:
+    x0, y0, x1, y1 = line["box"]
+    size = (x1 - x0) * width if _line_vertical(line, width, height) else (y1 - y0) * height * 0.8
+    return max(size, 1.0)
+
+
+def scenes_from_parts(shapes: list[Shape], texts: list[Text], width: float,
+                      height: float) -> list[tuple[list[float], Scene]]:
+    """Regions of `shapes` with enough marks, each a Scene with the texts near it."""
     regions = _cluster_regions([s.bbox for s in shapes])
     out = []
     for box in regions:
@@ -164,38 +224,13 @@ def scenes_from_page(page, drawings: list[dict] | None = None) -> list[tuple[lis
         pad = 60.0  # tick labels and titles sit outside the drawn frame
         outer = [box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad]
         near = [t for t in texts if outer[0] <= t.cx <= outer[2] and outer[1] <= t.cy <= outer[3]]
-        out.append((box, Scene(float(page.rect.width), float(page.rect.height), near, members)))
+        out.append((box, Scene(width, height, near, members)))
     return out
 
 
 def _cluster_regions(boxes: list[tuple[float, float, float, float]], gap: float = 12.0):
-    """Union of drawing boxes that touch (within `gap`), as region boxes; page-size
-    backgrounds are left out so they do not glue a whole page into one region."""
-    regions: list[list[float]] = []
-    for b in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
-        merged = False
-        for r in regions:
-            if b[0] <= r[2] + gap and b[2] >= r[0] - gap and b[1] <= r[3] + gap and b[3] >= r[1] - gap:
-                r[0], r[1] = min(r[0], b[0]), min(r[1], b[1])
-                r[2], r[3] = max(r[2], b[2]), max(r[3], b[3])
-                merged = True
-                break
-        if not merged:
-            regions.append(list(b))
-    changed = True
-    while changed:  # regions that grew into each other are one
-        changed = False
-        for i in range(len(regions)):
-            for j in range(i + 1, len(regions)):
-                a, b = regions[i], regions[j]
-                if b[0] <= a[2] + gap and b[2] >= a[0] - gap and b[1] <= a[3] + gap and b[3] >= a[1] - gap:
-                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del regions[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return regions
+    """Union of drawing boxes that touch (within `gap`, transitively), as region boxes."""
+    return [list(r) for r in cluster_boxes(boxes, gap, gap, min_size=False)]
 
 
 def _within(inner, outer, tol: float = 0.5) -> bool:

@@ -146,9 +146,13 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
 
     # One drawings read (tables, figures, chart vectors) and one text page with one
     # dict/rawdict extraction (words, lines, text, markdown, captions, chart spans).
-    raw_drawings = page.get_drawings()
+    raw_drawings = page.get_cdrawings()  # plain tuples: get_drawings makes ~10 objects a path
     textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
-    charts_need_glyphs = len(raw_drawings) >= 4  # a chart has axes, ticks and marks
+    meta_counts: dict[str, Any] = {}
+    regions = _vector_regions(page, raw_drawings, settings, meta_counts)
+    # Glyph-level text (rawdict) is for chart labels: only where a vector region is large
+    # enough to hold a chart (the chart reader's own minimum, 40 pt a side).
+    charts_need_glyphs = any(r[2] - r[0] >= 40 and r[3] - r[1] >= 40 for r in regions)
     blocks = (textpage.extractRAWDICT() if charts_need_glyphs else textpage.extractDICT())["blocks"]
     if charts_need_glyphs:  # rawdict spans carry chars, not text: give them their text
         for block in blocks:
@@ -162,7 +166,7 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
     lines = [line for line in lines if line["text"].strip()]
     text = textpage.extractText()
     text_layer = assess_text_layer(text)
-    drawings = [norm.drawing(d, scale) for d in raw_drawings[:settings.max_drawings]]
+    drawings = norm.drawings(raw_drawings[:settings.max_drawings], scale)
     spans = chart_spans(blocks, norm) if charts_need_glyphs else []
 
     image = _pil_image(pix)
@@ -178,7 +182,7 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
         "drawings_truncated": len(raw_drawings) > settings.max_drawings,
         "drawings_units": "normalised", "spans": spans,
         "clustered_paths": 0, "cluster_cap": settings.max_cluster_paths,
-        "clusters_truncated": False,
+        "clusters_truncated": False, **meta_counts,
         "format": source_format or doc.metadata.get("format", ""),
         "pymupdf_version": pymupdf.VersionBind,
     }
@@ -192,8 +196,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
     else:
         markdown = None
     if settings.figures:
-        derived += _figures(page, raw_drawings, norm, tables, blocks, image, meta, settings,
-                            raw_words)
+        derived += _figures(page, raw_drawings, regions, norm, tables, blocks, image, meta,
+                            settings, raw_words)
     for table in tables:
         derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
                                     text=table["csv"], markdown=table["markdown"],
@@ -294,23 +298,72 @@ class _Normaliser:
         return [round(min(x0, x1), 5), round(min(y0, y1), 5), round(max(x0, x1), 5),
                 round(max(y0, y1), 5)]
 
-    def drawing(self, path: dict, scale: float) -> dict[str, Any]:
-        items = []
-        for item in path.get("items", []):
-            op, args = item[0], item[1:]
-            if op == "re":
-                items.append(["re", *self.box(tuple(args[0]))])
-            elif op == "qu":
-                quad = args[0]
-                items.append(["qu", *[round(v, 5) for p in (quad.ul, quad.ur, quad.lr, quad.ll)
-                                      for v in self.point(p[0], p[1])]])
-            else:  # "l" (2 points) or "c" (4 points)
-                items.append([op, *[round(v, 5) for p in args for v in self.point(p[0], p[1])]])
-        fill = path.get("fill") if path.get("fill_opacity", 1.0) != 0 else None  # invisible
-        return {"type": path.get("type"), "box": self.box(tuple(path["rect"])),
-                "fill": _rgb(fill), "stroke": _rgb(path.get("color")),
-                "width": round((path.get("width") or 0) * scale, 3), "items": items,
-                "closed": bool(path.get("closePath"))}
+    def drawings(self, paths: list[dict], scale: float,
+                 crop: list[float] | None = None) -> list[dict[str, Any]]:
+        """`get_cdrawings` paths → meta drawings, normalised to the page image or, with
+        `crop` (a normalised page box), to that crop (items may then run outside 0..1).
+
+        All points of all paths are mapped in one numpy pass: a chart page holds tens
+        of thousands of them, and per-point Python arithmetic and rounding cost seconds."""
+        import numpy as np
+
+        coords: list = []
+        plans = []
+        for path in paths:
+            ops = []
+            for item in path.get("items", ()):
+                op = item[0]
+                if op == "re":
+                    coords.extend(item[1][:4])
+                    ops.append(("re", 2))
+                elif op == "qu":
+                    q = item[1]  # (ul, ur, ll, lr): written ul, ur, lr, ll
+                    for p in (q[0], q[1], q[3], q[2]):
+                        coords.extend(p)
+                    ops.append(("qu", 4))
+                else:  # "l" (2 points) or "c" (4 points)
+                    for p in item[1:]:
+                        coords.extend(p)
+                    ops.append((op, len(item) - 1))
+            coords.extend(path["rect"][:4])
+            plans.append(ops)
+        if not plans:
+            return []
+        a, b, c, d, e, f = self.matrix
+        xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        px = (a * xy[:, 0] + c * xy[:, 1] + e) / self.width
+        py = (b * xy[:, 0] + d * xy[:, 1] + f) / self.height
+        px, py = np.clip(px, 0.0, 1.0), np.clip(py, 0.0, 1.0)
+        if crop is not None:
+            cw, ch = max(crop[2] - crop[0], 1e-9), max(crop[3] - crop[1], 1e-9)
+            px, py = (px - crop[0]) / cw, (py - crop[1]) / ch
+        flat = np.round(np.stack([px, py], axis=1), 5).ravel().tolist()
+        out, at = [], 0
+        for path, ops in zip(paths, plans):
+            items = []
+            for op, count in ops:
+                values = flat[at:at + 2 * count]
+                at += 2 * count
+                items.append([op, *(_minmax(values) if op == "re" else values)])
+            box = _minmax(flat[at:at + 4])
+            at += 4
+            if crop is not None:
+                box = [min(max(v, 0.0), 1.0) for v in box]
+            fill = path.get("fill") if path.get("fill_opacity", 1.0) != 0 else None
+            out.append({"type": path.get("type"), "box": box, "fill": _rgb(fill),
+                        "stroke": _rgb(path.get("color")),
+                        "width": round((path.get("width") or 0) * scale, 3), "items": items,
+                        "closed": bool(path.get("closePath"))})
+        return out
+
+
+def _minmax(v: list[float]) -> list[float]:
+    """[x0, y0, x1, y1] ordered (a rotation can swap the corners of a box)."""
+    return [min(v[0], v[2]), min(v[1], v[3]), max(v[0], v[2]), max(v[1], v[3])]
+
+
+def _rgb(color) -> list[float] | None:
+    return [round(c, 4) for c in color] if color else None
 
 
 GLYPHS_UP_TO = 64  # glyph edges are kept for label-sized runs only (not body text)
@@ -336,10 +389,6 @@ def chart_spans(blocks: list, norm: _Normaliser) -> list[dict[str, Any]]:
     return out
 
 
-def _rgb(color) -> list[float] | None:
-    return [round(c, 4) for c in color] if color else None
-
-
 def _page_markdown(page: pymupdf.Page, blocks: list, tables: list[dict],
                    headers: HeadingLevels) -> str | None:
     """The page as markdown, from the blocks already extracted (`pipelines.pdf.markdown`)."""
@@ -358,32 +407,13 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
 
     The page's drawings are handed to `find_tables` (it would read them again), and the
     layout model stays off unless asked for."""
-    # A ruled table needs stroked rules both ways (3+ across, 2+ down). Counting them is
-    # cheap; `find_tables` first extracts every character of the page, which is not.
-    horizontal = vertical = 0
-    for d in drawings:
-        stroked = "s" in (d.get("type") or "")
-        for item in d.get("items", ()):
-            if item[0] == "re":
-                r = item[1]
-                if stroked:
-                    horizontal, vertical = horizontal + 2, vertical + 2
-                elif r.height < 2 and r.width > 10:  # a filled hairline is a rule too
-                    horizontal += 1
-                elif r.width < 2 and r.height > 10:
-                    vertical += 1
-            elif item[0] == "l":
-                (x0, y0), (x1, y1) = item[1], item[2]
-                horizontal += abs(y1 - y0) < 1 and abs(x1 - x0) > 10
-                vertical += abs(x1 - x0) < 1 and abs(y1 - y0) > 10
-        if horizontal >= 3 and vertical >= 2:
-            break
-    if horizontal < 3 or vertical < 2:
+    if not may_hold_ruled_table(drawings):
         return []
     if layout_model:
         use_layout_model()
     try:
-        page._table_drawings_cache = [drawings]  # pymupdf's per-call cache, pre-filled
+        # pymupdf's per-call cache, pre-filled so it does not read the drawings again
+        page._table_drawings_cache = [_as_drawings(drawings)]
         found = page.find_tables(strategy="lines_strict", use_layout=layout_model).tables
     except Exception as exc:
         log.debug("find_tables failed: %s", exc)
@@ -407,16 +437,14 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
     return tables
 
 
-def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings,
+def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, settings,
              raw_words) -> list[dict]:
     """Embedded images and clusters of vector graphics large enough to be figures."""
     area = page.rect.width * page.rect.height
     candidates: list[tuple[str, pymupdf.Rect]] = []
     for info in page.get_image_info():
         candidates.append(("image", pymupdf.Rect(info["bbox"])))
-    if drawings:
-        candidates += [("vector", pymupdf.Rect(r))
-                       for r in _vector_regions(page, drawings, settings, page_meta)]
+    candidates += [("vector", pymupdf.Rect(r)) for r in regions]
     table_rects = [pymupdf.Rect(t["rect"]) for t in tables]
     kept: list[tuple[str, pymupdf.Rect]] = []
     for source, rect in candidates:
@@ -443,11 +471,68 @@ def _figures(page, drawings, norm, tables, blocks, image, page_meta, settings,
                 if word.intersects(margin):
                     rect |= word
         inside = [d for d in drawings if _touches(pymupdf.Rect(d["rect"]), rect)]
-        figures.append(_crop_sample(image, "figure", norm.box(rect), page_meta, blocks, norm,
-                                    extra={"figure_source": source},
-                                    drawings=[norm.drawing(d, page_meta["dpi"] / 72)
-                                              for d in inside]))
+        truncated = len(inside) > settings.max_drawings
+        box = norm.box(rect)
+        figures.append(_crop_sample(
+            image, "figure", box, page_meta, blocks, norm,
+            extra={"figure_source": source, "drawings_total": len(inside),
+                   "drawings_truncated": truncated},
+            drawings=norm.drawings(inside[:settings.max_drawings], page_meta["dpi"] / 72,
+                                   crop=box)))
     return figures
+
+
+def may_hold_ruled_table(drawings: list) -> bool:
+    """Whether the page has ruling lines both ways (3+ across, 2+ down; a stroked box
+    counts both ways), which "lines_strict" needs to find a table. Counted on the drawings'
+    tuples before `find_tables`, which first extracts every character of the page (up to
+    a second a page). (A stricter test, rules that cross 9 times, missed tables that
+    pymupdf frames with the outline of adjacent filled cells.)"""
+    horizontal = vertical = 0
+    for d in drawings:
+        stroked = "s" in (d.get("type") or "")
+        for item in d.get("items", ()):
+            if item[0] == "re":
+                x0, y0, x1, y1 = item[1][:4]
+                width, height = abs(x1 - x0), abs(y1 - y0)
+                if stroked:
+                    horizontal, vertical = horizontal + 2, vertical + 2
+                elif height < 2 and width > 10:  # a filled hairline is a rule too
+                    horizontal += 1
+                elif width < 2 and height > 10:
+                    vertical += 1
+            elif item[0] == "l":
+                (x0, y0), (x1, y1) = item[1], item[2]
+                horizontal += abs(y1 - y0) < 1 and abs(x1 - x0) > 10
+                vertical += abs(x1 - x0) < 1 and abs(y1 - y0) > 10
+            if horizontal >= 3 and vertical >= 2:
+                return True
+    return False
+
+
+def _as_drawings(cdrawings: list) -> list[dict]:
+    """`Page.get_drawings`'s objects (Rect, Point, Quad) from `get_cdrawings`' tuples, for
+    `find_tables`; the same conversion PyMuPDF does, on a copy."""
+    keys = ("closePath", "fill", "color", "width", "lineCap", "lineJoin", "dashes",
+            "stroke_opacity", "fill_opacity", "even_odd")
+    out = []
+    for path in cdrawings:
+        path = dict(path)
+        path["rect"] = pymupdf.Rect(path["rect"])
+        items = []
+        for item in path["items"]:
+            if item[0] == "re":
+                items.append(("re", pymupdf.Rect(item[1]).normalize(), item[2]))
+            elif item[0] == "qu":
+                items.append(("qu", pymupdf.Quad(item[1])))
+            else:
+                items.append((item[0], *[pymupdf.Point(p) for p in item[1:]]))
+        path["items"] = items
+        if path["type"] in ("f", "s"):
+            for key in keys:
+                path[key] = path.get(key)
+        out.append(path)
+    return out
 
 
 def use_layout_model() -> None:
@@ -470,10 +555,11 @@ def _vector_regions(page: pymupdf.Page, drawings: list, settings: PdfRenderSetti
 
     Paths outside the page box are left out, as `cluster_drawings` does. Over
     `max_cluster_paths`, only the largest paths are clustered; meta says so."""
+    if not drawings:
+        return []
     area = page.rect
-    rects = [d["rect"] for d in drawings]
-    rects = [(r.x0, r.y0, r.x1, r.y1) for r in rects if r.x0 >= area.x0 and r.x1 <= area.x1
-             and r.y0 >= area.y0 and r.y1 <= area.y1]
+    rects = [r for r in (d["rect"] for d in drawings) if r[0] >= area.x0 and r[2] <= area.x1
+             and r[1] >= area.y0 and r[3] <= area.y1]
     cap = settings.max_cluster_paths
     if len(rects) > cap:
         rects = sorted(rects, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]), reverse=True)[:cap]
@@ -525,10 +611,6 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
               "glyphs": [[g[0], round((g[1] - box[0]) / cw, 5), round((g[2] - box[0]) / cw, 5)]
                          for g in span["glyphs"]]}
              for span in page_meta["spans"] if within(span["box"])]
-    if drawings is not None:
-        for d in drawings:  # re-normalise from page to crop coordinates
-            d["box"] = to_crop(d["box"])
-            d["items"] = [[it[0], *_points_to_crop(it[1:], box, cw, ch)] for it in d["items"]]
     meta = {k: page_meta[k] for k in ("page", "page_count", "dpi", "format", "pymupdf_version")}
     meta.update({"kind": kind, "box": box, "width": crop.width, "height": crop.height,
                  "caption": caption, "words": words, "lines": lines,
@@ -536,13 +618,6 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
                  "drawings_units": "normalised", **(extra or {})})
     return {"kind": kind, "image": buffer.getvalue(), "text": text if text is not None
             else (caption or None), "markdown": markdown, "meta": meta}
-
-
-def _points_to_crop(values, box, cw, ch) -> list[float]:
-    out = []
-    for i, v in enumerate(values):
-        out.append(round((v - box[0]) / cw, 5) if i % 2 == 0 else round((v - box[1]) / ch, 5))
-    return out
 
 
 def find_caption(box: list[float], blocks: list, norm: _Normaliser) -> str:

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pymupdf  # noqa: E402
 import pytest  # noqa: E402
 
-from pipelines.charts.stage import ExtractChartsFn, charts_from_drawings_meta  # noqa: E402
+from pipelines.charts.stage import ExtractChartsFn, charts_from_pdf_meta  # noqa: E402
 from pipelines.charts.synthetic import synthetic_samples  # noqa: E402
 from pipelines.core.outcome import Outcome  # noqa: E402
 from pipelines.core.sample import Sample  # noqa: E402
@@ -34,10 +34,18 @@ def chart_pdf(tmp_path_factory):
     return str(path)
 
 
-def page_sample(path, index, **pdf):
-    return Sample.create("pdf", f"{path}#page={index}",
-                         meta={"pdf": {"path": path, "page": index, "kind": "page",
-                                       "needs_ocr": False, **pdf}})
+def rendered(path, index):
+    """The isolated renderer's result for one page (run in-process here)."""
+    from pipelines.pdf.render import render_page
+    from pipelines.pdf.settings import PdfRenderSettings
+
+    with pymupdf.open(path) as doc:
+        return render_page(doc, index, PdfRenderSettings(markdown=False))
+
+
+def page_sample(path, index):
+    meta = rendered(path, index)["meta"]
+    return Sample.create("pdf", f"{path}#page={index}", meta={"pdf": {**meta, "path": path}})
 
 
 def test_pdf_page_charts_are_recovered_with_a_page_box(chart_pdf):
@@ -53,18 +61,33 @@ def test_pdf_page_charts_are_recovered_with_a_page_box(chart_pdf):
     assert 0.1 < x0 < x1 < 0.75 and 0.1 < y0 < y1 < 0.45
 
 
-def test_pdf_meta_drawings_are_used_when_the_file_is_gone(chart_pdf):
-    """The PDF pipeline's own page meta (normalised drawings + lines) suffices."""
-    from pipelines.pdf.render import render_page
-    from pipelines.pdf.settings import PdfRenderSettings
+def test_charts_come_from_the_renderer_meta_never_from_the_file(chart_pdf, tmp_path):
+    """The same charts whether the source file is there, gone, or now something else."""
+    sample = page_sample(chart_pdf, 1)
+    [there] = ExtractChartsFn(raster=False).run_local([sample])
+    for path in (str(tmp_path / "gone.pdf"), str(tmp_path / "broken.pdf")):
+        if path.endswith("broken.pdf"):
+            (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+        moved = sample.with_meta("pdf", {**sample.meta["pdf"], "path": path})
+        [out] = ExtractChartsFn(raster=False).run_local([moved])
+        assert out.meta["chart"] == there.meta["chart"]
 
-    with pymupdf.open(chart_pdf) as doc:
-        result = render_page(doc, 1, PdfRenderSettings(markdown=False, figures=False, tables=False))
-    meta = result["meta"]
-    charts = charts_from_drawings_meta(meta)
+
+def test_spans_carry_what_the_chart_reader_needs(chart_pdf):
+    meta = rendered(chart_pdf, 1)["meta"]
+    labels = {s["text"]: s for s in meta["spans"]}
+    assert {"red", "green", "blue", "Votes"} <= set(labels)  # tick labels split apart
+    assert labels["red"]["rotation"] == 0 and labels["red"]["glyphs"][0][0] == "r"
+    assert labels["red"]["size"] > 5 and all(0 <= v <= 1 for v in labels["red"]["box"])
+    assert all(isinstance(d["closed"], bool) for d in meta["drawings"])
+
+
+def test_meta_without_spans_falls_back_to_lines(chart_pdf):
+    """Runs written before the renderer stored spans: the text lines stand in."""
+    meta = {**rendered(chart_pdf, 1)["meta"], "spans": []}
+    charts = charts_from_pdf_meta(meta)
     assert charts and charts[0]["type"] == "bar"
     got = {p["x"]: p["y"] for p in charts[0]["series"][0]["points"]}
-    # rebuilt from rounded normalised coordinates and line boxes: close, not exact
     assert got == pytest.approx({"red": 12, "green": 30.5, "blue": 21}, rel=0.02)
 
 
@@ -84,21 +107,17 @@ def test_text_only_samples_and_outcomes_pass_through():
     assert out[0] == text and out[1] is dropped
 
 
-def test_broken_pdf_path_falls_back_without_crashing(tmp_path):
-    bad = tmp_path / "broken.pdf"
-    bad.write_bytes(b"%PDF-1.4 not really")
-    [out] = ExtractChartsFn(raster=False).run_local([page_sample(str(bad), 0)])
-    assert isinstance(out, Sample) and "chart" not in out.meta
-
-
 def test_figure_sample_gets_boxes_relative_to_its_crop(chart_pdf):
-    figure = Sample.create("pdf", f"{chart_pdf}#page=1&figure=0",
-                           meta={"pdf": {"path": chart_pdf, "page": 1, "kind": "figure",
-                                         "box": [0.1, 0.1, 0.75, 0.45]}})
-    elsewhere = Sample.create("pdf", f"{chart_pdf}#page=1&figure=1",
-                              meta={"pdf": {"path": chart_pdf, "page": 1, "kind": "figure",
-                                            "box": [0.1, 0.6, 0.9, 0.9]}})
+    """A derived crop of the chart carries its own drawings and spans: its chart box is
+    relative to the crop; a crop of text alone has no chart."""
+    result = rendered(chart_pdf, 1)
+    [crop] = [d for d in result["derived"] if d["kind"] in ("figure", "table")]
+    figure = Sample.create("pdf", f"{chart_pdf}#page=1&figure=0", meta={"pdf": crop["meta"]})
+    text_only = {**crop["meta"], "drawings": [], "spans": crop["meta"]["spans"][:3]}
+    elsewhere = Sample.create("pdf", f"{chart_pdf}#page=1&figure=1", meta={"pdf": text_only})
     out = ExtractChartsFn(raster=False).run_local([figure, elsewhere])
     [chart] = out[0].meta["chart"]["charts"]
-    assert chart["box"][0] < 0.2 and chart["box"][2] > 0.8  # fills most of the crop
-    assert "chart" not in out[1].meta  # the chart is not inside that figure
+    assert {p["x"]: p["y"] for p in chart["series"][0]["points"]} == pytest.approx(
+        {"red": 12, "green": 30.5, "blue": 21}, rel=1e-3)
+    assert chart["box"][0] < 0.3 and chart["box"][2] > 0.7  # fills most of the crop
+    assert "chart" not in out[1].meta
