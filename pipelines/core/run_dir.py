@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.core.outcome import Outcome
+from pipelines.core.planning import assign_tasks
 from pipelines.core.sample import Sample
 from pipelines.core.split import DEFAULT_VALIDATION_FRACTION, SPLITS, TRAIN, assign_splits
 from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
@@ -233,10 +234,8 @@ class RunDir:
                     f"{self.url} already holds a different run ({previous.get('pipeline')}, "
                     f"{len(old_ids)} inputs); use a new --out or pass --overwrite")
         if not self.exists(RUN_JSON):
-            ordered = sorted(input_refs, key=lambda ref: ref["input_id"])
             rows = []
-            for index, ref in enumerate(ordered):
-                task_id = f"t{index // task_size:05d}"
+            for task_id, ref in assign_tasks(input_refs, task_size):  # pipelines.core.planning
                 rows.append({"input_id": ref["input_id"], "task": task_id,
                              "input_ref": json.dumps(ref, sort_keys=True)})
             self.fs.makedirs(self.root, exist_ok=True)

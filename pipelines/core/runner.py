@@ -4,7 +4,7 @@ A pipeline is a name, a list of input refs (JSON-able dicts) and a list of stage
 from its typed config (`pipelines.core.config`; a dict is read into the pipeline's config
 class). Settings are validated before anything runs and recorded in run.json, with every
 default filled in. The driver splits the inputs into tasks, skips tasks already done,
-builds ``Create(tasks) | Reshuffle | ExpandTask | stage... | WriteRun`` and finalizes the
+builds ``ReadTasks | Reshuffle | ExpandTask | stage... | WriteRun`` and finalizes the
 run directory. `retry` re-runs only the failed items of a finished run, with the settings
 run.json recorded (`pipelines.core.retry`).
 """
@@ -25,6 +25,7 @@ from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.stage import StageFn
 from pipelines.core.task_end import TaskEnd
+from pipelines.core.task_lists import ReadTasks
 from pipelines.core.write_run import WriteRun
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Sequence[Task],
     """Add the whole chain to `p` (kept fused from ExpandTask to WriteRun)."""
     records = (
         p
-        | "CreateTasks" >> beam.Create([(t.task_id, t.input_refs) for t in tasks])
+        | "ReadTasks" >> ReadTasks(run_url, tasks)  # task lists in the run dir: a fixed-size graph
         | "SpreadTasks" >> beam.Reshuffle()
         | "ExpandTasks" >> beam.ParDo(ExpandTaskFn(pipeline))
     )

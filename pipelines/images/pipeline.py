@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from PIL import Image
 
+from pipelines.core.fetch import read_bytes
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, sha256_hex
@@ -37,8 +38,7 @@ class LoadImagesFn(StageFn):
 
     def process_sample(self, seed: Sample) -> Iterable[Record]:
         path = seed.lineage["input_ref"]["path"]
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path)  # in the worker, from a local path or any fsspec URL
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # decompression bombs raise instead of eating RAM
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -66,4 +66,5 @@ def build_stages(config: ImagesConfig | Mapping[str, Any]) -> list[StageFn]:
 
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:
-    return [input_ref("images", f"file://{p}", path=p) for p in paths]
+    """One input ref per image file (a local path or any fsspec URL; nothing is read)."""
+    return [input_ref("images", p if "://" in p else f"file://{p}", path=p) for p in paths]

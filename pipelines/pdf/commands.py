@@ -12,7 +12,7 @@ from pipelines.core.cli_options import (
     run_settings,
 )
 from pipelines.core.config import validate_all
-from pipelines.core.inputs import expand_paths
+from pipelines.core.inputs import expand_inputs
 from pipelines.core.runner import run_pipeline
 from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, pdf_refs
@@ -67,8 +67,8 @@ def config_from_args(args: argparse.Namespace) -> PdfConfig:
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = config_from_args(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
-    paths = expand_paths(args.inputs, DOCUMENT_SUFFIXES)
-    refs = pdf_refs(paths, progress=True)
+    # Listing only (with sizes): the workers read and hash the files.
+    refs = pdf_refs(expand_inputs(args.inputs, DOCUMENT_SUFFIXES))
     stats = run_pipeline("pdf", refs, config, args.out, beam_args,
                          task_size=settings.task_size, overwrite=args.overwrite,
                          **settings.shard_bounds,

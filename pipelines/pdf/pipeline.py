@@ -8,7 +8,7 @@ with normalised boxes, reading order kept), markdown (pymupdf4llm) and vector dr
 nearby, tables also as markdown + CSV) whose ``lineage["derived_from"]`` is the page key.
 
 Filters (each a drop with a reason): ``duplicate_file`` (same sha256 as an earlier input,
-across the whole run: hashed when the inputs are planned), ``blank_page``,
+across the whole run: hashed in the workers; files of equal size share a task), ``blank_page``,
 ``near_duplicate_page`` (perceptual hash within a task, i.e. among the pages of the
 ``--task-size`` documents processed together; pages with text must also share 80% of
 their words), ``encrypted``, ``no_pages``, ``degenerate_page``, ``image_too_large``
@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections import Counter
 from typing import Any, Iterable, Iterator, Mapping
 
+from pipelines.core.fetch import local_copy
+from pipelines.core.inputs import InputFile
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
@@ -126,26 +130,30 @@ class RenderPdfPagesFn(StageFn):
             yield Outcome.dropped(seed, self.stage, "duplicate_file",
                                   f"{path} is byte-identical to {ref['duplicate_of']}")
             return
-        sha = file_sha256(path)
-        task = seed.lineage.get("task", "")
-        if "page" in ref:  # a retry of one page
-            yield from self._render(seed, path, sha, [int(ref["page"])], expand=False)
-            return
-        files = self.files_seen.setdefault(task, {})
-        if sha in files:
-            yield Outcome.dropped(seed, self.stage, "duplicate_file",
-                                  f"{path} is byte-identical to {files[sha]}")
-            return
-        files[sha] = path
-        yield from self._render(seed, path, sha, None, expand=True)
+        # Read (and hash) the input here, in the worker, from any fsspec URL; the renderer
+        # child process gets a local path (a temporary copy of a remote file).
+        with local_copy(path, suffix=os.path.splitext(path.rsplit("/", 1)[-1])[1]) as (local,
+                                                                                       sha):
+            task = seed.lineage.get("task", "")
+            if "page" in ref:  # a retry of one page
+                yield from self._render(seed, path, sha, [int(ref["page"])], expand=False,
+                                        local=local)
+                return
+            files = self.files_seen.setdefault(task, {})
+            if sha in files:
+                yield Outcome.dropped(seed, self.stage, "duplicate_file",
+                                      f"{path} is byte-identical to {files[sha]}")
+                return
+            files[sha] = path
+            yield from self._render(seed, path, sha, None, expand=True, local=local)
 
     # -- one document ------------------------------------------------------------------
     def _render(self, seed: Sample, path: str, sha: str, pages: list[int] | None,
-                expand: bool) -> Iterator[Record]:
+                expand: bool, local: str | None = None) -> Iterator[Record]:
         pending: dict[int, Sample] = {}  # pages announced but not yet answered
         expanded = False
         try:
-            for message in self.renderer.render(path, pages):
+            for message in self.renderer.render(local or path, pages):
                 kind = message[0]
                 if kind == "rejected":
                     rejected: Outcome = message[1]
@@ -230,28 +238,33 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
     return [render, *post_stages(config)]
 
 
-def pdf_refs(paths: Iterable[str], progress: bool = False) -> list[dict[str, Any]]:
-    """One input ref per file; byte-identical files (sha256) after the first are marked
-    ``duplicate_of`` so the render stage drops them (run-wide, independent of tasks)."""
-    paths = list(paths)
-    first_by_sha: dict[str, str] = {}
-    refs = []
-    iterator = paths
-    if progress:
-        from tqdm import tqdm
+def pdf_refs(paths: Iterable[str | InputFile], progress: bool = False) -> list[dict[str, Any]]:
+    """One input ref per file (a local path or any fsspec URL); nothing is read here.
 
-        iterator = tqdm(paths, desc="hashing inputs", unit="file", leave=False)
-    for path in iterator:
-        fields: dict[str, Any] = {"path": path}
-        try:
-            sha = file_sha256(path)
-        except OSError as exc:  # the render stage will report it as an error record
-            log.warning("cannot read %s: %s", path, exc)
-            sha = ""
-        if sha and sha in first_by_sha:
-            fields["duplicate_of"] = first_by_sha[sha]
-        elif sha:
-            first_by_sha[sha] = path
-        fields["sha256"] = sha
-        refs.append(input_ref("pdf", f"file://{path}", **fields))
+    Files are hashed by the render stage, in the workers. Byte-identical files have equal
+    sizes, so files whose size (from the listing) is shared get a ``task_group``: the
+    planner puts a group in one task, where the render stage drops repeats as
+    ``duplicate_file``; that keeps the drop run-wide without reading on the driver.
+    `progress` is accepted for callers of the old signature.
+    """
+    items = [p if isinstance(p, InputFile) else InputFile(p, _local_size(p)) for p in paths]
+    shared = Counter(item.size for item in items if item.size is not None)
+    refs = []
+    for item in items:
+        fields: dict[str, Any] = {"path": item.url}
+        if item.size is not None:
+            fields["size"] = item.size
+            if shared[item.size] > 1:
+                fields["task_group"] = f"size:{item.size}"
+        locator = item.url if "://" in item.url else f"file://{item.url}"
+        refs.append(input_ref("pdf", locator, **fields))
     return refs
+
+
+def _local_size(path: str) -> int | None:
+    if "://" in path:
+        return None
+    try:
+        return os.path.getsize(path)  # metadata only; the content is read in the workers
+    except OSError:
+        return None

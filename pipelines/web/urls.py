@@ -12,6 +12,8 @@ import os
 from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import fsspec
+
 # Query parameters that only track the visitor; dropping them merges duplicate pages.
 TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -76,12 +78,13 @@ def read_url_list(path: str) -> list[str]:
     if lower.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        with fsspec.open(path, "rb") as handle:  # a local path or any fsspec URL (s3://...)
+            table = pq.read_table(handle)
         column = next((c for c in URL_COLUMNS if c in table.column_names), None)
         if column is None:
             raise ValueError(f"{path}: no url column (one of {', '.join(URL_COLUMNS)})")
         return [str(u) for u in table.column(column).to_pylist() if u]
-    with open(path, encoding="utf-8", newline="") as handle:
+    with fsspec.open(path, "r", encoding="utf-8", newline="") as handle:
         if lower.endswith(".csv"):
             rows = list(csv.reader(handle))
             if not rows:
@@ -98,5 +101,17 @@ def read_url_args(args: Iterable[str]) -> list[str]:
     """Each argument is a URL list file or, if no such file exists, a URL itself."""
     urls: list[str] = []
     for arg in args:
-        urls.extend(read_url_list(arg) if os.path.isfile(arg) else [arg])
+        urls.extend(read_url_list(arg) if _is_list_file(arg) else [arg])
     return urls
+
+
+def _is_list_file(arg: str) -> bool:
+    """A local file, or a file on an object store (``s3://``, ``gs://``...); an http(s)
+    argument is always a URL to crawl."""
+    if os.path.isfile(arg):
+        return True
+    scheme = arg.split("://", 1)[0] if "://" in arg else ""
+    if not scheme or scheme in ("http", "https"):
+        return False
+    fs, root = fsspec.core.url_to_fs(arg)
+    return fs.isfile(root)
