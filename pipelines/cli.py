@@ -25,9 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ocr": ("pipelines.ocr.commands", "OCR images or PDF pages (rapidocr, paddleocr, tesseract)"),
     "ocr-eval": ("pipelines.ocr.commands", "compare OCR with the text layer of a run: CER/WER"),
     "chart": ("pipelines.charts.commands", "recover the data behind a chart (SVG, PDF page, image)"),
+    "charts": ("pipelines.charts.commands", "charts synth: draw synthetic charts with their code "
+                                            "and table (matplotlib, plotly)"),
     "label": ("pipelines.label.commands", "label samples or prompts by the use-case taxonomy"),
     "taxonomy": ("pipelines.label.commands", "validate, show and edit the use-case taxonomy"),
     "sft": ("pipelines.sft.commands", "build instruction-tuning conversations from runs"),
+    "text": ("pipelines.text.commands", "build the de-duplicated text-only corpus from runs"),
     "audit": ("pipelines.core.commands", "check that a run accounts for every input"),
     "retry": ("pipelines.core.commands", "re-run only the failed items of a run"),
     "shards": ("pipelines.core.commands", "inspect shards or export them to parquet / HF datasets"),
@@ -39,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Commands whose unknown --flags are Beam pipeline options rather than mistakes.
-PASSES_EXTRA_FLAGS = {"pdf", "crawl", "images", "label", "sft", "retry", "demo"}
+PASSES_EXTRA_FLAGS = {"pdf", "crawl", "images", "label", "sft", "retry", "demo", "charts"}
 
 
 class _QuietOptionalCloudDeps(logging.Filter):
