@@ -133,3 +133,46 @@ def chart_command(args: argparse.Namespace, extra: list[str]) -> int:
     else:
         print("\n\n".join(format_chart(c) for c in charts))
     return 0
+
+
+def add_charts_arguments(parser: argparse.ArgumentParser) -> None:
+    """``vlforge charts synth --n N --out RUN``: the synthetic chart pipeline."""
+    from pipelines.charts import synth_pipeline
+    from pipelines.charts.synth_config import SynthConfig
+    from pipelines.charts.synthetic import CHART_TYPES
+    from pipelines.core.cli_options import add_run_arguments
+
+    parser.description = "Synthetic charts (run `vlforge charts synth --help`)."
+    sub = parser.add_subparsers(dest="action", required=True)
+    synth = sub.add_parser("synth", help="draw N synthetic charts with their code and table",
+                           description=synth_pipeline.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth.add_argument("--n", type=int, required=True, help="number of charts to draw")
+    synth.add_argument("--families", nargs="+", default=list(SynthConfig().families),
+                       choices=("matplotlib", "plotly"), help="plotting libraries, in turn")
+    synth.add_argument("--chart-types", nargs="+", default=list(CHART_TYPES),
+                       choices=CHART_TYPES, help="chart types to draw (default: all)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the chart specs")
+    synth.add_argument("--dpi", type=int, default=SynthConfig.dpi, help="matplotlib dpi")
+    add_run_arguments(synth)
+
+
+def charts_command(args: argparse.Namespace, extra: list[str]) -> int:
+    from pipelines.charts.synth_config import SynthConfig
+    from pipelines.charts.synth_pipeline import PIPELINE, synth_refs
+    from pipelines.core.cli_options import print_run_summary, run_settings
+    from pipelines.core.config import validate_all
+    from pipelines.core.runner import run_pipeline
+
+    config = SynthConfig(families=list(args.families), chart_types=list(args.chart_types),
+                         seed=args.seed, dpi=args.dpi)
+    settings = run_settings(args)
+    validate_all(config, settings)
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1 (got {args.n})")
+    stats = run_pipeline(PIPELINE, synth_refs(args.n, config), config, args.out, extra,
+                         task_size=settings.task_size, overwrite=args.overwrite,
+                         validation_fraction=settings.validation_fraction,
+                         **settings.shard_bounds)
+    print_run_summary(stats, args.out, args.json)
+    return 0

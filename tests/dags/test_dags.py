@@ -11,7 +11,7 @@ from pipelines.app.demo_inputs import write_demo_documents
 from pipelines.core.run_dir import RunDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DAG_IDS = {"web_shards", "pdf_shards", "label_and_sft", "handoff", "train_vlm"}
+DAG_IDS = {"web_shards", "pdf_shards", "label_and_sft", "handoff", "train_vlm", "synth_charts"}
 DS = "2026-11-20"
 FAST = {"ocr": "none"}
 
@@ -122,3 +122,10 @@ def test_label_sft_handoff_and_training_chain(airflow_env, data_root):
     for stage in (1, 2, 3):
         assert (train_root / f"stage{stage}" / "model" / "config.json").exists()
     assert (train_root / "eval.json").exists()
+
+
+def test_synth_charts_draws_and_publishes(airflow_env, tmp_path):
+    outcome = run_dag(airflow_env, "synth_charts", {"data_root": str(tmp_path), "n": 2})
+    assert outcome["tasks"]["draw"] == "success"
+    [run] = list((tmp_path / "runs" / "synth").iterdir())
+    assert RunDir(str(run)).manifest().num_rows == 2
