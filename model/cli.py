@@ -29,7 +29,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     init = sub.add_parser("init", help="write a ready-to-train model directory")
-    init.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    init.add_argument("--preset", choices=sorted(PRESETS) + ["cnn-hybrid"], required=True,
+                      help="a DeepSeek-VL preset, or cnn-hybrid: the seed design's CNN "
+                           "hybrid (model/cnn_baseline.py) for `vlforge train --head`")
     init.add_argument("--out", required=True, help="directory to write (created)")
     init.add_argument("--tokenizer", help="local tokenizer directory (required for 1.3b/7b "
                       "unless --weights holds one); tiny presets train their own")
@@ -145,7 +147,15 @@ def model_command(args: argparse.Namespace, extra: list[str]) -> int:
             print_summary(summary)
         return 0
     from model.build import MODEL_CARD, init_model_dir
+    from model.cnn_dir import CNN_PRESET, init_cnn_dir
 
+    if args.preset == CNN_PRESET:
+        out = init_cnn_dir(args.out, tokenizer_corpus=args.tokenizer_corpus, seed=args.seed)
+        card = json.loads((out / MODEL_CARD).read_text())
+        print(json.dumps({"out": str(out), **card}, indent=2) if args.json else
+              f"wrote {out}: {CNN_PRESET}, {card['parameters']:,} parameters (train it with "
+              "vlforge train --stage 3 --head classification ...)")
+        return 0
     out = init_model_dir(args.preset, args.out, tokenizer_dir=args.tokenizer,
                          weights_dir=args.weights, tokenizer_corpus=args.tokenizer_corpus,
                          seed=args.seed)

@@ -78,6 +78,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                           "taxonomy.leaf: the leaves in the runs' manifests)")
     parser.add_argument("--fusion", choices=("concat", "attention"), default="concat",
                         help="how the head pools image and text states")
+    parser.add_argument("--subset", type=int, metavar="N",
+                        help="train on only N samples of each run first (the seed design's "
+                             "small subset; continue on the whole run from OUT/model)")
     parser.add_argument("--seed", type=int, help="data order / modality choice seed")
     parser.add_argument("--save-every", type=int, help="checkpoint every N steps")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -126,7 +129,7 @@ def stage_config_from_args(args: argparse.Namespace) -> StageConfig:
             values.update(json.load(handle))
     flags = {"max_steps": args.max_steps, "lr": args.lr, "batch_size": args.batch_size,
              "grad_accum": args.grad_accum, "seq_len": args.seq_len, "packing": args.packing,
-             "seed": args.seed, "save_every": args.save_every}
+             "seed": args.seed, "save_every": args.save_every, "subset": args.subset}
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.language_ratio is not None:
         values["language_ratio_target"] = args.language_ratio
@@ -140,8 +143,12 @@ def stage_config_from_args(args: argparse.Namespace) -> StageConfig:
                 raise StageConfigError(f"--mixture wants RUN_NAME=WEIGHT, got {item!r}")
             mixture[name] = float(weight)
         values["mixture"] = mixture
+    from model.cnn_dir import is_cnn_dir
+
     if args.trainable:
         values["trainable"] = list(args.trainable)
+    elif args.head and is_cnn_dir(args.model):  # the CNN hybrid trains whole, with its head
+        values["trainable"] = ["cnn", "heads"]
     elif args.head:
         values["trainable"] = ["heads"]
     if args.head:  # heads learn from labelled multimodal samples only
@@ -289,6 +296,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def print_report(report: dict[str, Any]) -> None:
     for url, result in report["runs"].items():
+        if "loss" not in result:  # a model scored by its task head only (cnn-hybrid)
+            print(f"{url}: head ({result['heads']['task']}) {result['heads']['metrics']} over "
+                  f"{result['heads']['samples']} samples")
+            continue
         print(f"{url}: loss {result['loss']:.4f} over {result['samples']} samples "
               f"({result['tokens']} tokens)")
         for name, part in result["by_category"].items():

@@ -138,25 +138,31 @@ class ShardSampleStream(EpochStream):
 
     def __init__(self, shards: Sequence[str], *, seed: int = 0, rank: int = 0,
                  world_size: int = 1, shuffle_buffer: int = 256,
-                 exclude: frozenset[str] | set[str] = frozenset()):
+                 exclude: frozenset[str] | set[str] = frozenset(),
+                 include: frozenset[str] | set[str] | None = None):
         super().__init__(seed=seed, rank=rank, world_size=world_size,
                          shuffle_buffer=shuffle_buffer)
         if not shards:
             raise DataError("no shards to train on")
         self.shards = list(shards)
         self.exclude = frozenset(exclude)  # keys never trained on (the held-out split)
+        self.include = None if include is None else frozenset(include)  # a fixed subset
+
+    def _wanted(self, sample: Sample) -> bool:
+        return sample.key not in self.exclude and (self.include is None
+                                                   or sample.key in self.include)
 
     def epoch_items(self, epoch: int) -> Iterator[Sample]:
         order = list(self.shards)
         random.Random(f"{self.seed}/shards/{epoch}").shuffle(order)
         if len(order) >= self.world_size:
             for url in order[self.rank::self.world_size]:
-                yield from (s for s in iter_shard_samples(url) if s.key not in self.exclude)
+                yield from (s for s in iter_shard_samples(url) if self._wanted(s))
             return
         index = 0
         for url in order:
             for sample in iter_shard_samples(url):
-                if sample.key in self.exclude:
+                if not self._wanted(sample):
                     continue
                 if index % self.world_size == self.rank:
                     yield sample
@@ -258,21 +264,26 @@ class WeightedInterleave:
 
 
 def run_streams(run_urls: Sequence[str], mixture: dict[str, float], *, seed: int, rank: int,
-                world_size: int, shuffle_buffer: int) -> WeightedInterleave:
+                world_size: int, shuffle_buffer: int,
+                subset: int | None = None) -> WeightedInterleave:
     """One stream per run directory, interleaved by the stage's mixture weights.
 
     Only the runs' ``train`` split is streamed: the held-out documents (the manifest's
-    ``split`` column, `pipelines.core.split`) are left for `vlforge eval`.
+    ``split`` column, `pipelines.core.split`) are left for `vlforge eval`. With `subset`,
+    each run contributes only that many of its train samples (the smallest keys: a fixed,
+    hash-random pick).
     """
     streams, weights = [], []
     for index, url in enumerate(run_urls):
         shards = run_shards([url])
         if not shards:
             continue
-        held_out = RunDir(url).split_keys("validation")
+        run = RunDir(url)
+        held_out = run.split_keys("validation")
+        include = None if subset is None else set(sorted(run.split_keys("train"))[:subset])
         streams.append(ShardSampleStream(shards, seed=seed + 7919 * index, rank=rank,
                                          world_size=world_size, shuffle_buffer=shuffle_buffer,
-                                         exclude=held_out))
+                                         exclude=held_out, include=include))
         weights.append(float(mixture.get(os.path.basename(url.rstrip("/")), 1.0)))
     if not streams:
         raise DataError("none of the run directories holds any shard: " + ", ".join(run_urls))

@@ -43,6 +43,20 @@ def evaluate(model_dir: str, data: list[str], choices: list[str] = (), *,
 
     if not data and not choices:
         raise ValueError("nothing to evaluate: pass --data RUN_DIR and/or --choices FILE")
+    from model.cnn_dir import is_cnn_dir
+
+    if is_cnn_dir(model_dir):  # the CNN hybrid has no language model: its head's metrics
+        if choices:
+            raise ValueError("multiple-choice scoring needs a language model; a cnn-hybrid "
+                             "model is scored by its task head only")
+        report = {"model": model_dir, "runs": {}, "split": split or "all"}
+        for url in data:
+            run = RunDir(url).require_complete()
+            report["runs"][url] = {"heads": evaluate_heads(
+                model_dir, itertools.islice(run.iter_samples(split=split), max_samples),
+                batch_size=batch_size,
+                device=device or ("cuda" if torch.cuda.is_available() else "cpu"))}
+        return report
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, processor = load_model(model_dir, device=device)
     model.eval()

@@ -52,7 +52,9 @@ class HeadSpec:
         from model.heads import VLEncoder, build_task_model, meta_target
 
         self.validate()
-        encoder = VLEncoder(vl_model, fusion=self.fusion)
+        # an encoder already (the CNN hybrid has `representation`), else a VL model to pool
+        encoder = (vl_model if hasattr(vl_model, "representation")
+                   else VLEncoder(vl_model, fusion=self.fusion))
         task_model = build_task_model(encoder, self.task, num_classes=len(self.classes) or None)
         classes = list(self.classes) if self.task == "classification" else None
         return task_model, meta_target(self.target, classes)
@@ -81,6 +83,19 @@ def save_heads(task_model: Any, spec: HeadSpec, model_dir: str) -> str:
     return path
 
 
+def restore_heads(task_model: Any, model_dir: str, spec: HeadSpec) -> bool:
+    """Load `model_dir`'s trained head into `task_model` when it is the same head (same
+    task, target and classes); returns whether it did."""
+    if not has_heads(model_dir):
+        return False
+    saved = torch.load(os.path.join(model_dir, HEADS_FILE), map_location="cpu",
+                       weights_only=True)
+    if HeadSpec(**{**saved["spec"], "classes": tuple(saved["spec"]["classes"])}) != spec:
+        return False
+    task_model.load_state_dict(saved["state"], strict=False)
+    return True
+
+
 def has_heads(model_dir: str) -> bool:
     return os.path.exists(os.path.join(model_dir, HEADS_FILE))
 
@@ -92,7 +107,9 @@ def load_task_model(model_dir: str, device: str = "cpu") -> tuple[Any, Any, Any,
     saved = torch.load(os.path.join(model_dir, HEADS_FILE), map_location="cpu",
                        weights_only=True)
     spec = HeadSpec(**{**saved["spec"], "classes": tuple(saved["spec"]["classes"])})
-    vl_model, processor = load_model(model_dir)
+    from model.cnn_dir import is_cnn_dir, load_cnn
+
+    vl_model, processor = load_cnn(model_dir) if is_cnn_dir(model_dir) else load_model(model_dir)
     task_model, target_fn = spec.build(vl_model)
     missing = set(head_state(task_model)) - set(saved["state"])
     if missing:

@@ -42,6 +42,9 @@ PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     # and the encoder's attention pool; the VL model's own names are matched after
     # stripping "encoder.vl_model." (see training.trainable.param_group)
     "heads": ("head.", "encoder.pool."),
+    # the seed's CNN hybrid (model/cnn_baseline.py) as a task model's encoder
+    "cnn": ("encoder.high_res_encoder.", "encoder.low_res_encoder.", "encoder.adaptor.",
+            "encoder.language_model."),
 }
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -136,6 +139,10 @@ class StageConfig:
     bf16: bool = True
     """Use bf16 autocast when training on a GPU (ignored on CPU)."""
 
+    subset: int | None = None
+    """Train on only N samples of each run's train split (a fixed pick, the same every
+    epoch): the seed design's "small subset first"; None trains on all of it."""
+
     # -- derived ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -194,6 +201,8 @@ class StageConfig:
         for name in ("language_ratio_start", "language_ratio_target"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be within 0..1 (got {getattr(self, name)})")
+        if self.subset is not None and not (isinstance(self.subset, int) and self.subset >= 1):
+            problems.append(f"subset must be None or an integer >= 1 (got {self.subset!r})")
         bad_weights = {k: v for k, v in self.mixture.items() if not v >= 0}
         if bad_weights:
             problems.append(f"mixture weights must be >= 0 (got {bad_weights})")

@@ -38,9 +38,11 @@ def test_train_then_eval_reports_categories_and_choices(sft_trained, capsys, tmp
                           "Fog rolls over the dock at noon.")]
     choices = tmp_path / "mc.jsonl"
     choices.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    before = run_json(capsys, "eval", "--model", model_dir, "--data", sft_run, "--json")
+    # the whole run (eval reads the held-out split by default; this checks what was trained)
+    before = run_json(capsys, "eval", "--model", model_dir, "--data", sft_run, "--split", "all",
+                      "--json")
     after = run_json(capsys, "eval", "--model", summary["model_dir"], "--data", sft_run,
-                     "--choices", str(choices), "--json")
+                     "--choices", str(choices), "--split", "all", "--json")
     run_before, run_after = before["runs"][sft_run], after["runs"][sft_run]
     assert run_after["samples"] == 12 and run_after["loss"] < run_before["loss"]
     assert set(run_after["by_category"]) == {"recognition", "analysis"}
@@ -68,7 +70,7 @@ def test_head_fine_tuning_trains_only_the_head_and_is_evaluated(tiny_model_dir, 
     assert summary["trainable"]["heads"]["trainable"] > 0
     assert all(g["trainable"] == 0 for name, g in summary["trainable"].items() if name != "heads")
     report = run_json(capsys, "eval", "--model", summary["model_dir"], "--data", caption_run,
-                      "--json")
+                      "--split", "all", "--json")
     heads = report["runs"][caption_run]["heads"]
     assert heads["task"] == "classification" and heads["samples"] == 24
     assert 0.0 <= heads["metrics"]["accuracy"] <= 1.0
