@@ -75,6 +75,7 @@ def training_section(path: str) -> str:
         lrs = [(r["step"], r["lr"]) for r in train if "lr" in r]
         if lrs:
             parts.append(_svg_lines("learning rate", lrs))
+    parts.append(_mix_table(path))
     for name in ("result.json", "config.json", "stage.json"):
         file = os.path.join(path, name)
         if os.path.exists(file):
@@ -88,6 +89,53 @@ def eval_section(path: str) -> str:
         result = json.load(handle)
     return (f"<h2>Evaluation: {_e(os.path.basename(path))}</h2>"
             f"<pre>{_e(json.dumps(result, indent=2, sort_keys=True, default=str))}</pre>")
+
+
+def _mix_table(path: str) -> str:
+    """The run's share of each paper data category next to the paper's (`app.mix`)."""
+    from pipelines.app.mix import training_mix
+
+    mix = training_mix(path)
+    if mix is None:
+        return ""
+    rows = "".join(f"<tr><td>{_e(c)}</td><td>{mix['measured'][c]:.1f}%</td>"
+                   f"<td>{mix['paper'][c]:.1f}%</td></tr>" for c in mix["paper"])
+    rows += "".join(f"<tr><td>{_e(c)} <span class=muted>(not in the paper's table)</span>"
+                    f"</td><td>{v:.1f}%</td><td>-</td></tr>" for c, v in mix["other"].items())
+    return (f"<h3>Data mix by paper category (stage {mix['stage']} vs the paper's "
+            f"{mix['table']})</h3><p class=muted>{mix['steps']} logged steps, "
+            f"{mix['language_steps']} language-only; multimodal steps split by the runs' "
+            "train-split categories and mixture weights</p><table class=grid><tr>"
+            f"<th>category</th><th>this run</th><th>paper</th></tr>{rows}</table>")
+
+
+def eval_comparison(paths: list[str]) -> str:
+    """One table of every eval JSON: the VL models' losses and the task heads' metrics
+    (the CNN hybrid's next to the VL model's), each on the split it was scored on."""
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+        model = result.get("model", "")
+        card = os.path.join(model, "vlforge_model.json")
+        kind = ""
+        if os.path.exists(card):
+            with open(card, encoding="utf-8") as handle:
+                kind = json.load(handle).get("preset") or ""
+        for run, part in (result.get("runs") or {}).items():
+            heads = part.get("heads") or {}
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in (heads.get("metrics") or {}).items())
+            loss = f"{part['loss']:.4f}" if isinstance(part.get("loss"), (int, float)) else "-"
+            samples = part.get("samples", heads.get("samples", 0))
+            rows.append(f"<tr><td>{_e(os.path.basename(path))}</td><td>{_e(kind)}</td>"
+                        f"<td>{_e(os.path.basename(run.rstrip('/')))}</td>"
+                        f"<td>{_e(result.get('split', 'all'))}</td><td>{samples}</td>"
+                        f"<td>{loss}</td><td>{_e(metrics) or '-'}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Models side by side</h2><table class=grid><tr><th>evaluation</th>"
+            "<th>model</th><th>data run</th><th>split</th><th>samples</th><th>LM loss</th>"
+            f"<th>head metrics</th></tr>{''.join(rows)}</table>")
 
 
 # -- rendering pieces -------------------------------------------------------------------
@@ -254,6 +302,9 @@ figure img{width:100%%;border:1px solid #dde3ee} figcaption{overflow-wrap:anywhe
 
 def build_report(paths: list[str], title: str = "vlforge data card") -> str:
     sections = []
+    evals = [path for path in paths if classify(path) == "eval"]
+    if len(evals) > 1:
+        sections.append(eval_comparison(evals))
     for path in paths:
         kind = classify(path)
         sections.append({"data": data_section, "training": training_section,

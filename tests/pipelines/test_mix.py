@@ -1,0 +1,67 @@
+"""The mix of a training run by the paper's data categories, in the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.app.mix import (
+    DOC_OCR,
+    PAPER_PRETRAIN,
+    PAPER_SFT,
+    TABLE_CHART,
+    TAXONOMY_SFT,
+    TEXT_ONLY,
+    WEB_CODE,
+    category_of,
+    training_mix,
+)
+from pipelines.app.report import build_report
+from pipelines.core.sample import Sample
+from tests.training.conftest import draw_png, write_run_dir
+
+
+def test_paper_tables_sum_to_100():
+    assert sum(PAPER_PRETRAIN.values()) == pytest.approx(100.0)
+    assert sum(PAPER_SFT.values()) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("row,sft,category", [
+    ({"source": "synth", "num_images": 1}, False, WEB_CODE),
+    ({"source": "pdf", "num_images": 1, "derived_from": "k"}, False, TABLE_CHART),
+    ({"source": "pdf", "num_images": 1}, False, DOC_OCR),
+    ({"source": "web", "num_images": 1}, True, TAXONOMY_SFT),
+    ({"source": "sft", "num_images": 1,
+      "taxonomy_leaf": "analysis.data_chart_analysis.graph_interpretation"}, True, TABLE_CHART),
+    ({"source": "text", "num_images": 0}, False, TEXT_ONLY),
+])
+def test_category_table(row, sft, category):
+    assert category_of(row, sft) == category
+
+
+def test_training_mix_measures_language_steps_and_run_categories(tmp_path):
+    pages = [Sample.create("pdf", f"sha256:x#page={i}", image=draw_png("red", "square"),
+                           text=f"page {i}", lineage={"input_id": f"doc{i}"}) for i in range(6)]
+    charts = [Sample.create("synth", f"synthetic:{i}", image=draw_png("blue", "bar"),
+                            text="import matplotlib", lineage={"input_id": f"c{i}"})
+              for i in range(6)]
+    pdf_run = write_run_dir(tmp_path / "pdf", "pdf", pages)
+    synth_run = write_run_dir(tmp_path / "synth", "synth", charts)
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "stage.json").write_text(json.dumps({
+        "config": {"stage": 2, "mixture": {"synth": 1.0, "pdf": 3.0}},
+        "data": [pdf_run, synth_run], "text": ["corpus.jsonl"]}))
+    modalities = ["language"] * 7 + ["multimodal"] * 3
+    (train / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": i + 1, "loss": 1.0, "modality": m}) + "\n"
+        for i, m in enumerate(modalities)))
+    mix = training_mix(str(train))
+    assert mix["table"] == "Table 1" and mix["steps"] == 10 and mix["language_steps"] == 7
+    assert mix["measured"][TEXT_ONLY] == 70.0
+    # 30% multimodal, weighted 3:1 between the pdf run (document OCR) and synth (web code)
+    assert mix["measured"][DOC_OCR] == 22.5 and mix["measured"][WEB_CODE] == 7.5
+    assert sum(mix["measured"].values()) == pytest.approx(100.0)
+    page = build_report([str(train)])
+    assert "Data mix by paper category" in page and "document OCR" in page and "70.0%" in page
