@@ -403,6 +403,10 @@ class ChartReader:
     def _inside(self, shape: Shape, box) -> bool:
         x0, y0, x1, y1 = shape.bbox
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        w, h = x1 - x0, y1 - y0
+        if abs(w - h) <= 0.1 * max(w, h) and max(w, h) <= 0.2 * min(box[2] - box[0], box[3] - box[1]):
+            # A bubble near an axis reaches past it (clipped there): its centre decides.
+            return box[0] - 0.5 <= cx and cy <= box[3] + 0.5
         return box[0] - 0.5 <= cx and cy <= box[3] + 0.5 and x0 >= box[0] - 1 and y1 <= box[3] + 1
 
     def _classify(self, marks: list[Shape], lay: Layout, box):
@@ -413,15 +417,15 @@ class ChartReader:
         span_w = max(1.0, xs[1] - xs[0])
         span_h = max(1.0, ys[1] - ys[0])
         size = _median_size(self.scene.texts) or 10.0
-        # Symbols are small next to the plot; bubbles grow to a tenth of it but stay round.
-        mark_limit = max(2.2 * size, 0.12 * min(bw, bh))
+        # Symbols are small next to the plot; bubbles grow to a fifth of it but stay round.
+        mark_limit = max(2.2 * size, 0.2 * min(bw, bh))
         bars, lines, markers, areas = [], [], [], []
         for s in marks:
             seg = _segment(s)
             x0, y0, x1, y1 = s.bbox
             w, h = x1 - x0, y1 - y0
             symbol = (w <= 2.2 * size and h <= 2.2 * size) or (
-                w <= mark_limit and h <= mark_limit and abs(w - h) <= 0.2 * max(w, h))
+                w <= mark_limit and h <= mark_limit and abs(w - h) <= 0.1 * max(w, h))
             if seg is None and _is_frame(s, bw, bh):
                 continue  # axis domain lines and plot frames (D3's "M0.5,6V0.5H580.5V6")
             if seg is not None and s.fill is None or (seg is not None and len(s.points) == 2):

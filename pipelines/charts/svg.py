@@ -90,90 +90,97 @@ def parse_path(d: str) -> tuple[list[list[tuple[float, float]]], bool]:
 
     def nums(k):
         nonlocal i
-        vals = [float(v) for v in tokens[i:i + k]]
+        vals = [float(v) for v in tokens[i:i + k]]  # ValueError on "NaN": path error
+        if len(vals) < k:
+            raise ValueError("path data ends inside a command")
         i += k
         return vals
 
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.isalpha():
-            cmd = tok
-            i += 1
-            if cmd in "Zz":
-                closed = True
+    try:
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok.isalpha():
+                cmd = tok
+                i += 1
+                if cmd in "Zz":
+                    closed = True
+                    if current:
+                        subpaths.append(current)
+                    current = []
+                    x, y = start
+                    continue
+            if cmd is None:
+                break
+            rel = cmd.islower()
+            c = cmd.upper()
+            if c == "M":
+                px, py = nums(2)
+                x, y = (x + px, y + py) if rel else (px, py)
                 if current:
                     subpaths.append(current)
-                current = []
-                x, y = start
-                continue
-        if cmd is None:
-            break
-        rel = cmd.islower()
-        c = cmd.upper()
-        if c == "M":
-            px, py = nums(2)
-            x, y = (x + px, y + py) if rel else (px, py)
-            if current:
-                subpaths.append(current)
-            current = [(x, y)]
-            start = (x, y)
-            cmd = "l" if rel else "L"  # further pairs are implicit lineto
-        elif c == "L":
-            px, py = nums(2)
-            x, y = (x + px, y + py) if rel else (px, py)
-            current.append((x, y))
-        elif c == "H":
-            (px,) = nums(1)
-            x = x + px if rel else px
-            current.append((x, y))
-        elif c == "V":
-            (py,) = nums(1)
-            y = y + py if rel else py
-            current.append((x, y))
-        elif c in "CS":
-            if c == "C":
-                v = nums(6)
-                pts = [(v[0], v[1]), (v[2], v[3]), (v[4], v[5])]
-            else:
-                v = nums(4)
-                ctrl1 = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
-                pts = [None, (v[0], v[1]), (v[2], v[3])]
-            if rel:
-                pts = [None if p is None else (x + p[0], y + p[1]) for p in pts]
-            if c == "S":
-                pts[0] = ctrl1
-            if not current:
                 current = [(x, y)]
-            current.extend(cubic_points((x, y), pts[0], pts[1], pts[2]))
-            last_ctrl = pts[1]
-            x, y = pts[2]
-            continue
-        elif c in "QT":
-            if c == "Q":
-                v = nums(4)
-                ctrl, end = (v[0], v[1]), (v[2], v[3])
+                start = (x, y)
+                cmd = "l" if rel else "L"  # further pairs are implicit lineto
+            elif c == "L":
+                px, py = nums(2)
+                x, y = (x + px, y + py) if rel else (px, py)
+                current.append((x, y))
+            elif c == "H":
+                (px,) = nums(1)
+                x = x + px if rel else px
+                current.append((x, y))
+            elif c == "V":
+                (py,) = nums(1)
+                y = y + py if rel else py
+                current.append((x, y))
+            elif c in "CS":
+                if c == "C":
+                    v = nums(6)
+                    pts = [(v[0], v[1]), (v[2], v[3]), (v[4], v[5])]
+                else:
+                    v = nums(4)
+                    ctrl1 = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
+                    pts = [None, (v[0], v[1]), (v[2], v[3])]
                 if rel:
-                    ctrl, end = (x + ctrl[0], y + ctrl[1]), (x + end[0], y + end[1])
+                    pts = [None if p is None else (x + p[0], y + p[1]) for p in pts]
+                if c == "S":
+                    pts[0] = ctrl1
+                if not current:
+                    current = [(x, y)]
+                current.extend(cubic_points((x, y), pts[0], pts[1], pts[2]))
+                last_ctrl = pts[1]
+                x, y = pts[2]
+                continue
+            elif c in "QT":
+                if c == "Q":
+                    v = nums(4)
+                    ctrl, end = (v[0], v[1]), (v[2], v[3])
+                    if rel:
+                        ctrl, end = (x + ctrl[0], y + ctrl[1]), (x + end[0], y + end[1])
+                else:
+                    v = nums(2)
+                    end = (x + v[0], y + v[1]) if rel else (v[0], v[1])
+                    ctrl = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
+                if not current:
+                    current = [(x, y)]
+                current.extend(quad_points((x, y), ctrl, end))
+                last_ctrl = ctrl
+                x, y = end
+                continue
+            elif c == "A":
+                v = nums(7)
+                end = (x + v[5], y + v[6]) if rel else (v[5], v[6])
+                if not current:
+                    current = [(x, y)]
+                current.extend(arc_points((x, y), v[0], v[1], v[2], int(v[3]), int(v[4]), end))
+                x, y = end
             else:
-                v = nums(2)
-                end = (x + v[0], y + v[1]) if rel else (v[0], v[1])
-                ctrl = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
-            if not current:
-                current = [(x, y)]
-            current.extend(quad_points((x, y), ctrl, end))
-            last_ctrl = ctrl
-            x, y = end
-            continue
-        elif c == "A":
-            v = nums(7)
-            end = (x + v[5], y + v[6]) if rel else (v[5], v[6])
-            if not current:
-                current = [(x, y)]
-            current.extend(arc_points((x, y), v[0], v[1], v[2], int(v[3]), int(v[4]), end))
-            x, y = end
-        else:
-            i += 1
-        last_ctrl = None
+                i += 1
+            last_ctrl = None
+    except ValueError:
+        # SVG renders a path up to its first error (Chart.js via svgcanvas writes "NaN"
+        # for a zero-radius arc): keep what came before it.
+        log.debug("path data error after %d tokens", i)
     if current:
         subpaths.append(current)
     return [s for s in subpaths if s], closed

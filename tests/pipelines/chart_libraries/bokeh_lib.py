@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import accumulate
-from math import pi
+from math import cos, pi, sin
 
 from pipelines.charts.recognize import read_charts
 from pipelines.charts.svg import scenes_from_svgs
@@ -29,7 +29,7 @@ def document(spec: dict) -> str:
     elif kind in ("horizontal_bar", "horizontal_grouped_bar"):
         p = figure(y_range=FactorRange(*reversed(labels)), **opts)
     elif kind in ("pie", "donut"):
-        p = figure(x_range=(-1.2, 1.2), y_range=(-1.2, 1.2), **{**opts, "width": 500})
+        p = figure(x_range=(-1.4, 1.4), y_range=(-1.4, 1.4), **{**opts, "width": 500})
     else:
         p = figure(**opts)
     n = len(series)
@@ -76,10 +76,15 @@ def document(spec: dict) -> str:
             data = ColumnDataSource({"x": xs, "start": starts, "end": ends, "color": colors})
             if kind == "pie":
                 p.wedge(x=0, y=0, radius=1, start_angle="start", end_angle="end",
-                        color="color", legend_field="x", source=data)
+                        color="color", source=data)
             else:
                 p.annular_wedge(x=0, y=0, inner_radius=0.5, outer_radius=1, start_angle="start",
-                                end_angle="end", color="color", legend_field="x", source=data)
+                                end_angle="end", color="color", source=data)
+            # Bokeh 3.9's SVG backend draws no Legend annotation at all (no text, no
+            # swatch, no DOM), so the wedges are named by text glyphs beside them.
+            mids = [(a + b) / 2 for a, b in zip(starts, ends)]
+            p.text(x=[1.1 * cos(m) for m in mids], y=[1.1 * sin(m) for m in mids], text=xs,
+                   text_align="center", text_baseline="middle", text_font_size="11px")
             p.axis.visible = False
             p.grid.visible = False
     if kind not in ("pie", "donut"):
