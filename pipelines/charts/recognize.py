@@ -453,7 +453,7 @@ class ChartReader:
                 elif len(s.points) >= 4:
                     areas.append(s)
                 continue
-            if s.fill is not None and not is_light(s.fill) and w <= 2.2 * size and h <= 2.2 * size:
+            if s.fill is not None and not is_light(s.fill) and symbol:
                 markers.append(s)
                 continue
             if s.stroke is not None and s.fill is None and symbol and _closed_outline(s) and \
