@@ -130,6 +130,11 @@ def shard_model(model: nn.Module, info: DistInfo, *, bf16: bool = True,
     if info.device.type == "cuda" and bf16:
         options["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16,
                                                     reduce_dtype=torch.float32)
+    if cpu_offload and info.device.type == "cpu":
+        # CPUOffloadPolicy moves shards between an accelerator and pinned host memory;
+        # training on the CPU, they are already where it would put them
+        log.info("--cpu-offload: parameters already live on the CPU, nothing to offload")
+        cpu_offload = False
     if cpu_offload:
         options["offload_policy"] = CPUOffloadPolicy()
     units = vision_towers(model) + decoder_layers(model)

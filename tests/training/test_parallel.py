@@ -35,6 +35,7 @@ def test_activation_checkpointing_defaults_on_for_the_7b_long_stages_only():
     {"activation_checkpointing": True},
     {"strategy": "fsdp", "activation_checkpointing": True},
     {"attn_implementation": "eager"},
+    {"strategy": "fsdp", "cpu_offload": True},
 ])
 def test_speed_settings_keep_the_losses(changes, tiny_model_dir, caption_run, text_file,
                                         tmp_path):
