@@ -689,6 +689,10 @@ class ChartReader:
         series = [{"name": None, "points": points}]
         chart = self._chart("pie", lay, series, recovered=True)
         chart["y_unit"] = "percent of total"
+        # A donut's wedges leave the centre open: the hole's share of the radius.
+        radius = max(max(xs) - min(xs), max(ys) - min(ys)) / 2
+        inner = min(math.hypot(x - center[0], y - center[1]) for s in wedges for x, y in s.points)
+        chart["hole"] = _num(inner / radius) if radius and inner > 0.15 * radius else 0.0
         return chart
 
     def _chart(self, kind: str, lay: Layout, series: list, recovered: bool) -> dict:

@@ -9,7 +9,6 @@ axis fitting and mark reading.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 
@@ -108,33 +107,13 @@ class Scene:
 
 
 # -- colours -------------------------------------------------------------------------------
-_NAMED = {"black": "#000000", "white": "#ffffff", "red": "#ff0000", "green": "#008000",
-          "blue": "#0000ff", "gray": "#808080", "grey": "#808080", "orange": "#ffa500",
-          "yellow": "#ffff00", "purple": "#800080", "none": None, "transparent": None}
-
-
 def parse_color(value: str | None) -> str | None:
-    """'#abc', '#aabbcc', 'rgb(1, 2, 3)', 'rgba(...)', named → '#rrggbb' (None for none)."""
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if not value or value.startswith("url("):
-        return None
-    if value in _NAMED:
-        return _NAMED[value]
-    if value.startswith("#"):
-        digits = value[1:]
-        if len(digits) == 3:
-            digits = "".join(c * 2 for c in digits)
-        return "#" + digits[:6] if len(digits) >= 6 else None
-    match = re.match(r"rgba?\(([^)]*)\)", value)
-    if match:
-        parts = [p.strip() for p in match.group(1).split(",")]
-        if len(parts) == 4 and float(parts[3]) == 0:
-            return None
-        rgb = [float(p.rstrip("%")) * (2.55 if p.endswith("%") else 1) for p in parts[:3]]
-        return "#" + "".join(f"{int(round(c)):02x}" for c in rgb)
-    return None
+    """Any CSS colour (names, hex, rgb(), hsl(), lab(), ...) → '#rrggbb'; None for none,
+    transparent or fully transparent colours (parsing by tinycss2, see css.py)."""
+    from pipelines.charts.css import css_color
+
+    parsed = css_color(value)
+    return parsed[0] if parsed else None
 
 
 def rgb_tuple_color(rgb) -> str | None:

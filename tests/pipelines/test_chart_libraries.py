@@ -117,3 +117,12 @@ def test_d3_css_class_rules_named_colours_currentcolor_and_hsl(renderer):
     # The browser's computed styles give the same reading.
     again = web_js.recover("d3", spec, renderer, computed_styles=True)
     assert {s["color"] for s in again[0]["series"]} == colours
+
+
+@pytest.mark.parametrize("library", ["altair", "matplotlib"])
+def test_donut_has_a_hole_and_pie_has_none(library):
+    for kind, open_centre in (("pie", False), ("donut", True)):
+        spec = make_spec(random.Random(kind), kind)
+        [chart] = LIBRARIES[library].recover(spec, None)
+        assert chart["type"] == "pie"
+        assert (chart["hole"] > 0.2) is open_centre, (library, kind, chart["hole"])
