@@ -29,7 +29,7 @@ import os
 from typing import Any, Iterable, Iterator, Mapping
 
 from pipelines.core.outcome import Outcome
-from pipelines.core.sample import Sample
+from pipelines.core.sample import Sample, as_png
 from pipelines.core.run_dir import SampleNotFound, SampleReader
 from pipelines.core.stage import Record, StageFn
 from pipelines.sft.config import SftConfig
@@ -148,17 +148,18 @@ def count_records(path: str, fmt: str) -> int:
 
 # -- record conversion ---------------------------------------------------------------------
 def _image_bytes(value: Any, base: str) -> bytes:
-    """Bytes of an image given as a path, an HF Image dict, raw bytes or a PIL image."""
+    """PNG bytes of an image given as a path, an HF Image dict, raw bytes or a PIL image
+    (other formats re-encoded: every run has the one image member of core.schema)."""
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
+        return as_png(bytes(value))
     if isinstance(value, Mapping):
         if value.get("bytes"):
-            return bytes(value["bytes"])
+            return as_png(bytes(value["bytes"]))
         value = value.get("path")
     if isinstance(value, str):
         path = value if os.path.isabs(value) else os.path.join(base, value)
         with open(path, "rb") as handle:
-            return handle.read()
+            return as_png(handle.read())
     if hasattr(value, "save"):  # PIL image (a decoded HF Image feature)
         buffer = io.BytesIO()
         value.convert("RGB").save(buffer, format="PNG")

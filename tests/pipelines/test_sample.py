@@ -88,3 +88,25 @@ def test_a_verdict_is_tied_to_its_item_by_the_stage_that_receives_it():
     assert refuse("dns_failure", "no such host", "error").kind == "error"
     assert DocumentRejected("dropped", "encrypted", "needs a password").outcome == \
         Outcome.of("dropped", "encrypted", "needs a password")
+
+
+def test_images_enter_as_png_whatever_their_format(tmp_path):
+    """One image member (png) for every run: see pipelines.core.schema."""
+    import io
+
+    from PIL import Image
+
+    from pipelines.core.sample import as_png
+    from pipelines.sft.pipeline import convert_record
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(buffer, format="JPEG")
+    jpeg = buffer.getvalue()
+    png = as_png(jpeg)
+    assert image_extension(png) == "png" and Image.open(io.BytesIO(png)).size == (30, 20)
+    assert as_png(png) is png  # PNG passes through untouched
+    (tmp_path / "photo.jpg").write_bytes(jpeg)
+    images, _ = convert_record({"image": "photo.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": "Red."}]},
+        str(tmp_path))
+    assert image_extension(images[0]) == "png"
