@@ -110,3 +110,19 @@ def test_images_enter_as_png_whatever_their_format(tmp_path):
         {"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": "Red."}]},
         str(tmp_path))
     assert image_extension(images[0]) == "png"
+
+
+def test_every_header_has_every_field_typed_and_nothing_null():
+    from pipelines.core.schema import FIELD_NAMES, check_header
+
+    text_only = json.loads(Sample.create("text", "corpus#2", text="words").to_wds()["json"])
+    page = json.loads(Sample.create("pdf", "doc#page=0", image=png_bytes(), meta={
+        "pdf": {"lines": [{"box": [0, 0, 0.5, 0.5], "text": "hi"}]},
+        "taxonomy": {"leaf": "recognition", "confidence": 1, "version": 3}}).to_wds()["json"])
+    for header in (text_only, page):
+        assert check_header(header) == [] and set(header) == set(FIELD_NAMES)
+    assert page["taxonomy_confidence"] == 1.0 and page["taxonomy_version"] == "3"
+    assert page["trusted_origin"] == "pdf_text" and page["width"] == 64
+    assert text_only["width"] == 0 and text_only["images"] == "[]"
+    assert check_header({**page, "taxonomy_leaf": None, "extra": 1}) == [
+        "unexpected key 'extra'", "taxonomy_leaf: expected str, got NoneType"]
