@@ -111,7 +111,7 @@ def page_text(sample: Sample) -> str:
     """The trustworthy text of one page or web sample ('' when it has none)."""
     if sample.source == "pdf" and (sample.meta.get("pdf") or {}).get("needs_ocr"):
         layer = trusted_text(sample, RECOGNISED)
-        return layer.text() if layer is not None and layer.origin == "ocr" else ""
+        return layer.text if layer is not None and layer.origin == "ocr" else ""
     return sample.text or ""
 
 

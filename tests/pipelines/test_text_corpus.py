@@ -99,3 +99,21 @@ def test_clean_text_and_hashes():
     assert clean_text("a\u200b b\t\tc\r\n\n\n\n d  ") == "a b c\n\nd"
     assert normalised_hash("Hello, World!") == normalised_hash("hello   world")
     assert normalised_hash("hello world") != normalised_hash("hello there")
+
+
+def test_page_text_takes_trusted_ocr_when_the_text_layer_is_doubtful():
+    from pipelines.core.sample import Sample
+    from pipelines.text.corpus import page_text
+
+    ocr = {"lines": [{"text": "Recognised line one", "box": [0, 0, 1, 0.1]},
+                     {"text": "and line two", "box": [0, 0.2, 1, 0.3]}]}
+    doubtful = Sample.create("pdf", "sha256:y#page=0", text="gArBlEd",
+                             meta={"pdf": {"needs_ocr": True, "lines": []}, "ocr": ocr})
+    assert page_text(doubtful) == "Recognised line one\nand line two"
+    unsure = Sample.create("pdf", "sha256:y#page=1", text="gArBlEd",
+                           meta={"pdf": {"needs_ocr": True},
+                                 "ocr": {"lines": [{**ocr["lines"][0], "low_confidence": True}]}})
+    assert page_text(unsure) == ""  # no trustworthy text: the page adds nothing
+    exact = Sample.create("pdf", "sha256:y#page=2", text="The text layer.",
+                          meta={"pdf": {"needs_ocr": False}})
+    assert page_text(exact) == "The text layer."
