@@ -162,6 +162,8 @@ def start_seaweedfs(workdir: Path) -> tuple[Server, S3Store]:
         weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={base}", f"-volume.port={base + 1}", "-filer",
         f"-filer.port={base + 2}", "-s3", f"-s3.port={base + 3}",
+        # side services with fixed default ports would collide between test sessions
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false",
         "-master.volumeSizeLimitMB=64", "-volume.max=0"], workdir).start()
     endpoint = f"http://127.0.0.1:{base + 3}"
     wait_for_port(base + 3, server.process, server.log)
