@@ -505,9 +505,11 @@ class ChartReader:
             if val_axis.scale.kind == "log" or base is None:
                 value = v_far
             elif abs(near - base) < 0.75:
-                value = v_far
+                # The bar's length, not its far edge alone: D3, Vega and ECharts draw axes
+                # half a pixel off the marks (crisp 1px rules), which a small bar feels.
+                value = v_far - v_near
             elif abs(far - base) < 0.75:
-                value = v_near  # a negative bar hangs from the baseline
+                value = v_near - v_far  # a negative bar hangs from the baseline
             else:
                 value = v_far - v_near  # a stacked segment
             if cat_axis is not None and (cat_axis.categorical or tick_slots):
