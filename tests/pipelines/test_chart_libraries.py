@@ -8,7 +8,9 @@ import random
 import pytest
 
 from pipelines.charts.css import css_color
+from pipelines.charts.recognize import read_charts
 from pipelines.charts.render_html import CHROMIUM, SvgRenderer
+from pipelines.charts.svg import scenes_from_svgs
 from tests.pipelines.chart_libraries import LIBRARIES, make_spec, web_js
 
 pytest.importorskip("vl_convert", reason="vl-convert-python is in the dev extra")
@@ -126,3 +128,26 @@ def test_donut_has_a_hole_and_pie_has_none(library):
         [chart] = LIBRARIES[library].recover(spec, None)
         assert chart["type"] == "pie"
         assert (chart["hole"] > 0.2) is open_centre, (library, kind, chart["hole"])
+
+
+@pytest.mark.browser
+def test_page_stylesheet_reaches_the_svg_through_computed_styles(renderer):
+    """The same D3 chart styled from the HTML page's stylesheet (the <style> moved into
+    <head>): its SVG markup alone has no colours, the browser's computed styles do."""
+    if not web_js.available("d3"):
+        pytest.skip("npm packages missing: make install puts them in tests/js")
+    spec = make_spec(random.Random("page-css"), "grouped_bar")
+    move_style = """(spec) => { document.querySelectorAll('head style').forEach(s => s.remove());
+        window.drawChart(spec);
+        document.head.appendChild(document.querySelector('#c svg style')); }"""
+
+    def read(computed):
+        found = web_js.svgs("d3", spec, renderer, computed_styles=computed, draw=move_style)
+        assert "<style>" not in found[0]["markup"]
+        return [c for _, scene in scenes_from_svgs(found) for c in read_charts(scene)]
+
+    bare = read(False)  # every bar falls back to the initial fill: black, one "series"
+    assert not bare or {s["color"] for s in bare[0]["series"]} <= {"#000000"}
+    charts = read(True)
+    assert {"#4682b4", css_color("hsl(28, 90%, 55%)")[0]} <= {s["color"] for s in charts[0]["series"]}
+    assert values_within(spec, charts) >= 0.95

@@ -24,15 +24,22 @@ def available(name: str) -> bool:
     return all((NODE_MODULES / path).exists() for path in SCRIPTS[name])
 
 
-def svgs(name: str, spec: dict, renderer, computed_styles: bool = False) -> list[dict]:
+def scripts(name: str) -> list[str]:
+    """The JS files a page needs to draw with `name`: shims, the library, our drawing code."""
     shims = [HERE / "js" / "cjs_exports.js"] + ([HERE / "js" / "no_path2d.js"] if name == "chartjs" else [])
-    scripts = [str(p) for p in shims] + [str(NODE_MODULES / p) for p in SCRIPTS[name]] \
+    return [str(p) for p in shims] + [str(NODE_MODULES / p) for p in SCRIPTS[name]] \
         + [str(HERE / "js" / DRAW[name])]
-    return renderer.script_svgs(scripts, "(spec) => window.drawChart(spec)",
-                                json.loads(json.dumps(spec)), computed_styles=computed_styles)
+
+
+def svgs(name: str, spec: dict, renderer, computed_styles: bool = False,
+         draw: str = "(spec) => window.drawChart(spec)") -> list[dict]:
+    """The SVGs `name` draws for `spec` (`draw` may do more in the page after drawing)."""
+    return renderer.script_svgs(scripts(name), draw, json.loads(json.dumps(spec)),
+                                computed_styles=computed_styles)
 
 
 def recover(name: str, spec: dict, renderer, computed_styles: bool = False) -> list[dict]:
+    """Draw `spec` with library `name` in the browser and read the chart back."""
     found = svgs(name, spec, renderer, computed_styles)
     return [c for _, scene in scenes_from_svgs(found) for c in read_charts(scene)]
 
