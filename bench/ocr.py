@@ -101,22 +101,35 @@ def real_pages(paths: list[str], count: int, dpi: int) -> list[tuple[bytes, str,
     return pages
 
 
-def bench_backend(name: str, pages: list[tuple[bytes, str, str]]) -> dict:
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads: onnxruntime's pool) and of its
+    finished children (tesseract runs as one child per page)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def bench_backend(name: str, pages: list[tuple[bytes, str, str]], options: dict) -> dict:
     started = time.perf_counter()
-    engine = load_backend(name)
+    engine = load_backend(name, **options)
     load_s = time.perf_counter() - started
     totals = {"char_edits": 0, "ref_chars": 0, "word_edits": 0, "ref_words": 0}
-    per_page, spent = [], 0.0
+    per_page, spent, cpu = [], 0.0, 0.0
     for png, reference, label in pages:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         lines = engine.read(png)
         spent += time.perf_counter() - started
+        cpu += cpu_seconds() - cpu_started
         counts = error_counts(reference, "\n".join(line.text for line in lines))
         for key in totals:
             totals[key] += counts[key]
         per_page.append({"page": label, **rates(counts)})
-    return {"backend": name, "load_s": round(load_s, 3), "ocr_s": round(spent, 3),
-            "pages_per_s": len(pages) / spent, **totals, **rates(totals), "per_page": per_page}
+    label = name + "".join(f" {k}={v}" for k, v in options.items())
+    return {"backend": label, "load_s": round(load_s, 3), "ocr_s": round(spent, 3),
+            "pages_per_s": len(pages) / spent, "cpu_s_per_page": cpu / len(pages),
+            **totals, **rates(totals), "per_page": per_page}
 
 
 def main() -> int:
@@ -125,7 +138,8 @@ def main() -> int:
     parser.add_argument("--dpi", type=int, default=150, help="render resolution (default 150)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backends", nargs="+", default=["rapidocr", "tesseract"],
-                        help="backends to compare; the first is the baseline of the ratios")
+                        help="backends to compare; the first is the baseline of the ratios; "
+                             "NAME:KEY=VALUE,KEY=VALUE passes options (rapidocr:threads=1)")
     parser.add_argument("--pdfs", nargs="+", metavar="PDF",
                         help="use the first pages of these real PDFs instead of rendered text")
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
@@ -141,7 +155,12 @@ def main() -> int:
         print("no pages to OCR", file=sys.stderr)
         return 1
     chars = sum(len(reference) for _, reference, _ in pages)
-    results = [bench_backend(name, pages) for name in args.backends]
+    from pipelines.ocr.backends import parse_options
+
+    results = []
+    for spec in args.backends:
+        name, _, opts = spec.partition(":")
+        results.append(bench_backend(name, pages, parse_options(opts.split(",") if opts else [])))
     if args.json:
         print(json.dumps({"pages": args.pages, "dpi": args.dpi, "results": results}, indent=2))
         return 0
@@ -151,7 +170,9 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     header = f"{'':<23}" + "".join(f"{r['backend']:>22}" for r in results)
     print(header)
-    rows = [("pages/s", "pages_per_s", "{:.2f}", True), ("model load s", "load_s", "{:.2f}", False),
+    rows = [("pages/s", "pages_per_s", "{:.2f}", True),
+            ("CPU s/page", "cpu_s_per_page", "{:.3f}", False),
+            ("model load s", "load_s", "{:.2f}", False),
             ("CER", "cer", "{:.2%}", False), ("WER", "wer", "{:.2%}", False),
             ("char edits", "char_edits", "{:d}", False)]
     for label, key, fmt, _ in rows:

@@ -9,8 +9,15 @@ worker count:
   isolated renderer per worker, text/words/lines, drawings, perceptual hashes, shards,
   manifest), in-process for 1 worker, ``--direct_running_mode=multi_processing`` above.
   Post stages (OCR, charts, labels) off: they are benchmarked by their own scripts.
-  Modes: ``full`` (markdown, figures, tables: the defaults) and ``lean``
-  (``--no-markdown --no-figures --no-tables``).
+  Modes: ``full`` (markdown, figures, tables: the defaults), ``lean``
+  (``--no-markdown --no-figures --no-tables``), and, to price each setting, ``no-markdown``,
+  ``no-figures``, ``no-tables`` (the defaults less one) and ``layout`` (the defaults plus
+  pymupdf's layout model for tables).
+
+Tail latency: every page sample records its renderer time (``render_s`` wall,
+``render_cpu_s`` CPU); each pipeline run prints p50/p95/p99/max seconds per page (wall and
+CPU: on a shared machine, wall includes waiting for a core) and its slowest 5 pages with
+file and page number.
 
 Each measurement runs in a fresh child process; its wall time, CPU seconds (the whole
 process tree, so a busy shared machine skews it less) and peak memory (sum of the RSS of
@@ -19,7 +26,7 @@ input (10x = ten byte-distinct copies of each file, the near-duplicate filter of
 copy is really processed).
 
     .venv/bin/python bench/pdf_throughput.py [--inputs DIR] [--limit N] [--workers 1]
-        [--modes full,lean] [--memory-limit N] [--json]
+        [--modes full,lean] [--memory-limit N] [--copies N] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +45,14 @@ sys.path.insert(0, ROOT)
 
 DEFAULT_INPUTS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "pdfs")
 NO_POST_STAGES = {"ocr": None, "charts": False, "label": False}
-LEAN = {"markdown": False, "figures": False, "tables": False}
+MODES = {
+    "full": {},
+    "lean": {"markdown": False, "figures": False, "tables": False},
+    "no-markdown": {"markdown": False},
+    "no-figures": {"figures": False},
+    "no-tables": {"tables": False},
+    "layout": {"layout_model": True},
+}
 
 
 # -- the two workloads (run inside a measured child process) -------------------------------
@@ -82,7 +96,7 @@ def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
     from pipelines.core.runner import run_pipeline
     from pipelines.pdf.pipeline import pdf_refs
 
-    render = {"target": target, **(LEAN if mode == "lean" else {})}
+    render = {"target": target, **MODES[mode]}
     config = {"render": render, "near_duplicate_bits": 10 if near_duplicates else -1,
               **NO_POST_STAGES}
     beam = (["--runner=DirectRunner"] if workers == 1 else
@@ -92,13 +106,37 @@ def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
     try:
         stats = run_pipeline("pdf", pdf_refs(paths), config, out, beam_args=beam, task_size=8)
         # pages rendered = pages written + pages rendered and then filtered out
-        filtered = sum(1 for o in RunDir(out).outcomes() if o.kind == "dropped"
+        run = RunDir(out)
+        filtered = sum(1 for o in run.outcomes() if o.kind == "dropped"
                        and o.reason in ("blank_page", "near_duplicate_page"))
+        timings = [(s.meta["pdf"].get("render_s", 0.0), s.meta["pdf"].get("render_cpu_s", 0.0),
+                    os.path.basename(s.meta["pdf"]["path"]), s.meta["pdf"]["page"])
+                   for s in run.iter_samples(payloads=False)
+                   if s.meta.get("pdf", {}).get("kind") == "page"]
         return {"pages": stats["written"] + filtered, "written": stats["written"],
+                "page_seconds": tail_latency(timings),
                 "derived": stats["derived"], "dropped": stats["dropped"],
                 "errors": stats["errors"], "audit_ok": audit_run(out, verify_shards=False).ok}
     finally:
         shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+
+
+def tail_latency(timings: list[tuple[float, float, str, int]]) -> dict:
+    """p50/p95/p99/max of the renderer's seconds per page (wall and CPU) and the slowest
+    5 pages (by wall time)."""
+    def pct(values: list[float], q: float) -> float:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else 0.0
+
+    wall = [t[0] for t in timings]
+    cpu = [t[1] for t in timings]
+    return {"pages": len(timings),
+            "wall": {f"p{int(q * 100)}": pct(wall, q) for q in (0.5, 0.95, 0.99)}
+            | {"max": round(max(wall, default=0.0), 3)},
+            "cpu": {f"p{int(q * 100)}": pct(cpu, q) for q in (0.5, 0.95, 0.99)}
+            | {"max": round(max(cpu, default=0.0), 3)},
+            "slowest": [{"file": f, "page": p, "wall_s": round(w, 3), "cpu_s": round(c, 3)}
+                        for w, c, f, p in sorted(timings, reverse=True)[:5]]}
 
 
 # -- measuring a child process -------------------------------------------------------------
@@ -223,6 +261,7 @@ def main() -> int:
                        "near_duplicates": args.copies == 1, **base})
         run["ratio_pages_per_s"] = round(run["pages_per_s"] / bare["pages_per_s"], 3)
         run["ratio_cpu_per_page"] = round(run["cpu_s_per_page"] / bare["cpu_s_per_page"], 3)
+        run["ratio_peak_rss"] = round(run["peak_rss_mb"] / bare["peak_rss_mb"], 3)
         report[f"pipeline_{mode}"] = run
     shutil.rmtree(copies_dir, ignore_errors=True)
     if not args.skip_memory:
@@ -240,14 +279,28 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['documents']} documents, {args.workers} worker(s), long side {args.target} px")
-    print(f"{'run':16s} {'pages':>6s} {'wall s':>8s} {'pages/s':>8s} {'cpu s/page':>11s} "
-          f"{'peak MB':>8s} {'ratio pages/s':>14s}")
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs (shared machine: compare rows of "
+          f"one run; CPU s/page is the steadier figure)")
+    print(f"{'run':22s} {'pages':>6s} {'wall s':>8s} {'pages/s':>8s} {'x bare':>7s} "
+          f"{'cpu s/page':>11s} {'x bare':>7s} {'peak MB':>8s} {'x bare':>7s}")
     rows = [("bare PyMuPDF", bare)] + [(f"pipeline {m}", report[f"pipeline_{m}"])
                                        for m in args.modes.split(",")]
     for name, row in rows:
-        print(f"{name:16s} {row['pages']:6d} {row['wall_s']:8.2f} {row['pages_per_s']:8.2f} "
-              f"{row['cpu_s_per_page']:11.4f} {row['peak_rss_mb']:8.1f} "
-              f"{row.get('ratio_pages_per_s', 1.0):14.3f}")
+        print(f"{name:22s} {row['pages']:6d} {row['wall_s']:8.2f} {row['pages_per_s']:8.2f} "
+              f"{row.get('ratio_pages_per_s', 1.0):7.3f} {row['cpu_s_per_page']:11.4f} "
+              f"{row.get('ratio_cpu_per_page', 1.0):7.3f} {row['peak_rss_mb']:8.1f} "
+              f"{row.get('ratio_peak_rss', 1.0):7.3f}")
+    print("seconds per page in the renderer (wall | cpu):")
+    print(f"{'run':22s} {'p50':>13s} {'p95':>13s} {'p99':>13s} {'max':>13s}")
+    for name, row in rows[1:]:
+        t = row["page_seconds"]
+        print(f"{name:22s} " + " ".join(f"{t['wall'][k]:6.3f}|{t['cpu'][k]:6.3f}"
+                                       for k in ("p50", "p95", "p99", "max")))
+    for name, row in rows[1:]:
+        slow = ", ".join(f"{s['file']} p{s['page']} {s['wall_s']:.2f}s ({s['cpu_s']:.2f} cpu)"
+                         for s in row["page_seconds"]["slowest"])
+        print(f"slowest 5, {name}: {slow}")
     if "memory" in report:
         m = report["memory"]
         print(f"memory (pipeline full, {len(paths[:args.memory_limit])} docs): "

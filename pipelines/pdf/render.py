@@ -65,6 +65,7 @@ def quiet_mupdf() -> None:
     """Keep MuPDF's warnings out of stderr; they are collected per document instead."""
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
+    pymupdf.no_recommend_layout()  # find_tables' advice to install the layout package
 
 
 def open_document(path: str) -> tuple[pymupdf.Document, str]:
@@ -137,7 +138,6 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
     if min(width, height) < settings.min_side:
         return _dropped("degenerate_page", f"page {rect.width:.0f}x{rect.height:.0f} pt renders "
                         f"to {width}x{height} px (aspect ratio too extreme)")
-    started = time.process_time()
     pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
     png = pix.tobytes("png")
     rotation = page.rotation if doc.is_pdf else 0  # only PDF pages carry a rotation
@@ -202,7 +202,6 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
         derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
                                     text=table["csv"], markdown=table["markdown"],
                                     extra={"rows": table["rows"], "cols": table["cols"]}))
-    meta["render_cpu_s"] = round(time.process_time() - started, 4)
     return {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
         "phash": _phash(thumb), "blank": _is_blank(thumb) and not text.strip(),
@@ -237,10 +236,12 @@ def iter_document(path: str, pages: list[int] | None,
         count = doc.page_count
         yield ("doc", {"page_count": count, "format": source_format})
         headers = HeadingLevels() if settings.markdown else None
+        _drop_structure_tree(doc)
         for index in (range(count) if pages is None else pages):
             if not 0 <= index < count:
                 yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
                 continue
+            started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 result = render_page(doc, index, settings, source_format, headers)
             except MemoryError as exc:  # the renderer's address-space cap
@@ -250,6 +251,9 @@ def iter_document(path: str, pages: list[int] | None,
                 kind = "corrupt_page" if type(exc).__name__.startswith("FzError") \
                     else type(exc).__name__
                 result = _error(kind, f"{type(exc).__name__}: {exc}")
+            if not isinstance(result, Outcome):  # the page's cost, for tail-latency figures
+                result["meta"]["render_s"] = round(time.perf_counter() - started, 4)
+                result["meta"]["render_cpu_s"] = round(time.process_time() - cpu_started, 4)
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
             if warnings and not isinstance(result, Outcome):
                 result["meta"]["mupdf_warnings"] = warnings[:1000]
@@ -258,6 +262,21 @@ def iter_document(path: str, pages: list[int] | None,
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _drop_structure_tree(doc: pymupdf.Document) -> None:
+    """Forget the tagged-PDF structure tree of the in-memory document (the file is not
+    touched), as pymupdf4llm's heading scan did before every page of the old renderer:
+    MuPDF's character extraction for tables follows it otherwise, splitting punctuation
+    into lines of its own, and it costs time on large tagged documents."""
+    if not doc.is_pdf:
+        return
+    try:
+        root = pymupdf.mupdf.pdf_dict_get(
+            pymupdf.mupdf.pdf_trailer(pymupdf._as_pdf_document(doc)), pymupdf.PDF_NAME("Root"))
+        root.pdf_dict_del(pymupdf.PDF_NAME("StructTreeRoot"))
+    except Exception as exc:  # a damaged trailer: extraction works without this
+        log.debug("structure tree not removed: %s", exc)
+
+
 def _dropped(reason: str, message: str) -> Outcome:
     return Outcome.of("dropped", reason, message)
 
