@@ -144,6 +144,45 @@ def run_config(args, device: torch.device, checkpointing: bool) -> dict:
     return result
 
 
+def loop_check(device: torch.device, out_dir: str) -> dict:
+    """The real `training.loop.train` on the tiny preset on `device`: DDP, then FSDP with
+    activation checkpointing and CPU offload, stopped after 2 of 4 steps and resumed.
+
+    Stage 2, language-only rows (a text file made here; no run directory needed). Returns
+    the losses of each and whether the resumed FSDP run repeated the uninterrupted one.
+    """
+    import tempfile
+
+    from model.build import init_model_dir
+    from training.loop import train
+    from training.parallel import ParallelConfig
+    from training.stages import stage_preset
+
+    tmp = tempfile.mkdtemp(dir=out_dir)
+    model_dir = str(init_model_dir("tiny", os.path.join(tmp, "model")))
+    text = os.path.join(tmp, "corpus.txt")
+    with open(text, "w", encoding="utf-8") as handle:
+        handle.write("\n\n".join(f"document {i} " + "words of text " * (5 + i % 7)
+                                   for i in range(64)))
+    config = stage_preset(2).replace(max_steps=4, save_every=100, batch_size=2,
+                                     language_ratio_start=1.0, language_ratio_target=1.0)
+    common = dict(model_dir=model_dir, text=[text], device=str(device), progress=False)
+    fsdp = ParallelConfig(strategy="fsdp", activation_checkpointing=True, cpu_offload=True)
+    ddp = train(config, out=os.path.join(tmp, "ddp"), parallel=ParallelConfig(strategy="ddp"),
+                **common)
+    whole = train(config, out=os.path.join(tmp, "fsdp"), parallel=fsdp, **common)
+    first = train(config, out=os.path.join(tmp, "split"), parallel=fsdp, stop_after=2,
+                  **common)
+    second = train(config, out=os.path.join(tmp, "split"), parallel=fsdp, resume="auto",
+                   **common)
+    return {"ddp_losses": ddp.losses, "fsdp_losses": whole.losses,
+            "resumed_losses": first.losses + second.losses,
+            "resume_exact": first.losses + second.losses == whole.losses,
+            "fsdp_vs_ddp_max_abs": max(abs(a - b) for a, b in zip(ddp.losses, whole.losses)),
+            "model_saved": bool(whole.model_dir and os.path.exists(
+                os.path.join(whole.model_dir, "config.json")))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,6 +197,10 @@ def main() -> int:
     parser.add_argument("--peak-tflops", type=float, default=H100_SXM_BF16_DENSE_TFLOPS,
                         help="dense bf16 peak for MFU (default: H100 SXM, 989)")
     parser.add_argument("--json-out", help="write the figures as JSON here")
+    parser.add_argument("--loop-check", metavar="DIR",
+                        help="instead: run training.loop.train (tiny, ddp, fsdp + activation "
+                             "checkpointing + CPU offload, stop and resume) on the device, "
+                             "working in DIR")
     args = parser.parse_args()
     if args.tiny:
         args.preset, args.seq_len, args.warmup, args.steps = "tiny-siglip", 64, 1, 2
@@ -169,6 +212,13 @@ def main() -> int:
         name = torch.cuda.get_device_name(device)
     else:
         name = platform.processor() or "cpu"
+    if args.loop_check:
+        report = loop_check(device, args.loop_check)
+        print(json.dumps(report, indent=2))
+        if args.json_out:
+            with open(args.json_out, "w", encoding="utf-8") as handle:
+                json.dump(report, handle, indent=2)
+        return 0 if report["resume_exact"] and report["model_saved"] else 1
     import transformers
 
     precision = "bf16 compute / fp32 reduce" if device.type == "cuda" else "fp32"
