@@ -1,9 +1,12 @@
-"""handoff: validate finished runs and hand them to training as the training-data asset.
+"""handoff: validate finished runs, de-duplicate them, and hand them to training.
 
 A run is handed off only when ``vlforge audit`` finds every input accounted for, every
 shard readable and matching the manifest (counts, sha256) and the manifest schema current.
-The task (re)writes the manifest and ``_SUCCESS`` (idempotent), records the handoff in
-``DATA_ROOT/handoff/<run id>.json`` and emits ``vlforge.training_data`` with the run list.
+Then ``vlforge dedup`` looks for duplicates across the runs being handed off (exact and
+near, from their manifests; earlier runs win) and leaves each run a list of removed keys
+that every trainer honours (``DATA_ROOT/dedup/<run id>`` holds the whole list). The
+handoff is recorded in ``DATA_ROOT/handoff/<run id>.json`` and ``vlforge.training_data``
+is emitted with the run list.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
     params={
         "data_root": Param(scheduling.DEFAULT_DATA_ROOT, type="string"),
         "runs": Param([], type="array", description="run dirs for manual runs"),
+        "dedup": Param(True, type="boolean", description="de-duplicate across the runs"),
+        "beam_options": Param({}, type="object",
+                              description="Beam flags for the dedup pipeline, e.g. "
+                                          "{'runner': 'DaskRunner', 'dask_client_address': ...}"),
     },
     doc_md=__doc__,
     tags=["vlforge", "handoff"],
@@ -42,6 +49,18 @@ def handoff():
 
         return validate_run(run)
 
+    @task
+    def dedup(checked: list[dict], params=None, run_id=None) -> list[dict]:
+        import os
+
+        checked = list(checked)
+        if params["dedup"]:
+            runs = [c["run"] for c in checked]
+            out = os.path.join(params["data_root"], "dedup", scheduling.safe_name(run_id))
+            flags = [f"--{k}={v}" for k, v in (params.get("beam_options") or {}).items()]
+            scheduling.run_vlforge("dedup", *runs, "--out", out, *flags)
+        return checked
+
     @task(outlets=[TRAINING_DATA])
     def publish(checked: list[dict], params=None, run_id=None, outlet_events=None) -> list[str]:
         from pipelines.orchestration.handoff import record_handoff
@@ -50,7 +69,7 @@ def handoff():
         outlet_events[TRAINING_DATA].extra = {"runs": runs}
         return runs
 
-    publish(validate.expand(run=collect()))
+    publish(dedup(validate.expand(run=collect())))
 
 
 handoff()

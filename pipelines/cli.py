@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "taxonomy": ("pipelines.label.commands", "validate, show and edit the use-case taxonomy"),
     "sft": ("pipelines.sft.commands", "build instruction-tuning conversations from runs"),
     "text": ("pipelines.text.commands", "build the de-duplicated text-only corpus from runs"),
+    "dedup": ("pipelines.dedup.commands", "find duplicates across runs; readers skip them"),
     "audit": ("pipelines.core.commands", "check that a run accounts for every input"),
     "retry": ("pipelines.core.commands", "re-run only the failed items of a run"),
     "shards": ("pipelines.core.commands", "inspect shards or export them to parquet / HF datasets"),
@@ -42,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Commands whose unknown --flags are Beam pipeline options rather than mistakes.
-PASSES_EXTRA_FLAGS = {"pdf", "crawl", "images", "label", "sft", "retry", "demo", "charts"}
+PASSES_EXTRA_FLAGS = {"dedup", "pdf", "crawl", "images", "label", "sft", "retry", "demo", "charts"}
 
 
 class _QuietOptionalCloudDeps(logging.Filter):

@@ -279,7 +279,8 @@ def run_streams(run_urls: Sequence[str], mixture: dict[str, float], *, seed: int
         if not shards:
             continue
         run = RunDir(url)
-        held_out = run.split_keys("validation")
+        # held-out documents are eval's; duplicates found by `vlforge dedup` train once
+        held_out = run.split_keys("validation") | run.removed_keys()
         include = None if subset is None else set(sorted(run.split_keys("train"))[:subset])
         streams.append(ShardSampleStream(shards, seed=seed + 7919 * index, rank=rank,
                                          world_size=world_size, shuffle_buffer=shuffle_buffer,

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from typing import Any, Iterable
 
-from pipelines.core.run_dir import RunDir
+from pipelines.core.run_dir import DEDUP_REMOVED, RunDir
 from pipelines.core.sample import Sample
 
 THUMBS_PER_LEAF = 4
@@ -47,6 +47,15 @@ def data_section(url: str) -> str:
              f"{'finished' if run.complete else 'UNFINISHED'} · created {_e(info.get('created'))}</p>"]
     parts.append(_counts_table(stats))
     parts.append(_reasons_table(stats))
+    removed = run.read_side_table(DEDUP_REMOVED)
+    if removed:
+        by_reason: dict[str, int] = defaultdict(int)
+        for row in removed:
+            by_reason[row["reason"]] += 1
+        parts.append(f"<h3>Removed as duplicates (vlforge dedup): {len(removed)}</h3>"
+                     "<table><tr><th>reason</th><th>samples</th></tr>"
+                     + "".join(f"<tr><td>{_e(r)}</td><td>{n}</td></tr>"
+                               for r, n in sorted(by_reason.items())) + "</table>")
     mixture = _mixture_report(url)
     if mixture:
         parts.append("<h3>Taxonomy distribution before and after balancing</h3>")

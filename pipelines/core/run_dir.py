@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import fsspec
 import pyarrow as pa
@@ -60,7 +60,9 @@ STATS = "stats.json"
 TASKS = "tasks"
 # Files of the contract itself: side files (labels, reports) may not take these names.
 RESERVED = {SUCCESS, RUN_JSON, INPUTS, MANIFEST, OUTCOMES, STATS, TASKS}
-OPEN_SHARDS = 4  # shard indexes a RunDir keeps open for `read_sample` (LRU)
+DEDUP_REMOVED = "dedup_removed.parquet"  # side table: samples readers skip (vlforge dedup)
+OPEN_SHARDS = 4  # shard files a RunDir keeps open for `read_sample` (LRU)
+KEPT_INDEXES = 64  # shard header indexes it keeps (offsets only; reopening is cheap)
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()), ("shard", pa.string()), ("source", pa.string()),
@@ -71,7 +73,10 @@ MANIFEST_SCHEMA = pa.schema([
     ("taxonomy_version", pa.string()), ("taxonomy_confidence", pa.float64()),
     # the source document and its side of the held-out split (pipelines.core.split)
     ("document", pa.string()), ("split", pa.string()),
+    # content signatures (pipelines.core.signatures): de-duplication reads only these
+    ("text_hash", pa.string()), ("text_minhash", pa.binary()), ("image_phash", pa.string()),
 ])
+SIGNATURE_COLUMNS = ("text_hash", "text_minhash", "image_phash")
 OUTCOME_SCHEMA = pa.schema([
     ("kind", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
     ("message", pa.string()), ("input_id", pa.string()), ("item_id", pa.string()),
@@ -408,6 +413,28 @@ class RunDir:
         split existed reads with every sample in ``train``."""
         return _with_split_columns(self._read_table(MANIFEST))
 
+    def iter_manifest_rows(self, columns: Sequence[str],
+                           batch_rows: int = 65_536) -> Iterator[dict[str, Any]]:
+        """The manifest's rows (only `columns`), streamed a record batch at a time, so a
+        worker's memory stays flat however many samples the run holds. Columns an older
+        run lacks read as empty values."""
+        present = set(pq.read_schema(self.fs.open(self.path(MANIFEST), "rb")).names)
+        wanted = [c for c in columns if c in present]
+        missing = {c: (b"" if MANIFEST_SCHEMA.field(c).type == pa.binary() else "")
+                   for c in columns if c not in present}
+        with self.fs.open(self.path(MANIFEST), "rb") as handle:
+            for batch in pq.ParquetFile(handle, pre_buffer=False).iter_batches(
+                    batch_size=batch_rows, columns=wanted, use_threads=False):
+                for row in batch.to_pylist():
+                    row.update(missing)
+                    yield row
+
+    def write_success(self) -> None:
+        """Mark a directory that is not a pipeline run (a `vlforge dedup` result) complete:
+        its writer calls this last, as `finalize` does for runs."""
+        with self.fs.open(self.path(SUCCESS), "w") as handle:
+            handle.write("")
+
     def split_keys(self, split: str) -> set[str]:
         """Keys of the samples on one side of the held-out split ("train"/"validation")."""
         if split not in SPLITS:
@@ -447,14 +474,23 @@ class RunDir:
         for group in read_shard_groups(self.fs, self.path(shard), exts):
             yield group_to_sample(group, self.shard_url(shard))
 
-    def iter_samples(self, payloads: bool = True, split: str | None = None) -> Iterator[Sample]:
+    def iter_samples(self, payloads: bool = True, split: str | None = None,
+                     deduplicated: bool = True) -> Iterator[Sample]:
         """Stream every sample of the run, shard by shard (see `iter_shard`); with `split`
-        only that side of the held-out split ("train" or "validation")."""
+        only that side of the held-out split ("train" or "validation"). Samples that
+        ``vlforge dedup`` found to duplicate another are skipped unless `deduplicated` is
+        False (see `removed_keys`)."""
         keys = None if split is None else self.split_keys(split)
+        removed = self.removed_keys() if deduplicated else set()
         for shard in self.shard_names():
             for sample in self.iter_shard(shard, payloads):
-                if keys is None or sample.key in keys:
+                if (keys is None or sample.key in keys) and sample.key not in removed:
                     yield sample
+
+    def removed_keys(self) -> set[str]:
+        """Keys of this run's samples that a de-duplication removed (kept in the shards,
+        skipped by readers): the side table `DEDUP_REMOVED` written by ``vlforge dedup``."""
+        return {row["key"] for row in self.read_side_table(DEDUP_REMOVED)}
 
     def read_sample(self, shard: str, key: str) -> Sample:
         """One sample by key, from its shard's header index (kept open for the next reads).
@@ -464,11 +500,15 @@ class RunDir:
         index = self._indexes.get(shard)
         if index is None:
             index = self._indexes[shard] = ShardIndex(self.fs, self.path(shard))
-            while len(self._indexes) > OPEN_SHARDS:
+            while len(self._indexes) > KEPT_INDEXES:
                 self._indexes.popitem(last=False)[1].close()
-        else:
-            self._indexes.move_to_end(shard)
-        return index.sample(key)
+        self._indexes.move_to_end(shard)
+        sample = index.sample(key)
+        # Files stay open for the most recently used shards only; older indexes keep
+        # their offsets and reopen their file on the next lookup.
+        for stale in list(self._indexes.values())[:-OPEN_SHARDS]:
+            stale.close()
+        return sample
 
     def close(self) -> None:
         """Close the shard indexes `read_sample` keeps open."""
@@ -536,6 +576,11 @@ def _with_split_columns(table: pa.Table) -> pa.Table:
         table = table.append_column("document", pa.array(documents, type=pa.string()))
     if "split" not in table.schema.names:
         table = table.append_column("split", pa.array([TRAIN] * table.num_rows, type=pa.string()))
+    for name in SIGNATURE_COLUMNS:  # written before signatures existed: empty ones
+        if name not in table.schema.names:
+            field = MANIFEST_SCHEMA.field(name)
+            empty = b"" if field.type == pa.binary() else ""
+            table = table.append_column(field, pa.array([empty] * table.num_rows, field.type))
     return table
 
 

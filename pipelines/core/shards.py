@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import fsspec
 
 from pipelines.core.sample import Sample, sha256_hex
+from pipelines.core.signatures import image_phash, text_hash, text_minhash
 from pipelines.core.split import document_id
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,13 @@ TMP_MARK = ".tmp-"
 
 
 def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None,
-                 image_sha256: str | None = None) -> dict[str, Any]:
+                 image_sha256: str | None = None, phash: str | None = None) -> dict[str, Any]:
     """The manifest row for one written sample (see `pipelines.core.run_dir.MANIFEST_SCHEMA`).
 
-    `group` is the sample's already-encoded WebDataset group and `image_sha256` its image
-    checksum, when the caller has them (computed here otherwise).
+    `group` is the sample's already-encoded WebDataset group and `image_sha256` / `phash`
+    its image checksum and perceptual hash, when the caller has them (computed here
+    otherwise). The content signatures (`pipelines.core.signatures`) let de-duplication
+    work from manifests alone.
     """
     lineage = sample.lineage
     taxonomy = sample.meta.get("taxonomy") or {}
@@ -60,7 +63,14 @@ def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None
         "taxonomy_confidence": float(taxonomy.get("confidence", 0.0) or 0.0),
         "document": document_id(sample),
         "split": "",  # decided per document when the run is finalized (RunDir.merged)
+        "text_hash": text_hash(sample.text),
+        "text_minhash": text_minhash(sample.text),
+        "image_phash": phash if phash is not None else image_phash(sample.image),
     }
+
+
+def _image_hashes(image: bytes) -> tuple[str, str]:
+    return sha256_hex(image), image_phash(image)
 
 
 def tar_size(group: dict[str, Any]) -> int:
@@ -109,9 +119,9 @@ class ShardWriter:
                 self._add_member(f"{sample.key}.{ext}", data)
         self._count += 1
         self._bytes += size
-        row = manifest_row(sample, self._current_name, group, image_sha256="")
+        row = manifest_row(sample, self._current_name, group, image_sha256="", phash="")
         if sample.image:
-            self._pending.append((row, self._hasher.submit(sha256_hex, sample.image)))
+            self._pending.append((row, self._hasher.submit(_image_hashes, sample.image)))
         self.rows.append(row)
         return row
 
@@ -120,7 +130,7 @@ class ShardWriter:
         if self._file is not None:
             self._finish_shard()
         for row, future in self._pending:
-            row["image_sha256"] = future.result()
+            row["image_sha256"], row["image_phash"] = future.result()
         self._pending.clear()
         self._hasher.shutdown()
         return list(self.shards)
@@ -235,11 +245,13 @@ class ShardIndex:
     """Random access to the members of one (uncompressed) tar shard by sample key.
 
     Opening reads the tar headers only (data blocks are skipped), so N lookups in one
-    shard cost one header scan plus the bytes of the N samples, not N full reads.
+    shard cost one header scan plus the bytes of the N samples, not N full reads. The
+    member offsets outlive `close` (which only releases the file): a later lookup reopens
+    the file without scanning the headers again.
     """
 
     def __init__(self, fs: Any, path: str):
-        self.path = path
+        self.fs, self.path = fs, path
         self.handle = fs.open(path, "rb")
         self.members: dict[str, dict[str, tuple[int, int]]] = {}
         try:
@@ -252,10 +264,16 @@ class ShardIndex:
             self.handle.close()
             raise ShardReadError(f"cannot read shard {path}: {exc}") from exc
 
+    @property
+    def is_open(self) -> bool:
+        return self.handle is not None
+
     def group(self, key: str) -> dict[str, bytes]:
         """The WebDataset group of `key`; raises `SampleNotFound` when it is not here."""
         if key not in self.members:
             raise SampleNotFound(f"{key} not in {self.path}")
+        if self.handle is None:
+            self.handle = self.fs.open(self.path, "rb")
         group: dict[str, Any] = {"__key__": key}
         for ext, (offset, size) in self.members[key].items():
             self.handle.seek(offset)
@@ -266,4 +284,7 @@ class ShardIndex:
         return group_to_sample(self.group(key), self.path)
 
     def close(self) -> None:
-        self.handle.close()
+        """Release the file (the index stays usable: the next lookup reopens it)."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None

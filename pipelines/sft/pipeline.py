@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample, as_png
 from pipelines.core.run_dir import SampleNotFound, SampleReader
+from pipelines.core.split import document_id
 from pipelines.core.stage import Record, StageFn
 from pipelines.sft.config import SftConfig
 from pipelines.sft.templates import (
@@ -255,7 +256,9 @@ class BuildSftFn(StageFn):
             sources.append(self._read_source(ref["pair"]))
         lineage = {**seed.lineage, "sources": [
             {"run": r["run"], "shard": r["shard"], "key": r["key"]}
-            for r in [ref] + ([ref["pair"]] if ref.get("pair") else [])]}
+            for r in [ref] + ([ref["pair"]] if ref.get("pair") else [])],
+            # held-out split: the conversation belongs to its (first) source's document
+            "document": document_id(sources[0])}
         family = ref["family"]
         if family == PASSTHROUGH:
             yield from self._passthrough(seed, sources[0], lineage)
@@ -362,9 +365,12 @@ def scan_sources(run_urls: Iterable[str], progress: bool = False):
     bar = _progress(progress, "scanning sources")
     for run_url in run_urls:
         run = RunDir(run_url).require_complete()
+        removed = run.removed_keys()  # duplicates found by `vlforge dedup` give no data
         for shard in run.shard_names():
             for sample in run.iter_shard(shard):
                 bar.update(1)
+                if sample.key in removed:
+                    continue
                 ref = {"run": run.url, "shard": shard, "key": sample.key}
                 if (sample.meta.get("sft") or {}).get("conversation"):
                     leaf = (sample.meta.get("taxonomy") or {}).get("leaf") or UNLABELED

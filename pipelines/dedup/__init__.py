@@ -1,0 +1,1 @@
+"""Global de-duplication across workers and runs (`vlforge dedup`)."""

@@ -1,0 +1,147 @@
+"""Global de-duplication on real pipeline runs: the same PDF in two runs, a figure shared by
+two documents, a page with one word changed, and pages crawled twice each end up once in
+what readers see; distinct pages stay. The dedup pipeline runs on DirectRunner and on
+Beam's Dask runner against a real dask.distributed cluster, and gives the same list."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pymupdf
+import pytest
+
+from pipelines.cli import main as vlforge
+from pipelines.core.run_dir import RunDir
+from pipelines.core.signatures import minhash_similarity, text_minhash
+from pipelines.dedup.config import DedupConfig
+from pipelines.dedup.pipeline import MatchBucketFn, run_dedup
+from tests.pipelines.pdf_fixtures import photo_png
+from tests.servers import dask_cluster, seaweedfs  # noqa: F401  (fixtures)
+
+LEAN = ["--ocr", "none", "--no-charts", "--no-label", "--task-size", "1"]
+WORDS = ("river mountain ledger quartz violet harbor copper lantern meadow falcon cedar "
+         "orbit glacier saddle timber velvet canyon ember prairie summit beacon willow "
+         "garnet tundra ripple marble thistle coral ember bramble").split()
+
+
+def paragraph(seed: int, words: int = 120) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(words)) + "."
+
+
+def write_pdf(path: str, pages: list[str], figure_on: int | None = None) -> None:
+    doc = pymupdf.open()
+    for number, text in enumerate(pages):
+        page = doc.new_page()
+        page.insert_textbox(pymupdf.Rect(72, 72, 540, 420), text, fontsize=11)
+        if number == figure_on:
+            page.insert_image(pymupdf.Rect(150, 450, 450, 675), stream=photo_png(seed=7))
+    doc.save(path)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run 1: report.pdf (3 pages, a photo on page 2) and notes.pdf (page 1 = report page 1
+    with one word changed, page 2 with the same photo). Run 2: a byte copy of report.pdf
+    under another name. Both with the real pdf pipeline."""
+    root = tmp_path_factory.mktemp("dedup")
+    pages = [paragraph(1), paragraph(2), paragraph(3)]
+    changed = pages[0].split(" ")
+    changed[10] = "zeppelin"
+    write_pdf(str(root / "report.pdf"), pages, figure_on=1)
+    write_pdf(str(root / "notes.pdf"), [" ".join(changed), paragraph(4)], figure_on=1)
+    (root / "copy").mkdir()
+    (root / "copy" / "report-again.pdf").write_bytes((root / "report.pdf").read_bytes())
+    first, second = str(root / "run1"), str(root / "run2")
+    assert vlforge(["pdf", str(root / "report.pdf"), str(root / "notes.pdf"),
+                    "--out", first, *LEAN]) == 0
+    assert vlforge(["pdf", str(root / "copy"), "--out", second, *LEAN]) == 0
+    return first, second, str(root)
+
+
+def manifest_rows(url: str) -> list[dict]:
+    return RunDir(url).manifest().to_pylist()
+
+
+def test_planted_duplicates_are_removed_and_distinct_pages_kept(runs):
+    first, second, root = runs
+    out = os.path.join(root, "dedup-direct")
+    summary = run_dedup([first, second], out)
+    removed = {(r["run"], r["key"]): r for part in (first, second)
+               for r in RunDir(part).read_side_table("dedup_removed.parquet")}
+    rows1, rows2 = manifest_rows(first), manifest_rows(second)
+
+    # every sample of the copied PDF duplicates run 1's: same source (its sha256 locator)
+    assert rows2 and all((second, r["key"]) in removed for r in rows2)
+    assert {removed[(second, r["key"])]["reason"] for r in rows2} == {"same_source"}
+    assert all(removed[(second, r["key"])]["kept_run"] == first for r in rows2)
+
+    # the photo shared by two documents is kept once
+    figures = [r for r in rows1 if "figure=" in r["locator"]]
+    assert len(figures) == 2, [r["locator"] for r in rows1]
+    figure_removals = [removed[(first, r["key"])] for r in figures if (first, r["key"]) in removed]
+    assert len(figure_removals) == 1 and figure_removals[0]["reason"] in ("same_image",
+                                                                          "near_image")
+
+    # the page with one word changed is a near duplicate of report page 1; others stay
+    pages = [r for r in rows1 if "figure=" not in r["locator"] and "table=" not in r["locator"]]
+    near = [removed[(first, r["key"])] for r in pages if (first, r["key"]) in removed]
+    assert [n["reason"] for n in near] == ["near_text"], near
+    assert near[0]["similarity"] >= 0.8
+    assert len(pages) - len(near) == 4  # report 1-3 and notes page 2 stay distinct
+
+    assert summary["removed"] == len(removed)
+    assert summary["removed_by_reason"]["same_source"] == len(rows2)
+
+    # readers skip what was removed; the shards keep every byte
+    kept2 = list(RunDir(second).iter_samples(payloads=False))
+    assert kept2 == []
+    assert len(list(RunDir(second).iter_samples(payloads=False, deduplicated=False))) == len(rows2)
+
+    # deterministic: a second dedup gives the same list
+    again = run_dedup([first, second], os.path.join(root, "dedup-again"))
+    assert again["removed_by_run"] == summary["removed_by_run"]
+    assert RunDir(out).complete
+
+
+@pytest.mark.slow
+def test_dask_runner_gives_the_same_removal_list(runs, dask_cluster):
+    first, second, root = runs
+    direct = run_dedup([first, second], os.path.join(root, "dedup-d1"))
+    expected = sorted((r["run"], r["key"], r["kept_key"], r["reason"])
+                      for run in (first, second)
+                      for r in RunDir(run).read_side_table("dedup_removed.parquet"))
+    on_dask = run_dedup([first, second], os.path.join(root, "dedup-dask"),
+                        beam_args=["--runner=DaskRunner", f"--dask_client_address={dask_cluster}"])
+    got = sorted((r["run"], r["key"], r["kept_key"], r["reason"])
+                 for run in (first, second)
+                 for r in RunDir(run).read_side_table("dedup_removed.parquet"))
+    assert got == expected and on_dask["removed"] == direct["removed"]
+
+
+def test_one_changed_word_is_near_and_different_texts_are_not():
+    base = paragraph(11, 200)
+    words = base.split(" ")
+    words[50] = "zeppelin"
+    near = " ".join(words)
+    assert minhash_similarity(text_minhash(base), text_minhash(near)) >= 0.8
+    for seed in range(12, 40):
+        assert minhash_similarity(text_minhash(base), text_minhash(paragraph(seed, 200))) < 0.5
+
+
+def test_an_oversized_bucket_costs_bounded_comparisons():
+    config = DedupConfig(max_bucket=5)
+    fn = MatchBucketFn(config)
+    signature = text_minhash(paragraph(1))
+    members = [(0, f"k{i:03d}", "pdf", signature, "") for i in range(50)]
+    matches = list(fn.process((("near_text", "0:x"), members)))
+    assert len(matches) == 49  # every later member is matched, each within the cap
+    assert all(m[1][2] in {f"k{i:03d}" for i in range(50)} for m in matches)
+
+
+def test_settings_problems_are_listed_together():
+    with pytest.raises(ValueError) as error:
+        DedupConfig(text_threshold=2.0, text_bands=7, image_distance=40).validate()
+    message = str(error.value)
+    assert "text_threshold" in message and "text_bands" in message and "image_distance" in message
