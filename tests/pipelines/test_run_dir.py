@@ -150,3 +150,18 @@ def test_audit_writes_nothing_even_on_an_unfinished_run(tmp_path):
     assert not report.complete and not report.ok
     assert report.written == 3 and len(report.unaccounted) == 2
     assert not run.finalized and not run.exists("stats.json")
+
+
+def test_reads_across_many_shards_keep_few_files_open(tmp_path):
+    from pipelines.core.run_dir import OPEN_SHARDS
+
+    run, samples = write_run(str(tmp_path / "run"), count=7, task_size=7, max_count=1)
+    rows = run.manifest().to_pylist()
+    assert len(run.shard_names()) == 7 > OPEN_SHARDS
+    for row in rows + rows[::-1]:  # the second pass reopens files of indexed shards
+        assert run.read_sample(row["shard"], row["key"]).text == \
+            next(s.text for s in samples if s.key == row["key"])
+        assert sum(index.is_open for index in run._indexes.values()) <= OPEN_SHARDS
+    indexes = list(run._indexes.values())
+    run.close()
+    assert indexes and not any(index.is_open for index in indexes)
