@@ -1,23 +1,28 @@
-"""Crawl throughput: pages/s of the web pipeline vs a naive browser-per-page baseline.
+"""Crawl throughput: pages/s of the web pipeline vs a naive browser-per-page baseline, on
+the generated bench site and on saved real pages, side by side with CPU-seconds.
 
-Serves N generated article pages (default 240) from a local server, then measures:
-
-- ``pipeline``: the real crawl (`pipelines.web.pipeline.crawl`: Beam DirectRunner, Chromium launched
-  once per worker, pages in flight per worker, viewport shot + tiles + text boxes +
-  simplified HTML + shards written), with the Beam flags given by ``--beam`` (default: two
-  worker processes, one per core);
-- ``stage``: the same `ScreenshotPagesFn` in-process without Beam (one worker);
-- ``*_ctxN``: the same with each browser context recycled for N pages
-  (``pages_per_context``) instead of a fresh context per page;
 - ``baseline``: what a first script does: launch Chromium, open the page, take the viewport
-  and full-page screenshots, read innerText, close Chromium, for every page (run on a
-  subset, default 30 pages, since it is slow).
+  and full-page screenshots, read innerText, close Chromium, for every page (a subset of
+  the bench site, default 30 pages, since it is slow);
+- ``site``: the real crawl (`pipelines.web.pipeline.crawl`: Beam, Chromium launched once
+  per worker, pages in flight, a tab reused per origin with its state cleared after each
+  page, viewport shot + tiles + text blocks + main text + shards) on N generated article
+  pages (default 240), default settings but ``host_delay_s=0`` (one loopback host), no
+  post stages (the baseline has none);
+- ``corpus``: the same crawl on ``corpus/pages/*/index.html`` served on loopback (each page
+  ``--corpus-copies`` times, each copy made distinct so deduplication keeps it), with
+  ``--host-delay 0`` and every other default kept, the CLI's post stages included (OCR
+  where no text layer, charts, taxonomy labels); ``--no-post-stages`` skips them;
+- ``stage``: with ``--stage``, the bench site through `ScreenshotPagesFn` in-process
+  without Beam (one worker), for the renderer's own cost.
 
 Prints pages/s side by side, the ratio to the baseline, and CPU seconds per page summed
 over this process and its descendants (Chromium, Playwright driver, Beam workers), with
-``2 / CPU-s per page`` as the estimate for two idle cores. No network needed.
+``2 / CPU-s per page`` as the estimate for two idle cores, and the load average before and
+after (other work on a shared machine slows every wall-clock figure). No network needed.
 
-    .venv/bin/python bench/web_throughput.py [--pages 240] [--baseline-pages 30] [--json]
+    .venv/bin/python bench/web_throughput.py [--pages 240] [--baseline-pages 30]
+        [--corpus-copies 3] [--json]
 """
 
 from __future__ import annotations
@@ -33,52 +38,51 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipelines.core.audit import audit_run  # noqa: E402
+from pipelines.core.config import CLI_POST_STAGES  # noqa: E402
 from pipelines.core.runner import seed_sample  # noqa: E402
 from pipelines.web.browser import CHROMIUM_ARGS, CHROMIUM_PATH  # noqa: E402
 from pipelines.web.pipeline import ScreenshotPagesFn, crawl, web_refs  # noqa: E402
 from pipelines.web.testsite import serve_site  # noqa: E402
 
 NO_POST_STAGES = {"ocr": None, "charts": False, "label": False}
+CLI_DEFAULT_POST_STAGES = {"ocr": CLI_POST_STAGES.ocr, "ocr_policy": CLI_POST_STAGES.ocr_policy,
+                           "charts": CLI_POST_STAGES.charts, "label": CLI_POST_STAGES.label}
+CORPUS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                       "shared", "corpus", "pages"))
 
 
-JITLESS = False  # set by --jitless
+def render_settings(**extra) -> dict:
+    """Default render settings, but our loopback server may be crawled without a pause
+    between pages (``--host-delay 0``): the point is the crawler's own cost."""
+    return {"allow_private": ["127.0.0.1"], "host_delay_s": 0, **extra}
 
 
-def render_settings(concurrency: int, pages_per_context: int = 1) -> dict:
-    # Politeness off for our own loopback server: the point is the crawler's own cost.
-    return {"allow_private": ["127.0.0.1"], "host_delay_s": 0, "host_concurrency": concurrency,
-            "concurrency": concurrency, "pages_per_context": pages_per_context,
-            "jitless": JITLESS}
-
-
-def run_pipeline_bench(urls: list[str], beam_args: list[str], concurrency: int,
-                       pages_per_context: int = 1) -> dict:
+def run_pipeline_bench(urls: list[str], beam_args: list[str], post: dict,
+                       render: dict | None = None) -> dict:
     out = os.path.join(tempfile.mkdtemp(prefix="web-bench-"), "run")
     started = time.perf_counter()
     with TreeCpu() as usage:
-        stats = crawl(urls, out, {"render": render_settings(concurrency, pages_per_context),
-                                  **NO_POST_STAGES}, beam_args=beam_args, task_size=8)
+        stats = crawl(urls, out, {"render": render or render_settings(), **post},
+                      beam_args=beam_args)
     seconds = time.perf_counter() - started
-    cpu = usage.seconds
     return {"pages": stats["written"], "seconds": round(seconds, 2),
             "pages_per_s": round(stats["written"] / seconds, 2), "tiles": stats["derived"],
-            "cpu_s_per_page": round(cpu / max(1, stats["written"]), 3),
+            "cpu_s_per_page": round(usage.seconds / max(1, stats["written"]), 3),
             "errors": stats["errors"], "dropped": stats["dropped"],
             "audit_ok": audit_run(out, verify_shards=False).ok}
 
 
-def run_stage_bench(urls: list[str], concurrency: int, pages_per_context: int = 1) -> dict:
+def run_stage_bench(urls: list[str]) -> dict:
     refs, _ = web_refs(urls)
     seeds = [seed_sample("web", ref, "t00000") for ref in refs]
-    fn = ScreenshotPagesFn(render_settings(concurrency, pages_per_context))
+    fn = ScreenshotPagesFn(render_settings())
     started = time.perf_counter()
     with TreeCpu() as usage:
         out = fn.run_local(seeds)  # includes the one Chromium launch
     seconds = time.perf_counter() - started
-    cpu = usage.seconds
     pages = sum(1 for r in out if hasattr(r, "image") and not r.lineage.get("derived_from"))
     return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
-            "cpu_s_per_page": round(cpu / max(1, pages), 3)}
+            "cpu_s_per_page": round(usage.seconds / max(1, pages), 3)}
 
 
 def run_baseline(urls: list[str]) -> dict:
@@ -99,9 +103,30 @@ def run_baseline(urls: list[str]) -> dict:
             browser.close()
             done += 1
     seconds = time.perf_counter() - started
-    cpu = usage.seconds
     return {"pages": done, "seconds": round(seconds, 2), "pages_per_s": round(done / seconds, 2),
-            "cpu_s_per_page": round(cpu / max(1, done), 3)}
+            "cpu_s_per_page": round(usage.seconds / max(1, done), 3)}
+
+
+def corpus_files(corpus: str, copies: int) -> dict[str, tuple[bytes, str]]:
+    """Each saved page ``copies`` times under /NAME/COPY/; a visible line naming the copy
+    keeps the copies apart for the crawl's content deduplication."""
+    files = {}
+    for name in sorted(os.listdir(corpus)):
+        path = os.path.join(corpus, name, "index.html")
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as handle:
+            page = handle.read()
+        for copy in range(copies):
+            mark = f"<p>bench copy {copy}</p>".encode()
+            body_end = page.lower().rfind(b"</body>")
+            marked = page[:body_end] + mark + page[body_end:] if body_end >= 0 else page + mark
+            files[f"/{name}/{copy}/"] = (marked, "text/html; charset=utf-8")
+    return files
+
+
+def machine_load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 class TreeCpu:
@@ -166,61 +191,65 @@ class TreeCpu:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=240, help="pages for the pipeline runs")
+    parser.add_argument("--pages", type=int, default=240, help="bench site pages to crawl")
     parser.add_argument("--baseline-pages", type=int, default=30)
-    parser.add_argument("--concurrency", type=int, default=4, help="pages in flight per worker")
+    parser.add_argument("--corpus", default=CORPUS, help="saved pages (NAME/index.html)")
+    parser.add_argument("--corpus-copies", type=int, default=3,
+                        help="times each saved page is served (0 skips the corpus run)")
+    parser.add_argument("--no-post-stages", action="store_true",
+                        help="corpus run without the CLI's post stages")
     parser.add_argument("--beam", default="--direct_num_workers=2 "
                         "--direct_running_mode=multi_processing",
-                        help="Beam flags for the pipeline run")
-    parser.add_argument("--pages-per-context", type=int, default=8,
-                        help="also run the pipeline recycling each context for N pages "
-                             "(default 8; 1 skips that run)")
-    parser.add_argument("--skip-stage", action="store_true", help="skip the in-process runs")
-    parser.add_argument("--skip-pipeline", action="store_true", help="skip the Beam runs")
-    parser.add_argument("--jitless", action="store_true",
-                        help="our runs with page JavaScript JIT off (RenderSettings.jitless)")
+                        help="Beam flags for the pipeline runs (default: a worker per core)")
+    parser.add_argument("--stage", action="store_true",
+                        help="also run the bench site through the stage in-process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    global JITLESS
-    JITLESS = args.jitless
-    server, base = serve_site()
+    beam = args.beam.split()
+    results: dict = {"load_average_1m_before": machine_load()}
+    server, base = serve_site(corpus_files(args.corpus, args.corpus_copies)
+                              if args.corpus_copies else None)
     try:
-        urls = [f"{base}/articles/{i}" for i in range(1, args.pages + 1)]
         # Different pages from the pipeline's, so no run profits from a warm server cache.
-        baseline_urls = [f"{base}/articles/{1000 + i}" for i in range(args.baseline_pages)]
-        results = {"baseline": run_baseline(baseline_urls)}
-        contexts = [1] + ([args.pages_per_context] if args.pages_per_context > 1 else [])
-        for ppc in contexts:
-            suffix = "" if ppc == 1 else f"_ctx{ppc}"
-            if not args.skip_stage:
-                results["stage" + suffix] = run_stage_bench(urls, args.concurrency, ppc)
-            if not args.skip_pipeline:
-                results["pipeline" + suffix] = run_pipeline_bench(
-                    urls, args.beam.split(), args.concurrency, ppc)
+        results["baseline"] = run_baseline(
+            [f"{base}/articles/{1000 + i}" for i in range(args.baseline_pages)])
+        site = [f"{base}/articles/{i}" for i in range(1, args.pages + 1)]
+        if args.stage:
+            results["stage"] = run_stage_bench(site)
+        results["site"] = run_pipeline_bench(site, beam, NO_POST_STAGES)
+        if args.corpus_copies:
+            corpus = [base + path for path in server.RequestHandlerClass.files]
+            post = NO_POST_STAGES if args.no_post_stages else CLI_DEFAULT_POST_STAGES
+            results["corpus"] = run_pipeline_bench(corpus, beam, post)
+            results["corpus"]["post_stages"] = post
     finally:
         server.shutdown()
-    base_rate = results["baseline"]["pages_per_s"]
-    for result in results.values():
+    runs = {k: v for k, v in results.items() if isinstance(v, dict)}
+    base_rate, base_cpu = runs["baseline"]["pages_per_s"], runs["baseline"]["cpu_s_per_page"]
+    for result in runs.values():
         result["x_baseline"] = round(result["pages_per_s"] / base_rate, 1)
+        result["x_baseline_cpu"] = round(base_cpu / result["cpu_s_per_page"], 1)
+        result["est_pages_per_s_2_idle_cores"] = round(2 / result["cpu_s_per_page"], 1)
     results["cpu_cores"] = os.cpu_count()
-    results["load_average_1m"] = round(os.getloadavg()[0], 2)
+    results["load_average_1m_after"] = machine_load()
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    cores = 2
-    print(f"{'run':15s} {'pages':>6s} {'seconds':>8s} {'pages/s':>8s} {'x baseline':>10s} "
-          f"{'CPU-s/page':>10s} {'est. pages/s on 2 idle cores':>28s}")
-    for name, r in results.items():
-        if isinstance(r, dict):
-            print(f"{name:15s} {r['pages']:6d} {r['seconds']:8.2f} {r['pages_per_s']:8.2f} "
-                  f"{r['x_baseline']:10.1f} {r['cpu_s_per_page']:10.3f} "
-                  f"{cores / r['cpu_s_per_page']:28.1f}")
-    for name, r in results.items():
-        if name.startswith("pipeline"):
+    print(f"{'run':9s} {'pages':>6s} {'seconds':>8s} {'pages/s':>8s} {'x base':>7s} "
+          f"{'CPU-s/page':>10s} {'x base CPU':>10s} {'est. pages/s, 2 idle cores':>27s}")
+    for name, r in runs.items():
+        print(f"{name:9s} {r['pages']:6d} {r['seconds']:8.2f} {r['pages_per_s']:8.2f} "
+              f"{r['x_baseline']:7.1f} {r['cpu_s_per_page']:10.3f} {r['x_baseline_cpu']:10.1f} "
+              f"{r['est_pages_per_s_2_idle_cores']:27.1f}")
+    for name in ("site", "corpus"):
+        if name in runs:
+            r = runs[name]
             print(f"{name}: {r['tiles']} tiles, {r['errors']} errors, {r['dropped']} dropped, "
-                  f"audit ok: {r['audit_ok']}")
-    print(f"{results['cpu_cores']} cores, load average {results['load_average_1m']} at the end"
-          " (other work on the machine slows every run; CPU-s/page is the steadier figure)")
+                  f"audit ok: {r['audit_ok']}" + (f", post stages {r['post_stages']}"
+                                                  if "post_stages" in r else ""))
+    print(f"{results['cpu_cores']} cores; load average {results['load_average_1m_before']} "
+          f"before, {results['load_average_1m_after']} after (a shared machine slows every "
+          "wall-clock figure; CPU-s/page is the steadier one)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """What is read out of a rendered page: visible words with boxes, lines, visible text
 blocks and images (DOM order, boxes, layout context: the input of `main_text`), inline
 SVGs, links, a simplified HTML of the visible DOM and a reader HTML for the main-text
-extractor; and cutting the page into tiles.
+extractor.
 
 `EXTRACT_JS` runs once in the page and returns everything in page pixels (CSS px at
 device scale 1, so page px = screenshot px). The Python side groups words into lines and
@@ -10,10 +10,7 @@ normalises boxes to whichever image (viewport shot or tile) they belong to.
 
 from __future__ import annotations
 
-import io
 from typing import Any
-
-from PIL import Image
 
 # One pass over the live DOM. Limits keep a huge page from costing unbounded time/memory.
 EXTRACT_JS = r"""
@@ -87,6 +84,7 @@ EXTRACT_JS = r"""
   const SEMANTIC = new Set(["H1","H2","H3","H4","H5","H6","LI","TD","TH","PRE","BLOCKQUOTE",
                             "FIGCAPTION","DT","DD","CAPTION"]);
   const infos = new Map();
+  const viewArea = window.innerWidth * window.innerHeight;
   let nextId = 0;
   const infoOf = (el) => {
     let inf = infos.get(el);
@@ -101,7 +99,12 @@ EXTRACT_JS = r"""
     inf = {id: nextId++, el: el, up: up};
     infos.set(el, inf);
     inf.block = isBlock ? inf : up.block;
-    inf.fixed = (up && up.fixed) || cs.position === "fixed" || cs.position === "sticky";
+    // Fixed boxes smaller than half the viewport are banners, bars and pop-ups (a
+    // page-sized one is an app shell, whose content is the page; sticky boxes are left
+    // alone: table headers stick too).
+    inf.overlay = cs.position === "fixed" &&
+                  ((r) => r.width * r.height < viewArea / 2)(el.getBoundingClientRect());
+    inf.fixed = (up && up.fixed) || inf.overlay;
     // visibility is inherited (so the computed value says it all), opacity is not.
     inf.transparent = (up && up.transparent) || cs.opacity === "0";
     inf.hidden = cs.visibility !== "visible" || inf.transparent;
@@ -198,11 +201,7 @@ EXTRACT_JS = r"""
   const readerEmit = (s) => { if (readerTruncated || readerSize + s.length > limits.maxReaderChars) {
                                 readerTruncated = true; return; }
                               reader.push(s); readerSize += s.length; };
-  const viewArea = window.innerWidth * window.innerHeight;
-  // Fixed/sticky boxes smaller than half the viewport are banners, bars and pop-ups.
-  const overlay = (el) => { const p = getComputedStyle(el).position;
-    if (p !== "fixed" && p !== "sticky") return false;
-    const r = el.getBoundingClientRect(); return r.width * r.height < viewArea / 2; };
+  const overlay = (el) => infoOf(el).overlay;  // styles computed once, shared with blocks
   const walk = (el) => {
     for (const child of el.childNodes) {
       if (htmlTruncated && readerTruncated) return;
@@ -307,29 +306,3 @@ def normalise_box(box: list[float], top: float, width: float, height: float) -> 
     clip = lambda v: min(max(v, 0.0), 1.0)  # noqa: E731
     return [round(clip(x0 / width), 5), round(clip((y0 - top) / height), 5),
             round(clip(x1 / width), 5), round(clip((y1 - top) / height), 5)]
-
-
-def cut_tiles(full_page_png: bytes, tile: int, max_tiles: int) -> list[tuple[int, int, bytes]]:
-    """Cut a full-page screenshot into ``tile``x``tile`` PNGs from the top.
-
-    Returns (top_px, content_height_px, png) per tile; the last tile is padded with white
-    to the full tile height (its real content height is returned).
-    """
-    with Image.open(io.BytesIO(full_page_png)) as image:
-        image = image.convert("RGB")
-        width, height = image.size
-        tiles = []
-        for index in range(min(max_tiles, -(-height // tile))):
-            top = index * tile
-            crop = image.crop((0, top, min(width, tile), min(height, top + tile)))
-            canvas = Image.new("RGB", (tile, tile), "white")
-            canvas.paste(crop, (0, 0))
-            tiles.append((top, crop.height, encode_png(canvas)))
-        return tiles
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    # Level 1: screenshots are large and flat; stronger compression costs time, little space.
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()

@@ -44,7 +44,7 @@ from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.post_stages import post_stages
 from pipelines.web.config import WebConfig
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
-from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
+from pipelines.web.extract import group_lines, lines_in_region
 from pipelines.web.main_text import main_text
 from pipelines.web.urls import MalformedUrl, canonical_url, looks_like_pdf, same_site
 
@@ -195,7 +195,7 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
     width, view_h = settings.viewport_width, settings.viewport_height
     lines = group_lines(ex["words"])
     view_lines, view_words = lines_in_region(lines, 0, width, view_h)
-    tiles = cut_tiles(result.full_png, settings.tile, settings.max_tiles) if result.full_png else []
+    tiles = result.tiles
     svgs_by_image = _place_svgs(ex["svgs"], view_h, settings.tile, len(tiles), width)
     links, pdf_links = _sorted_links(result.final_url, ex["links"])
     depth = int(seed.lineage.get("input_ref", {}).get("depth", 0))

@@ -67,6 +67,10 @@ class AddressGuard:
                         for a in (allow_private if isinstance(allow_private, list) else [])]
         self._cache: dict[str, list[str] | Outcome] = {}
 
+    def resolved(self, host: str) -> bool:
+        """Whether `host` is in the cache (so `check` answers without a DNS lookup)."""
+        return host in self._cache
+
     def resolve(self, host: str) -> list[str] | Outcome:
         if host not in self._cache:
             try:
@@ -110,7 +114,7 @@ class RobotsCache:
     MAX_REDIRECTS = 5
 
     def __init__(self, user_agent: str = USER_AGENT_TOKEN, timeout: float = 10.0,
-                 guard: "AddressGuard | None" = None):
+                 guard: AddressGuard | None = None):
         self.user_agent = user_agent
         self.timeout = timeout
         self.guard = guard  # vets redirect targets, so robots.txt cannot lead inwards

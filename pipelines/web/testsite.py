@@ -142,8 +142,9 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/noai": lambda: self.reply(200, simple_page("No AI", "<p>x</p>").encode(),
                                         "text/html", {"X-Robots-Tag": "noai, noimageai"}),
             "/endless": lambda: self.page(simple_page(
-                "Endless", "<p>spinning</p><script>setTimeout(() => { while (true) {} }, 50)"
-                "</script>")),
+                # Spins right after DOMContentLoaded, before any read-out can run.
+                "Endless", "<p>spinning</p><script>addEventListener('DOMContentLoaded', "
+                "() => setTimeout(() => { while (true) {} }, 0))</script>")),
             "/alerts": lambda: self.page(simple_page(
                 "Alerts", "<p>Many alerts</p><script>for (let i = 0; i < 500; i++) alert(i);"
                 "window.open('/table');</script>")),

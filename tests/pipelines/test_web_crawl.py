@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(240)
 
 # Short limits so the slow pages cost seconds, not minutes.
 RENDER = {"allow_private": ["127.0.0.1"], "host_delay_s": 0, "host_concurrency": 4,
-          "concurrency": 4, "nav_timeout_s": 5, "load_grace_s": 1, "total_timeout_s": 12,
+          "concurrency": 4, "nav_timeout_s": 5, "load_grace_s": 1, "total_timeout_s": 20,
           "retries": 1, "backoff_s": 0.2, "max_tiles": 3}
 
 PATHS = ["/", "/articles/1", "/articles/2", "/table", "/chart", "/slow-resource", "/never",

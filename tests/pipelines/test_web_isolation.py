@@ -13,8 +13,8 @@ from pipelines.web.testsite import serve_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
-SETTINGS = dict(allow_private=["127.0.0.1", "::1"], host_delay_s=0, retries=0,
-                load_grace_s=3, nav_timeout_s=10, total_timeout_s=30)
+SETTINGS = {"allow_private": ["127.0.0.1", "::1"], "host_delay_s": 0, "retries": 0,
+            "load_grace_s": 3, "nav_timeout_s": 10, "total_timeout_s": 30}
 
 
 def nothing_but_own_cookie(url: str) -> dict:

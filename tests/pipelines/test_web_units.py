@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
-from pipelines.web.pipeline import _place_svgs, _sorted_links, discover, web_refs
 from pipelines.web.browser import _classify_navigation_error, _transient
-from pipelines.web.extract import cut_tiles, group_lines, lines_in_region
-from pipelines.web.policy import (AddressGuard, HostPacer, RobotsCache, refuse,
-                                  is_public_address, no_ai_refusal, scheme_refusal)
+from pipelines.web.extract import group_lines, lines_in_region
+from pipelines.web.pipeline import _place_svgs, _sorted_links, discover, web_refs
+from pipelines.web.policy import (
+    AddressGuard,
+    HostPacer,
+    RobotsCache,
+    is_public_address,
+    no_ai_refusal,
+    refuse,
+    scheme_refusal,
+)
 from pipelines.web.testsite import serve_site
 from pipelines.web.urls import MalformedUrl, canonical_url, read_url_list, same_site
 
@@ -131,18 +136,6 @@ def test_group_lines_and_regions():
     assert view_lines[0]["box"] == [0.01, 0.02, 0.12, 0.06] and len(view_words) == 4
     tile_lines, _ = lines_in_region(lines, 1000, 1000, 1000)
     assert tile_lines == [{"box": [0.01, 0.1, 0.04, 0.12], "text": "Far"}]
-
-
-def test_cut_tiles_pads_the_last_tile():
-    image = Image.new("RGB", (1024, 2500), "red")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    tiles = cut_tiles(buffer.getvalue(), 1024, 8)
-    assert [(top, height) for top, height, _ in tiles] == [(0, 1024), (1024, 1024), (2048, 452)]
-    with Image.open(io.BytesIO(tiles[2][2])) as last:
-        assert last.size == (1024, 1024)
-        assert last.getpixel((5, 100)) == (255, 0, 0) and last.getpixel((5, 900)) == (255, 255, 255)
-    assert len(cut_tiles(buffer.getvalue(), 1024, 2)) == 2
 
 
 def test_svgs_belong_to_one_image():
