@@ -1,0 +1,159 @@
+"""The renderer's cost rules (issue 17), checked by what it does rather than by time: grid
+clustering gives pymupdf's regions, caps are applied and recorded, one text page and one
+drawings read per page, markdown from the extracted blocks."""
+
+import random
+
+import pymupdf
+import pytest
+
+from pipelines.pdf import render
+from pipelines.pdf.clusters import cluster_boxes
+from pipelines.pdf.markdown import HeadingLevels, page_markdown
+from pipelines.pdf.settings import PdfRenderSettings
+from tests.pipelines.pdf_fixtures import bar_chart, text_and_table
+from tests.pipelines.pdf_golden import dense_vectors
+
+
+def _fixed_point(boxes, tol):
+    """Reference: merge regions within `tol` of each other until none are (quadratic)."""
+    regions = [list(b) for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(regions)):
+            for j in range(i + 1, len(regions)):
+                a, b = regions[i], regions[j]
+                if not (a[2] < b[0] - tol or a[0] > b[2] + tol or a[3] < b[1] - tol
+                        or a[1] > b[3] + tol):
+                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
+                                  max(a[3], b[3])]
+                    del regions[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(tuple(r) for r in regions)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grid_clusters_equal_the_pairwise_fixed_point(seed):
+    rng = random.Random(seed)
+    boxes = []
+    for _ in range(300):
+        x, y = rng.uniform(0, 500), rng.uniform(0, 700)
+        w, h = rng.choice([(rng.uniform(0, 4), rng.uniform(0, 4)),
+                           (rng.uniform(20, 200), rng.uniform(0, 2)),
+                           (rng.uniform(0, 2), rng.uniform(20, 200))])
+        boxes.append((x, y, x + w, y + h))
+    got = sorted(cluster_boxes(boxes, 3.0, 3.0, min_size=False))
+    assert got == _fixed_point(boxes, 3.0)
+
+
+def test_grid_clusters_match_pymupdf_on_a_chart_page(tmp_path):
+    path = str(tmp_path / "chart.pdf")
+    bar_chart(path)
+    with pymupdf.open(path) as doc:
+        page = doc[0]
+        expected = sorted(tuple(r) for r in page.cluster_drawings())
+        got = sorted(cluster_boxes([d["rect"] for d in page.get_cdrawings()]))
+    assert len(got) == len(expected) >= 1
+    for a, b in zip(got, expected):
+        assert a == pytest.approx(b)
+
+
+def test_cluster_cap_is_applied_and_recorded(tmp_path):
+    path = str(tmp_path / "dense.pdf")
+    dense_vectors(path)
+    with pymupdf.open(path) as doc:
+        capped = render.render_page(doc, 0, PdfRenderSettings(max_cluster_paths=500,
+                                                              markdown=False))
+        full = render.render_page(doc, 0, PdfRenderSettings(markdown=False))
+    assert capped["meta"]["clusters_truncated"] and capped["meta"]["clustered_paths"] == 500
+    assert capped["meta"]["cluster_cap"] == 500
+    assert not full["meta"]["clusters_truncated"]
+    assert full["meta"]["clustered_paths"] == full["meta"]["drawings_total"] > 2500
+
+
+def test_one_text_page_and_one_drawings_read_per_page(tmp_path, monkeypatch):
+    paths = {"text": str(tmp_path / "text.pdf"), "chart": str(tmp_path / "chart.pdf")}
+    text_and_table(paths["text"])
+    bar_chart(paths["chart"])
+    calls = {"textpage": 0, "drawings": 0, "cdrawings": 0}
+
+    def counting(name, original):
+        def wrapper(self, *args, **kwargs):
+            calls[name] += 1
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(pymupdf.Page, "get_textpage",
+                        counting("textpage", pymupdf.Page.get_textpage))
+    monkeypatch.setattr(pymupdf.Page, "get_drawings",
+                        counting("drawings", pymupdf.Page.get_drawings))
+    monkeypatch.setattr(pymupdf.Page, "get_cdrawings",
+                        counting("cdrawings", pymupdf.Page.get_cdrawings))
+    def render_counted(name, page_index, **settings):
+        with pymupdf.open(paths[name]) as doc:
+            for key in calls:
+                calls[key] = 0
+            return render.render_page(doc, page_index, PdfRenderSettings(**settings))
+
+    for name in ("text", "chart"):
+        # words, lines, text, markdown and chart spans: one text page
+        result = render_counted(name, 0, figures=False)
+        assert result["markdown"] and result["meta"]["words"]
+        assert calls == {"textpage": 1, "drawings": 0, "cdrawings": 1}, name
+        # figures add pymupdf's image census (its own text page, with images)
+        render_counted(name, 0)
+        assert calls == {"textpage": 2, "drawings": 0, "cdrawings": 1}, name
+    # a page with a ruled table: find_tables builds its own character list and its header
+    # check reads the text above the table (pymupdf internals: 3 more text pages, only
+    # on pages with ruling lines both ways), but no drawings are read again
+    result = render_counted("text", 1, figures=False)
+    assert [d["kind"] for d in result["derived"]] == ["table"]
+    assert calls == {"textpage": 4, "drawings": 0, "cdrawings": 1}
+
+
+def _block(lines):
+    """A dict-extraction block of single-span lines: (text, size, flags, y)."""
+    return {"type": 0, "lines": [
+        {"bbox": (72, y, 300, y + size), "spans": [
+            {"text": text, "size": size, "flags": flags, "char_flags": 16, "alpha": 255,
+             "bbox": (72, y, 300, y + size)}]} for text, size, flags, y in lines]}
+
+
+def test_markdown_from_blocks_headings_lists_links_and_tables():
+    blocks = [_block([("Annual Report", 24, 16, 50)]),
+              _block([("Body text in eleven point type.", 11, 0, 100),
+                      ("• first point", 11, 0, 114)]),
+              _block([("Visit the site", 11, 0, 300)])]
+    headings = HeadingLevels()
+    headings.add(blocks)
+    links = [{"kind": pymupdf.LINK_URI, "uri": "https://example.org/a(b)",
+              "from": pymupdf.Rect(72, 300, 300, 311)}]
+    table = ((72, 150, 300, 250), "|A|B|\n|---|---|\n|1|2|\n")
+    markdown = page_markdown(blocks, headings, [table], links)
+    lines = markdown.splitlines()
+    assert lines[0] == "# **Annual Report**"
+    assert "- first point" in lines
+    assert "[Visit the site](https://example.org/a%0x28b%0x29)" in markdown
+    # the table sits between the text above it and the text below it
+    assert markdown.index("point") < markdown.index("|A|B|") < markdown.index("Visit")
+
+
+def test_layout_model_stays_off_unless_asked(tmp_path, monkeypatch):
+    path = str(tmp_path / "text.pdf")
+    text_and_table(path)
+    seen = []
+    original = pymupdf.Page.find_tables
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("use_layout"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pymupdf.Page, "find_tables", spy)
+    with pymupdf.open(path) as doc:
+        render.render_page(doc, 0, PdfRenderSettings())  # prose only: no table search
+        render.render_page(doc, 1, PdfRenderSettings())
+    assert seen == [False]
