@@ -3,8 +3,8 @@
 ``vlforge pdf FILE|DIR|GLOB|LIST... --out RUN_DIR`` (any format PyMuPDF opens: PDF, EPUB,
 XPS, FB2, CBZ, MOBI). Each document expands into one item per page; each page becomes a
 sample with its image (long side ``--target``, default 1024 px), text layer (words and lines
-with normalised boxes, reading order kept), markdown (pymupdf4llm) and vector drawings in
-``meta["pdf"]``. Figures and tables become *derived* samples (cropped image, caption found
+with normalised boxes, reading order kept), markdown (headings, lists, tables; written from
+the same text extraction) and vector drawings + chart text runs in ``meta["pdf"]``. Figures and tables become *derived* samples (cropped image, caption found
 nearby, tables also as markdown + CSV) whose ``lineage["derived_from"]`` is the page key.
 
 Filters (each a drop with a reason): ``duplicate_file`` (same sha256 as an earlier input,

@@ -13,8 +13,9 @@ paths: ``{"type": "f"|"s"|"fs" (fill/stroke), "box", "fill": [r,g,b]|None,
 "stroke": [r,g,b]|None, "width": stroke width in image px, "items": [["l", x0, y0, x1, y1],
 ["re", x0, y0, x1, y1], ["c", x0, y0, ..., x3, y3], ["qu", x0, y0, ..., x3, y3]],
 "closed": the path is closed}``. ``meta["pdf"]["spans"]`` holds the text runs a chart reader
-needs (on pages with drawings): ``{"text", "box", "size" (px), "rotation" (degrees, 0 =
-upright), "glyphs": [[char, x0, x1], ...] for horizontal runs}``, so the chart stage reads
+needs (on pages with a vector region large enough for a chart): ``{"text", "box",
+"size" (font size, pt), "rotation" (degrees in the image, 0 = upright), "glyphs":
+[[char, x0, x1], ...] for short horizontal runs}``, so the chart stage reads
 charts from meta alone and never opens the source file again.
 
 Cost rules (issue 17): one text page and one ``dict``/``rawdict`` extraction per page feed
@@ -73,8 +74,8 @@ def open_document(path: str) -> tuple[pymupdf.Document, str]:
     `DocumentRejected` with a clear reason.
 
     E-books (EPUB, FB2, MOBI) and XPS/CBZ are converted to PDF once here: their pages are
-    laid out on the fly, and pymupdf4llm re-lays a reflowable document out (invalidating
-    its pages), so every later step works on one fixed PDF instead.
+    laid out on the fly, and re-laying a reflowable document out invalidates its pages,
+    so every later step works on one fixed PDF instead.
     """
     try:
         doc = pymupdf.open(path)
