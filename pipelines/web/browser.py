@@ -404,6 +404,8 @@ class PageRenderer:
         has settled (DOM and finished resources unchanged for ``settle_quiet_s``), which
         a long-polling frame or a resource that never arrives would otherwise prevent.
         Returns how the wait ended: "load", "quiet" or "grace"."""
+        from playwright.async_api import Error as PlaywrightError
+
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.load_grace_s
@@ -418,7 +420,10 @@ class PageRenderer:
                 now = loop.time()
                 if now >= deadline:
                     return "grace"
-                snapshot = await page.evaluate(SETTLE_JS)
+                try:
+                    snapshot = await page.evaluate(SETTLE_JS)
+                except PlaywrightError:  # navigating (script redirect): that is activity
+                    snapshot = ("navigating", now)
                 if snapshot != last:
                     last, quiet_since = snapshot, now
                 elif now - quiet_since >= s.settle_quiet_s:

@@ -128,6 +128,9 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
                 "Live ticker", "<p>Prices update live.</p><iframe src='/hang'></iframe>"
                 "<script>fetch('/hang');</script>")),
             "/dead-images": self.dead_images,
+            "/script-redirect": lambda: self.page(simple_page(
+                "Moving", "<p>Moving on.</p><img src='/hang' width=10 height=10><script>"
+                "setTimeout(() => { location.href = '/articles/5'; }, 300)</script>")),
             "/loop": lambda: self.redirect("/loop2"),
             "/loop2": lambda: self.redirect("/loop"),
             "/moved": lambda: self.redirect("/articles/3", 301),

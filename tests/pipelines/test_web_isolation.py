@@ -86,6 +86,7 @@ def test_dead_hosts_fail_at_once_and_long_polling_pages_settle(two_sites):
         first = renderer.render_many([a + f"/dead-images?port={port}"])[0]
         second = renderer.render_many([a + f"/dead-images?port={port}&again"])[0]
         poll = renderer.render_many([a + "/long-poll"])[0]
+        moved = renderer.render_many([a + "/script-redirect"])[0]
         stats = dict(renderer.stats)
     finally:
         renderer.close()
@@ -94,3 +95,6 @@ def test_dead_hosts_fail_at_once_and_long_polling_pages_settle(two_sites):
     assert isinstance(poll, PageResult), poll
     assert poll.settled == "quiet" and not poll.load_complete
     assert any("Prices update live." in b.get("text", "") for b in poll.extracted["blocks"])
+    # A script navigating away while the page is still loading: the wait follows it.
+    assert isinstance(moved, PageResult), moved
+    assert moved.final_url == a + "/articles/5" and moved.extracted["title"] == "Article 5"
