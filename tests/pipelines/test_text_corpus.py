@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pymupdf
 import pytest
@@ -21,6 +22,9 @@ CONFIG = {"ocr": None, "charts": False, "label": False}
 
 def write_pdf(path: str, pages: list[str]) -> None:
     doc = pymupdf.open()
+    # a different file (bytes) with the same text: the pdf stage drops byte-identical files
+    # itself, and the corpus's own de-duplication is what is tested here
+    doc.set_metadata({"title": os.path.basename(path)})
     for text in pages:
         page = doc.new_page()
         page.insert_textbox(pymupdf.Rect(72, 72, 540, 760), text, fontsize=11)
@@ -35,21 +39,25 @@ def paragraph(topic: str, n: int = 40) -> str:
 def runs(tmp_path_factory):
     """Two real PDF runs: multi-page books, an exact copy, a case/punctuation variant."""
     base = tmp_path_factory.mktemp("text")
-    first = [os.path.join(base, name) for name in ("book_a.pdf", "book_b.pdf", "copy_a.pdf")]
+    # the copies sit in the second run: within a run the pdf stage itself drops
+    # duplicate files and near-duplicate pages; across runs only the corpus can
+    first = [os.path.join(base, name) for name in ("book_a.pdf", "book_b.pdf")]
     write_pdf(first[0], [f"Alpha page one. {paragraph('alpha')}",
                          f"Alpha page two. {paragraph('beta')}",
                          f"Alpha page three. {paragraph('gamma')}"])
     write_pdf(first[1], [f"Bravo only page. {paragraph('delta')}"])
-    write_pdf(first[2], [f"Alpha page one. {paragraph('alpha')}",  # an exact copy of book_a
-                         f"Alpha page two. {paragraph('beta')}",
-                         f"Alpha page three. {paragraph('gamma')}"])
-    second = [os.path.join(base, name) for name in ("variant_b.pdf", "short.pdf")]
-    write_pdf(second[0], [f"BRAVO ONLY PAGE {paragraph('delta').upper().replace('.', ';')}"])
-    write_pdf(second[1], ["Too short."])
+    second = [os.path.join(base, name) for name in ("copy_a.pdf", "variant_b.pdf", "short.pdf")]
+    write_pdf(second[0], [f"Alpha page one. {paragraph('alpha')}",  # an exact copy of book_a
+                          f"Alpha page two. {paragraph('beta')}",
+                          f"Alpha page three. {paragraph('gamma')}"])
+    write_pdf(second[1], [f"BRAVO ONLY PAGE {paragraph('delta').upper().replace('.', ';')}"])
+    write_pdf(second[2], ["Too short."])
     urls = []
     for name, paths in (("run1", first), ("run2", second)):
         out = str(base / name)
-        run_pipeline("pdf", pdf_refs(paths), CONFIG, out, task_size=2)
+        # one PDF a task: the pdf stage drops near-duplicate pages within a task, and the
+        # copies must reach the corpus for its own de-duplication to be tested
+        run_pipeline("pdf", pdf_refs(paths), CONFIG, out, task_size=1)
         urls.append(out)
     return urls
 
@@ -71,7 +79,7 @@ def test_text_build_has_no_duplicate_documents(runs, tmp_path, capsys):
     book_a = next(t for t in texts if "Alpha page one" in t)
     assert book_a.index("Alpha page one") < book_a.index("Alpha page two") \
         < book_a.index("Alpha page three")  # pages joined in order, one document
-    rows = [json.loads(line) for line in open(out, encoding="utf-8")]
+    rows = [json.loads(line) for line in Path(out).read_text(encoding="utf-8").splitlines()]
     assert {r["parts"] for r in rows} == {1, 3}
     assert os.path.exists(out + ".stats.json")
     stream = TextDocumentStream([out])
@@ -87,7 +95,7 @@ def test_text_build_reads_train_split_by_default(runs, tmp_path):
         manifest = RunDir(url).manifest().to_pylist()
         held_out |= {row["document"] for row in manifest if row["split"] == "validation"}
     assert held_out  # each run holds out at least one of its documents
-    rows = [json.loads(line) for line in open(out, encoding="utf-8")]
+    rows = [json.loads(line) for line in Path(out).read_text(encoding="utf-8").splitlines()]
     assert rows and not {row["document"] for row in rows} & held_out
     plain = str(tmp_path / "corpus.txt")  # the plain format keeps documents apart
     assert vlforge(["text", "build", *runs, "--out", plain]) == 0

@@ -36,7 +36,7 @@ def test_cnn_trains_from_the_cli_with_falling_loss(caption_run, tmp_path, capsys
     full = run_json(capsys, "train", "--stage", "3", "--model", tmp_path / "subset" / "model",
                     "--head", "classification", "--data", caption_run, "--max-steps", "10",
                     "--batch-size", "4", "--out", tmp_path / "full", "--json")
-    rows = [json.loads(line) for line in open(tmp_path / "subset" / "metrics.jsonl")]
+    rows = [json.loads(line) for line in (tmp_path / "subset" / "metrics.jsonl").read_text().splitlines()]
     losses = [row["loss"] for row in rows]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # falling, not one lucky step
     assert full["step"] == 10 and json.loads(
