@@ -38,6 +38,7 @@ PIPELINES: dict[str, str] = {
     "web": "pipelines.web.pipeline:build_stages",
     "label": "pipelines.label.pipeline:build_stages",
     "sft": "pipelines.sft.pipeline:build_stages",
+    "synth": "pipelines.charts.synth_pipeline:build_stages",
 }
 # pipeline name -> "module:Class", its typed config (a `pipelines.core.config.Config`).
 CONFIGS: dict[str, str] = {
@@ -46,6 +47,7 @@ CONFIGS: dict[str, str] = {
     "web": "pipelines.web.config:WebConfig",
     "label": "pipelines.label.config:LabelConfig",
     "sft": "pipelines.sft.config:SftConfig",
+    "synth": "pipelines.charts.synth_config:SynthConfig",
 }
 
 DEFAULT_BEAM_ARGS = DEFAULT_ENGINE_ARGS  # kept for importers; see pipelines.core.engines

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from pipelines.core.run_dir import RunDir, SampleReader
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample
+from pipelines.core.split import document_id
 from pipelines.core.stage import Record, StageFn
 from pipelines.label.config import LabelConfig
 from pipelines.label.stage import LabelTaxonomyFn
@@ -46,6 +47,8 @@ class ReadRunSampleFn(StageFn):
             if old.get(field):
                 origin[field] = old.pop(field)
         old.pop("input_ref", None)
+        # the source document stays the same, so the relabeled run splits like its source
+        old["document"] = document_id(sample)
         lineage = {**old, "input_id": seed.lineage["input_id"],
                    "item_id": seed.lineage["item_id"], "input_ref": ref,
                    "task": seed.lineage["task"], "relabeled_from": origin}
