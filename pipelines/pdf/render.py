@@ -161,9 +161,11 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
                 for span in line["spans"]:
                     span["text"] = "".join(c["c"] for c in span["chars"])
     raw_words = textpage.extractWORDS()
-    words = [{"box": norm.box(w[:4]), "text": w[4]} for w in raw_words]
-    lines = [{"box": norm.box(line["bbox"]), "text": "".join(s["text"] for s in line["spans"])}
-             for block in blocks if block.get("type") == 0 for line in block["lines"]]
+    words = [{"box": box, "text": w[4]}
+             for w, box in zip(raw_words, norm.boxes([w[:4] for w in raw_words]))]
+    text_lines = [line for block in blocks if block.get("type") == 0 for line in block["lines"]]
+    lines = [{"box": box, "text": "".join(s["text"] for s in line["spans"])}
+             for line, box in zip(text_lines, norm.boxes([line["bbox"] for line in text_lines]))]
     lines = [line for line in lines if line["text"].strip()]
     text = textpage.extractText()
     text_layer = assess_text_layer(text)
@@ -318,6 +320,19 @@ class _Normaliser:
         return [round(min(x0, x1), 5), round(min(y0, y1), 5), round(max(x0, x1), 5),
                 round(max(y0, y1), 5)]
 
+    def boxes(self, bboxes: list) -> list[list[float]]:
+        """`box` for many boxes in one numpy pass (a page holds thousands of words)."""
+        if not len(bboxes):
+            return []
+        import numpy as np
+
+        a, b, c, d, e, f = self.matrix
+        xy = np.asarray([v[:4] for v in bboxes], dtype=np.float64).reshape(-1, 2)
+        px = np.clip((a * xy[:, 0] + c * xy[:, 1] + e) / self.width, 0.0, 1.0).reshape(-1, 2)
+        py = np.clip((b * xy[:, 0] + d * xy[:, 1] + f) / self.height, 0.0, 1.0).reshape(-1, 2)
+        out = np.stack([px.min(axis=1), py.min(axis=1), px.max(axis=1), py.max(axis=1)], axis=1)
+        return np.round(out, 5).tolist()
+
     def drawings(self, paths: list[dict], scale: float,
                  crop: list[float] | None = None) -> list[dict[str, Any]]:
         """`get_cdrawings` paths → meta drawings, normalised to the page image or, with
@@ -394,16 +409,16 @@ def chart_spans(blocks: list, norm: _Normaliser) -> list[dict[str, Any]]:
     normalised box, font size in points, rotation in the image (degrees, 0 = upright,
     90 = reading upwards) and, for short horizontal runs, each glyph's x edges."""
     a, b, c, d, _, _ = norm.matrix
+    runs = list(text_runs(blocks))
     out = []
-    for run in text_runs(blocks):
+    for run, box in zip(runs, norm.boxes([run.bbox for run in runs])):
         dx, dy = run.direction
         ix, iy = a * dx + c * dy, b * dx + d * dy  # the writing direction in the image
         glyphs = []
         if abs(iy) < 1e-3 and len(run.chars) <= GLYPHS_UP_TO:
-            for char, cb in run.chars:
-                x0, _, x1, _ = norm.box(cb)
-                glyphs.append([char, x0, x1])
-        out.append({"text": run.text, "box": norm.box(run.bbox), "size": round(run.size, 3),
+            glyphs = [[char, g[0], g[2]]
+                      for (char, _), g in zip(run.chars, norm.boxes([cb for _, cb in run.chars]))]
+        out.append({"text": run.text, "box": box, "size": round(run.size, 3),
                     "rotation": round(-math.degrees(math.atan2(iy, ix)), 2) + 0.0,
                     "glyphs": glyphs})
     return out
