@@ -123,7 +123,9 @@ def choose_main(blocks: list[dict[str, Any]], extracted: str) -> list[bool]:
     chosen = [keep and not _is_chrome(b) for b, keep in zip(blocks, chosen)]
     container = _container(blocks, chosen)
     if container is None:
-        return chosen
+        # The extractor found nothing (a short page, a page of lists): the visible text
+        # without navigation, banners and link lists is the best we have.
+        return [b["kind"] == "text" and not _is_chrome(b) for b in blocks]
     picked = [i for i, keep in enumerate(chosen) if keep]
     first, last = picked[0], picked[-1]
     inside = [i for i, b in enumerate(blocks) if not chosen[i] and b["kind"] == "text"

@@ -45,6 +45,12 @@ def test_layout_completes_and_cleans_the_extractors_choice():
     assert chosen == [False, True, True, True, True, False, False, False]
 
 
+def test_without_an_extractor_choice_the_visible_text_minus_chrome_is_kept():
+    blocks = [block("Home", "li", landmark="nav", linkChars=4), block("Short note."),
+              block("Accept", "div", fixed=True)]
+    assert choose_main(blocks, "") == [False, True, False]
+
+
 def test_markdown_structure():
     blocks = [block("Heading", "h2"), block("Para one."),
               block("apple", "li", lists=1, ordered=False), block("pear", "li", lists=2,
