@@ -27,9 +27,14 @@ def test_code_is_standalone_and_draws_the_same_picture():
     spec = make_spec(random.Random(5), "grouped_bar")
     code = plotting_code(spec)
     namespace = {}
-    exec(compile(code, "<chart>", "exec"), namespace)  # the stored code runs by itself
-    assert namespace["fig"].axes and "ax.bar(" in code
+    import matplotlib
     import matplotlib.pyplot as plt
+
+    # The stored code runs by itself; its plt.style.use() must not leak into later tests
+    # (a leaked "classic" style made the raster test's chart unreadable to OCR).
+    with matplotlib.rc_context():
+        exec(compile(code, "<chart>", "exec"), namespace)
+    assert namespace["fig"].axes and "ax.bar(" in code
 
     plt.close(namespace["fig"])
     assert render(spec, "png")[:4] == b"\x89PNG"
