@@ -2,8 +2,11 @@
 
 Serves a bundled sample site on loopback and crawls it, renders generated PDFs and an
 EPUB (plus two broken files), runs OCR and chart extraction, labels by the taxonomy,
-builds the SFT set, hands the runs off, trains the tiny model through the three stages,
-evaluates it and writes the HTML report. Each step is the same `vlforge` command a user
+draws synthetic charts with their code (matplotlib and plotly), builds the SFT set, hands
+the runs off, builds the de-duplicated text corpus for stages 2-3's language share, trains
+the tiny model through the three stages and the seed's CNN hybrid (a small subset first,
+then the whole runs), evaluates both on the runs' held-out split and writes the HTML
+report (with each stage's data mix next to the paper's). Each step is the same `vlforge` command a user
 would type; their output goes to ``OUT/demo.log`` and one progress line per step is
 printed. Re-running with the same ``--out`` resumes: finished steps are skipped.
 """
@@ -23,6 +26,10 @@ from pipelines.orchestration.scheduling import run_vlforge
 DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/table", "/chart",
               "/private/secret", "/missing", "/data.csv", "/loop"]
 TRAIN_STEPS = {1: 12, 2: 12, 3: 12}
+SYNTH_CHARTS = 8
+CNN_STEPS = {"subset": 10, "full": 6}
+CNN_SUBSET = 8
+PRETRAIN_RUNS = ("web", "pdf", "synth")
 
 
 @dataclass
@@ -84,6 +91,11 @@ class Demo:
                      *self.beam_args)
         return self.stats("pdf")
 
+    def synth(self) -> str:
+        self.vlforge("charts", "synth", "--n", str(SYNTH_CHARTS), "--out",
+                     self.p("runs", "synth"), *self.beam_args)
+        return self.stats("synth")
+
     def sft(self) -> str:
         self.vlforge("sft", "build", self.p("runs", "web"), self.p("runs", "pdf"),
                      "--out", self.p("runs", "sft"), *self.beam_args)
@@ -92,7 +104,7 @@ class Demo:
     def handoff(self) -> str:
         from pipelines.orchestration.handoff import record_handoff, validate_run
 
-        checked = [validate_run(self.p("runs", name)) for name in ("web", "pdf", "sft")]
+        checked = [validate_run(self.p("runs", name)) for name in (*PRETRAIN_RUNS, "sft")]
         record_handoff(self.out, "demo", checked)
         return f"{len(checked)} runs audited and handed off ({self.p('handoff', 'demo.json')})"
 
@@ -101,34 +113,63 @@ class Demo:
         return f"tiny model initialised in {self.p('model', 'init')}"
 
     def corpus(self) -> str:
-        """A small language-only corpus (stage 2/3 mix it in) from the runs' own text."""
-        texts = [s.text for name in ("web", "pdf") for s in RunDir(self.p("runs", name))
-                 .iter_samples() if s.text and len(s.text) > 40]
-        with open(self.p("inputs", "corpus.txt"), "w", encoding="utf-8") as handle:
-            handle.write("\n\n".join(texts) + "\n")
-        return f"{len(texts)} text documents in {self.p('inputs', 'corpus.txt')}"
+        """The language-only corpus (stages 2-3 mix it in) from the runs' main text."""
+        self.vlforge("text", "build", self.p("runs", "web"), self.p("runs", "pdf"),
+                     "--out", self.p("inputs", "corpus.jsonl"), "--min-chars", "100")
+        from pipelines.text.corpus import stats_path
+
+        with open(stats_path(self.p("inputs", "corpus.jsonl")), encoding="utf-8") as handle:
+            stats = json.load(handle)
+        if not stats["documents_written"]:
+            raise RuntimeError("the text corpus is empty: stages 2-3 have no language data")
+        return (f"{stats['documents_written']} documents ({stats['chars_written']} chars), "
+                f"dropped {stats['dropped']}")
 
     def train(self, stage: int) -> str:
         previous = self.p("model", "init") if stage == 1 else self.p("train", f"stage{stage - 1}", "model")
-        data = [self.p("runs", "sft")] if stage == 3 else [self.p("runs", "web"), self.p("runs", "pdf")]
-        text = ["--text", self.p("inputs", "corpus.txt")] if stage > 1 else []
+        data = ([self.p("runs", "sft")] if stage == 3 else
+                [self.p("runs", name) for name in PRETRAIN_RUNS])
+        text = ["--text", self.p("inputs", "corpus.jsonl")] if stage > 1 else []
         self.vlforge("train", "--stage", str(stage), "--model", previous, "--data", *data,
                      *text, "--out", self.p("train", f"stage{stage}"), "--max-steps",
                      str(TRAIN_STEPS[stage]), "--resume", "auto", "--no-progress")
         return _loss_summary(self.p("train", f"stage{stage}"))
 
     def evaluate(self) -> str:
+        # the runs' held-out split (vlforge eval's default): documents no stage trained on
         self.vlforge("eval", "--model", self.p("train", "stage3", "model"), "--data",
                      self.p("runs", "sft"), self.p("runs", "pdf"), "--out", self.p("eval.json"))
         with open(self.p("eval.json"), encoding="utf-8") as handle:
             result = json.load(handle)
-        losses = [f"{os.path.basename(run)} {r['loss']:.3f}" for run, r in result["runs"].items()
-                  if isinstance(r.get("loss"), float)]
-        return "validation loss " + ", ".join(losses)
+        losses = [f"{os.path.basename(run)} {r['loss']:.3f} ({r['samples']} samples)"
+                  for run, r in result["runs"].items() if isinstance(r.get("loss"), float)]
+        return "held-out loss " + ", ".join(losses)
+
+    def cnn(self) -> str:
+        """The seed's CNN hybrid: taxonomy-leaf classification, a subset first, then all."""
+        init, subset, full = (self.p("cnn", name) for name in ("init", "subset", "full"))
+        data = [self.p("runs", name) for name in ("web", "pdf")]
+        self.vlforge("model", "init", "--preset", "cnn-hybrid", "--out", init)
+        for out, model, steps, extra in ((subset, init, CNN_STEPS["subset"],
+                                          ["--subset", str(CNN_SUBSET)]),
+                                         (full, os.path.join(subset, "model"),
+                                          CNN_STEPS["full"], [])):
+            self.vlforge("train", "--stage", "3", "--model", model, "--head", "classification",
+                         "--data", *data, *extra, "--out", out, "--max-steps", str(steps),
+                         "--batch-size", "4", "--resume", "auto", "--no-progress")
+        self.vlforge("eval", "--model", os.path.join(full, "model"), "--data", *data,
+                     "--out", self.p("eval-cnn.json"))
+        with open(self.p("eval-cnn.json"), encoding="utf-8") as handle:
+            result = json.load(handle)
+        scores = [f"{os.path.basename(run)} {r['heads']['metrics']}"
+                  for run, r in result["runs"].items()]
+        return (f"subset: {_loss_summary(subset)}; whole runs: {_loss_summary(full)}; "
+                f"held-out {', '.join(scores)}")
 
     def report(self) -> str:
-        paths = [self.p("runs", n) for n in ("web", "pdf", "sft")]
-        paths += [self.p("train", f"stage{s}") for s in (1, 2, 3)] + [self.p("eval.json")]
+        paths = [self.p("runs", n) for n in (*PRETRAIN_RUNS, "sft")]
+        paths += [self.p("train", f"stage{s}") for s in (1, 2, 3)] + [self.p("cnn", "full")]
+        paths += [self.p("eval.json"), self.p("eval-cnn.json")]
         self.vlforge("report", *paths, "--out", self.p("report.html"),
                      "--title", "vlforge demo data card")
         return self.p("report.html")
@@ -140,16 +181,20 @@ class Demo:
         return [
             DemoStep("crawl the bundled site", self.crawl, lambda: self.complete("runs", "web")),
             DemoStep("render PDFs and an EPUB", self.pdf, lambda: self.complete("runs", "pdf")),
+            DemoStep("draw synthetic charts", self.synth, lambda: self.complete("runs", "synth")),
             DemoStep("build SFT conversations", self.sft, lambda: self.complete("runs", "sft")),
             DemoStep("audit and hand off", self.handoff,
                      lambda: os.path.exists(self.p("handoff", "demo.json"))),
             DemoStep("init the tiny model", self.model, model_ready),
-            DemoStep("language corpus", self.corpus,
-                     lambda: os.path.exists(self.p("inputs", "corpus.txt"))),
+            DemoStep("build the text corpus", self.corpus,
+                     lambda: os.path.exists(self.p("inputs", "corpus.jsonl"))),
             DemoStep("train stage 1 (adaptor)", lambda: self.train(1), trained(1)),
             DemoStep("train stage 2 (joint)", lambda: self.train(2), trained(2)),
             DemoStep("train stage 3 (SFT)", lambda: self.train(3), trained(3)),
-            DemoStep("evaluate", self.evaluate, lambda: os.path.exists(self.p("eval.json"))),
+            DemoStep("evaluate (held-out split)", self.evaluate,
+                     lambda: os.path.exists(self.p("eval.json"))),
+            DemoStep("train + evaluate the CNN", self.cnn,
+                     lambda: os.path.exists(self.p("eval-cnn.json"))),
             DemoStep("write the report", self.report, lambda: False),
         ]
 
