@@ -10,11 +10,23 @@ Three kinds of sample share one batch format:
   at the start of the first user turn.
 - **image + text pair** (captions, document OCR, web pages: images and ``text`` or
   ``markdown``): ``<bos><image tokens...>text<eos>``, loss on the text and eos.
+  **Interleaved documents** (a web article, an e-book chapter, a PDF page with figures) are
+  pairs whose text holds one ``<image_placeholder>`` per image: the i-th placeholder
+  becomes the i-th image's token block at that place, ``<bos>text<image tokens>text...<eos>``.
+  A text with images but no placeholder keeps them all first.
 - **text only**: ``<bos>text<eos>``, loss on the text and eos.
 
 Every sequence starts with the tokenizer's bos token (never trained on). Each placeholder
-becomes ``num_image_tokens`` copies of the image token id, which the model replaces by the
-adaptor's outputs. A batch is a dict of tensors (see `VLCollator.__call__`); images of all
+becomes ``num_image_tokens`` copies of the image token id (as transformers'
+``DeepseekVLHybridProcessor.replace_image_token`` expands it: 576 for the real models,
+``(image_size / patch_size) ** 2`` for the tiny presets), which the model replaces by the
+adaptor's outputs; image tokens are never trained on.
+
+Limits (`MAX_SEQUENCE_TOKENS`, `MAX_IMAGES_PER_SAMPLE`): images past the per-sample limit are
+dropped with their placeholders; truncation never cuts an image's token block: when the
+token limit falls inside or before a block, that image and every later one are dropped.
+Both drops are counted in ``skipped`` (``image_over_limit``, ``image_truncated``: one per
+image, the sample itself is kept). A batch is a dict of tensors (see `VLCollator.__call__`); images of all
 samples are stacked in order along one axis, which is how the DeepSeek-VL models consume them.
 """
 
@@ -23,8 +35,9 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -37,6 +50,11 @@ DEFAULT_SYSTEM_PROMPT = (
     "language.")
 # Keys of a batch that the transformers DeepSeek-VL models accept as forward() arguments.
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "labels", "pixel_values", "high_res_pixel_values")
+# Paper Table 4: stages 2 and 3 train on 4096-token sequences (image tokens included).
+MAX_SEQUENCE_TOKENS = 4096
+# Six 576-token blocks are 3456 of those 4096 tokens, which leaves room for the text
+# around them; a document with more images keeps its first six.
+MAX_IMAGES_PER_SAMPLE = 6
 
 
 class SampleEncodeError(ValueError):
@@ -85,6 +103,9 @@ class VLCollator:
     processor: a DeepSeek-VL processor (`model.processor.build_processor` / `load_model`).
     max_length: truncate sequences to this many tokens (images cut by the limit are dropped
         with their tokens); None keeps everything.
+    max_images: images per sample; later ones are dropped with their placeholders
+        (a conversation with more is skipped as ``too_many_images``: its questions would
+        ask about images it no longer has). None: no limit.
     system_prompt: put before conversations that have no system turn (None: nothing).
     target_fn: ``sample -> int | float`` for the task heads; its values go to
         ``batch["targets"]``.
@@ -93,7 +114,8 @@ class VLCollator:
     padding_side: "right" for training, "left" for batched generation.
     """
 
-    def __init__(self, processor, *, max_length: int | None = None,
+    def __init__(self, processor, *, max_length: int | None = MAX_SEQUENCE_TOKENS,
+                 max_images: int | None = MAX_IMAGES_PER_SAMPLE,
                  system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
                  target_fn: Callable[[Any], float | int] | None = None,
                  on_error: str = "skip", padding_side: str = "right"):
@@ -108,7 +130,10 @@ class VLCollator:
         self.num_image_tokens = int(processor.num_image_tokens)
         self.hybrid = "high_res_pixel_values" in getattr(
             processor.image_processor, "model_input_names", ())
+        if max_images is not None and max_images < 0:
+            raise ValueError("max_images must be >= 0 or None")
         self.max_length = max_length
+        self.max_images = max_images
         self.system_prompt = system_prompt
         self.target_fn = target_fn
         self.on_error = on_error
@@ -196,22 +221,43 @@ class VLCollator:
     def encode(self, sample) -> EncodedSample:
         """One sample as ids/labels/images; raises SampleEncodeError on unusable input."""
         kind = sample_kind(sample)
-        images = [decode_image(data) for data in sample.images]
+        data = list(sample.images)
         if kind == "conversation":
+            if self.max_images is not None and len(data) > self.max_images:
+                raise SampleEncodeError("too_many_images",
+                                        f"{len(data)} images, the limit is {self.max_images}")
+            images = [decode_image(d) for d in data]
             segments = self.conversation_segments(sample.meta["sft"]["conversation"], len(images))
         else:
             text = sample.text or sample.markdown or ""
             if not text.strip():
                 raise SampleEncodeError("no_text", "sample has neither a conversation nor text")
-            if self.image_token in text:
-                raise SampleEncodeError("placeholder_in_text",
-                                        f"{self.image_token} inside plain text")
-            segments = [(self.image_token * len(images), False)] if images else []
-            segments += [(text, True), (None, True)]
+            placeholders = text.count(self.image_token)
+            if placeholders and placeholders != len(data):
+                raise SampleEncodeError(
+                    "placeholder_mismatch",
+                    f"{placeholders} {self.image_token} in the text but {len(data)} images")
+            keep = len(data) if self.max_images is None else min(len(data), self.max_images)
+            if keep < len(data):
+                self.skipped["image_over_limit"] += len(data) - keep
+                data = data[:keep]
+                if placeholders:
+                    text = self.drop_placeholders(text, keep)
+            images = [decode_image(d) for d in data]
+            if placeholders:  # interleaved: each block where its placeholder stands
+                segments = [(text, True), (None, True)]
+            else:  # images first, then their text
+                segments = [(self.image_token * len(images), False)] if images else []
+                segments += [(text, True), (None, True)]
         input_ids, labels = self._encode_segments(segments)
         target = self.target_fn(sample) if self.target_fn is not None else None
         encoded = EncodedSample(sample.key, kind, input_ids, labels, images, target)
         return self._truncate(encoded)
+
+    def drop_placeholders(self, text: str, keep: int) -> str:
+        """`text` with every placeholder after the first `keep` removed (the text stays)."""
+        parts = text.split(self.image_token)
+        return self.image_token.join(parts[:keep + 1]) + "".join(parts[keep + 1:])
 
     def encode_prompt(self, conversation: Sequence[dict], images: Sequence[Any] = (),
                       key: str = "prompt") -> EncodedSample:
@@ -232,14 +278,18 @@ class VLCollator:
         labels = encoded.labels[: self.max_length]
         image_tokens = sum(1 for i in ids if i == self.image_token_id)
         whole, partial = divmod(image_tokens, self.num_image_tokens)
-        if partial:  # the limit cut an image's token run: drop that run entirely
-            cut = len(ids)
-            while ids[cut - 1] == self.image_token_id:
-                cut -= 1
-            ids, labels = ids[:cut], labels[:cut]
+        if partial:
+            # The limit cut an image's block: drop the part that fits. Only `partial`
+            # tokens, since blocks of images placed first touch each other.
+            ids, labels = ids[:-partial], labels[:-partial]
         if not any(label != IGNORE_INDEX for label in labels):
             raise SampleEncodeError("truncated_away",
                                     f"nothing to learn within max_length={self.max_length}")
+        dropped = len(encoded.images) - whole
+        if dropped:
+            self.skipped["image_truncated"] += dropped
+            log.debug("sample %s: %d image(s) past max_length=%d dropped",
+                      encoded.key, dropped, self.max_length)
         encoded.input_ids, encoded.labels = ids, labels
         encoded.images = encoded.images[:whole]
         return encoded

@@ -10,11 +10,13 @@ in `model.collate`.
 from __future__ import annotations
 
 from model.presets import CLIP_MEAN, CLIP_STD, SIGLIP_MEAN, SIGLIP_STD, Preset, get_preset
+from model.tokenizer import IMAGE_TOKEN
 
 # DeepSeek-VL's conversation format ("deepseek" template of the original code): a system
 # prompt, then "User: ...\n\n" and "Assistant: ...<eos>" turns. Written for
 # `processor.apply_chat_template` users; `model.collate` builds the same text itself so it
-# can mask labels turn by turn.
+# can mask labels turn by turn. An image part becomes IMAGE_TOKEN, which the processor
+# (and the collator) expand into the image's num_image_tokens block at that place.
 CHAT_TEMPLATE = (
     "{% if messages and messages[0]['role'] == 'system' %}"
     "{{ messages[0]['content'] if messages[0]['content'] is string else messages[0]['content'][0]['text'] }}\n\n"
@@ -23,7 +25,7 @@ CHAT_TEMPLATE = (
     "{% if message['role'] == 'user' %}User: {% else %}Assistant: {% endif %}"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<image_placeholder>{% else %}{{ part['text'] }}{% endif %}"
+    "{% if part['type'] == 'image' %}" + IMAGE_TOKEN + "{% else %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{% endif %}"
     "{% if message['role'] == 'user' %}\n\n{% else %}<｜end▁of▁sentence｜>{% endif %}"
     "{% endfor %}"
