@@ -46,6 +46,11 @@ def data_section(url: str) -> str:
              f"<p class=muted>{_e(url)} · pipeline <b>{_e(info.get('pipeline'))}</b> · "
              f"{'finished' if run.complete else 'UNFINISHED'} · created {_e(info.get('created'))}</p>"]
     parts.append(_counts_table(stats))
+    if stats.get("samples_by_split"):  # the held-out split: what eval reads, training never
+        split = ", ".join(f"{name} {count} samples / "
+                          f"{stats.get('documents_by_split', {}).get(name, 0)} documents"
+                          for name, count in stats["samples_by_split"].items())
+        parts.append(f"<p>Split by source document: {_e(split)}</p>")
     parts.append(_reasons_table(stats))
     removed = run.read_side_table(DEDUP_REMOVED)
     if removed:
