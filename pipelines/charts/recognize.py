@@ -678,23 +678,18 @@ class ChartReader:
         # Wedge labels; percentages printed inside wedges (autopct) are not names.
         free = [t for t in self.scene.texts if id(t) not in lay.used_texts and
                 not t.text.strip().endswith("%")]
+        radius = max(max(xs) - min(xs), max(ys) - min(ys)) / 2 or 1.0
+        names = _wedge_names(wedges, free, center, radius)
         points = []
-        for wedge in wedges:
-            wx = sum(p[0] for p in wedge.points) / len(wedge.points)
-            wy = sum(p[1] for p in wedge.points) / len(wedge.points)
-            name = lay.legend.get(wedge.fill)
-            if name is None and free:
-                ang = math.atan2(wy - center[1], wx - center[0])
-                label = min(free, key=lambda t: abs(_angle_diff(math.atan2(t.cy - center[1], t.cx - center[0]), ang)))
-                name = label.text
+        for index, wedge in enumerate(wedges):
+            name = lay.legend.get(wedge.fill) or names.get(index)
             points.append({"x": name, "y": _num(100.0 * wedge.area() / total)})
         series = [{"name": None, "points": points}]
         chart = self._chart("pie", lay, series, recovered=True)
         chart["y_unit"] = "percent of total"
         # A donut's wedges leave the centre open: the hole's share of the radius.
-        radius = max(max(xs) - min(xs), max(ys) - min(ys)) / 2
         inner = min(math.hypot(x - center[0], y - center[1]) for s in wedges for x, y in s.points)
-        chart["hole"] = _num(inner / radius) if radius and inner > 0.15 * radius else 0.0
+        chart["hole"] = _num(inner / radius) if inner > 0.15 * radius else 0.0
         return chart
 
     def _chart(self, kind: str, lay: Layout, series: list, recovered: bool) -> dict:
@@ -729,6 +724,32 @@ def _is_frame(shape: Shape, box_w: float, box_h: float) -> bool:
             if abs(ax - bx) > 0.05 and abs(ay - by) > 0.05:
                 return False
     return shape.width >= 0.6 * box_w or shape.height >= 0.6 * box_h
+
+
+def _wedge_names(wedges: list[Shape], texts: list[Text], center, radius: float) -> dict[int, str]:
+    """Each wedge's label: texts are given out one each, best match first, by angle and by
+    standing on the ring where the labels are (an axis title further out loses)."""
+    if not texts:
+        return {}
+    dists = sorted(math.hypot(t.cx - center[0], t.cy - center[1]) / radius for t in texts)
+    ring = dists[len(dists) // 2]
+    pairs = []
+    for w, wedge in enumerate(wedges):
+        wx = sum(p[0] for p in wedge.points) / len(wedge.points)
+        wy = sum(p[1] for p in wedge.points) / len(wedge.points)
+        ang = math.atan2(wy - center[1], wx - center[0])
+        for k, t in enumerate(texts):
+            d = math.hypot(t.cx - center[0], t.cy - center[1]) / radius
+            score = abs(_angle_diff(math.atan2(t.cy - center[1], t.cx - center[0]), ang)) \
+                + 2 * abs(d - ring)
+            pairs.append((score, w, k))
+    names: dict[int, str] = {}
+    taken: set[int] = set()
+    for _, w, k in sorted(pairs):
+        if w not in names and k not in taken:
+            names[w] = texts[k].text
+            taken.add(k)
+    return names
 
 
 def _symbol_center(shape: Shape) -> tuple[float, float]:
