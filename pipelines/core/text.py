@@ -12,8 +12,9 @@ origin         read from                              trust
 ``dom``        ``meta["web"]["lines"]``               ``exact`` (the browser's own rendered text)
 ``ocr``        ``meta["ocr"]["lines"]``               ``recognised`` (``doubtful`` when a line is
                                                       flagged ``low_confidence``)
-``caption``    ``meta["pdf"]["caption"]``             ``paired`` (describes the image, does not
-                                                      transcribe it)
+``caption``    ``meta["pdf"]["caption"]``,            ``paired`` (describes the image, does not
+               ``meta["image"]["caption"]``           transcribe it; image files' captions come
+                                                      from sidecar files or a caption table)
 =============  =====================================  ============================================
 
 Trust, best first: ``exact`` > ``recognised`` > ``doubtful`` > ``paired``. Among layers of
@@ -28,6 +29,11 @@ guess: ``meta["pdf"]`` boxes (words, lines, spans, a figure's ``box``) and drawi
 and a span's font ``size``; a drawing's stroke ``width`` is in image px. ``meta["web"]``
 lines/words/svg ``box`` are 0..1 of the image (an svg's ``page_box`` is CSS px of the whole
 page). ``meta["ocr"]`` and ``meta["chart"]`` boxes are 0..1 of the image.
+
+`IMAGE_PLACEHOLDER` is how a sample's text marks where each of its images stands
+(interleaved documents, SFT prompts): the i-th placeholder is the i-th image. It is the
+DeepSeek-VL tokenizer's image token, which the model's collator expands into the image's
+token block at that place (``model.tokenizer.IMAGE_TOKEN`` must stay equal to it).
 """
 
 from __future__ import annotations
@@ -39,11 +45,15 @@ from typing import Any, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
+IMAGE_PLACEHOLDER = "<image_placeholder>"
+
 EXACT, RECOGNISED, DOUBTFUL, PAIRED = "exact", "recognised", "doubtful", "paired"
 TRUST_ORDER = (EXACT, RECOGNISED, DOUBTFUL, PAIRED)  # best first
 ORIGINS = ("pdf_text", "dom", "ocr", "caption")  # tie-break among equal trust
-# The meta sub-dict each origin is read from.
+# The meta sub-dict each origin is read from (a layer read elsewhere names its own).
 SECTION = {"pdf_text": "pdf", "dom": "web", "ocr": "ocr", "caption": "pdf"}
+# Sections that may hold a ``caption``, in the order they are looked at.
+CAPTION_SECTIONS = ("pdf", "image")
 
 
 @dataclass(frozen=True)
@@ -74,11 +84,12 @@ class TextLayer:
     width: int = 0
     height: int = 0
     section_lines: tuple[Mapping[str, Any], ...] = ()
+    from_section: str = ""
 
     @property
     def section(self) -> str:
-        """The meta sub-dict this layer was read from ("pdf", "web", "ocr")."""
-        return SECTION[self.origin]
+        """The meta sub-dict this layer was read from ("pdf", "web", "ocr", "image")."""
+        return self.from_section or SECTION[self.origin]
 
     @property
     def text(self) -> str:
@@ -120,9 +131,12 @@ def text_layers(sample: Any = None, *, meta: Mapping[str, Any] | None = None,
         doubtful = any(line.get("low_confidence") for line in ocr["lines"])
         layers.append(_layer("ocr", DOUBTFUL if doubtful else RECOGNISED, ocr["lines"],
                              image_size or (0, 0)))
-    caption = str(pdf.get("caption") or "").strip()
-    if caption:
-        layers.append(TextLayer("caption", PAIRED, (TextLine(caption),), *(image_size or (0, 0))))
+    for name in CAPTION_SECTIONS:  # the first section with a caption gives the layer
+        caption = str((meta.get(name) or {}).get("caption") or "").strip()
+        if caption:
+            layers.append(TextLayer("caption", PAIRED, (TextLine(caption),),
+                                    *(image_size or (0, 0)), from_section=name))
+            break
     return sorted(layers, key=lambda layer: (TRUST_ORDER.index(layer.trust),
                                              ORIGINS.index(layer.origin)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from pipelines.core.cli_options import (
     add_post_stage_arguments,
@@ -14,8 +15,11 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import expand_paths
 from pipelines.core.runner import run_pipeline
+from pipelines.images.captions import attach_captions, read_caption_table
 from pipelines.images.config import ImagesConfig
 from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs
+
+log = logging.getLogger(__name__)
 
 
 def add_images_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,18 +28,30 @@ def add_images_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-side", type=int, default=ImagesConfig.min_side,
                         help="drop images whose shorter side is below this "
                              f"(default {ImagesConfig.min_side} px)")
+    parser.add_argument("--captions", default=ImagesConfig.captions, metavar="FILE",
+                        help="caption table: parquet/CSV/TSV with url|path|key and "
+                             "caption|text columns (wins over sidecar files)")
+    parser.add_argument("--no-sidecar-captions", dest="sidecar_captions", action="store_false",
+                        default=ImagesConfig.sidecar_captions,
+                        help="do not read NAME.txt / NAME.json captions beside NAME.jpg")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
 def images_config(args: argparse.Namespace) -> ImagesConfig:
     """The typed settings of the flags (not yet validated)."""
-    return ImagesConfig(min_side=args.min_side, **post_stage_config(args))
+    return ImagesConfig(min_side=args.min_side, sidecar_captions=args.sidecar_captions,
+                        captions=args.captions, **post_stage_config(args))
 
 def images_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = images_config(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before reading inputs
     paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
-    stats = run_pipeline("images", image_refs(paths), config, args.out,
+    refs = image_refs(paths)
+    if config.captions:  # read once here; each caption travels in its image's input ref
+        matched = attach_captions(refs, read_caption_table(config.captions))
+        log.info("caption table %s: captions for %d of %d images",
+                 config.captions, matched, len(refs))
+    stats = run_pipeline("images", refs, config, args.out,
                          beam_args, task_size=settings.task_size, overwrite=args.overwrite,
                          **settings.shard_bounds,
                          validation_fraction=settings.validation_fraction)

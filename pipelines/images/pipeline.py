@@ -4,21 +4,32 @@
 it, and stored as PNG (other formats re-encoded, pixels kept) with its original size and
 format in ``meta["image"]``. Files that do not decode become error records; images below
 a minimum side are dropped.
+
+Captions (`pipelines.images.captions`: a ``--captions`` table, else ``NAME.txt`` /
+``NAME.json`` beside the image) become the sample's ``text`` and ``meta["image"]["caption"]``
+(a ``caption`` text layer, trust ``paired``), so training stages 1-2 get image→caption
+pairs. A caption failing `pipelines.core.caption_quality` is left out and the reason kept
+in ``meta["image"]["caption_dropped"]`` (counted as ``caption_dropped_<reason>``); the
+image sample is written either way.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from apache_beam.metrics import Metrics
 from PIL import Image
 
+from pipelines.core.caption_quality import caption_problem, normalise
 from pipelines.core.fetch import read_bytes
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, sha256_hex
 from pipelines.core.stage import Record, StageFn
+from pipelines.images.captions import sidecar_caption
 from pipelines.images.config import ImagesConfig
 from pipelines.post_stages import post_stages
 
@@ -33,8 +44,9 @@ class LoadImagesFn(StageFn):
 
     stage = "LoadImages"
 
-    def __init__(self, min_side: int = 16):
+    def __init__(self, min_side: int = 16, sidecar_captions: bool = True):
         self.min_side = min_side
+        self.sidecar_captions = sidecar_captions
 
     def process_sample(self, seed: Sample) -> Iterable[Record]:
         path = seed.lineage["input_ref"]["path"]
@@ -50,19 +62,39 @@ class LoadImagesFn(StageFn):
                 buffer = io.BytesIO()
                 image.convert("RGB").save(buffer, format="PNG")
                 data = buffer.getvalue()
-        sample = seed.replace(image=data).with_meta(
-            "image", {"width": width, "height": height, "format": fmt, "path": path,
-                      "file_sha256": sha256_hex(data)})
+        info = {"width": width, "height": height, "format": fmt, "path": path,
+                "file_sha256": sha256_hex(data)}
+        caption = self.caption_of(seed.lineage["input_ref"], path, info)
+        sample = seed.replace(image=data, text=caption).with_meta("image", info)
         if min(width, height) < self.min_side:
             yield Outcome.dropped(sample, self.stage, "too_small", f"{width}x{height}")
             return
         yield sample
 
+    def caption_of(self, ref: Mapping[str, Any], path: str, info: dict[str, Any]) -> str | None:
+        """The image's usable caption, or None; records its source (and any drop) in `info`."""
+        if ref.get("caption") is not None:
+            found: tuple[str, str] | None = (str(ref["caption"]), "table")
+        else:
+            found = sidecar_caption(path) if self.sidecar_captions else None
+        if found is None:
+            return None
+        text, info["caption_source"] = found
+        problem = caption_problem(text)
+        if problem is not None:
+            info["caption_dropped"] = problem
+            Metrics.counter(self.stage, f"caption_dropped_{problem}").inc()
+            return None
+        Metrics.counter(self.stage, f"caption_{info['caption_source']}").inc()
+        info["caption"] = normalise(text)
+        return info["caption"]
+
 
 def build_stages(config: ImagesConfig | Mapping[str, Any]) -> list[StageFn]:
     """LoadImages, then the post stages (OCR, charts, labels) as configured."""
     config = ImagesConfig.coerce(config)
-    return [LoadImagesFn(min_side=config.min_side), *post_stages(config)]
+    return [LoadImagesFn(min_side=config.min_side, sidecar_captions=config.sidecar_captions),
+            *post_stages(config)]
 
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:

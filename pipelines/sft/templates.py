@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from pipelines.core.sample import Sample
-from pipelines.core.text import trusted_text
+from pipelines.core.text import IMAGE_PLACEHOLDER, trusted_text
 
-IMAGE_TOKEN = "<image_placeholder>"
+IMAGE_TOKEN = IMAGE_PLACEHOLDER  # one image of the sample, where it stands in the text
 END_OF_SENTENCE = "<｜end▁of▁sentence｜>"
 # The system prompt of the DeepSeek-VL chat template.
 SYSTEM_PROMPT = ("You are a helpful language and vision assistant. You are able to understand "
