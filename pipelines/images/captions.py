@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import posixpath
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,22 @@ def read_caption_table(url: str) -> CaptionTable:
         table.add(str(caption), locator, str(key) if key not in (None, "") else "")
     log.info("caption table %s: %d rows", url, table.rows)
     return table
+
+
+def caption_counts(samples: Iterable[Any]) -> dict[str, int]:
+    """How many written samples got a caption from each source, had one dropped (per
+    reason), or had none: what a run's summary shows (an image whose caption is dropped
+    is still written, so these are not in the run's drop counts)."""
+    counts: Counter = Counter()
+    for sample in samples:
+        info = sample.meta.get("image") or {}
+        if info.get("caption_dropped"):
+            counts[f"dropped:{info['caption_dropped']}"] += 1
+        elif info.get("caption"):
+            counts[f"from:{info.get('caption_source', '?')}"] += 1
+        else:
+            counts["none"] += 1
+    return dict(sorted(counts.items()))
 
 
 def attach_captions(refs: list[dict[str, Any]], table: CaptionTable) -> int:

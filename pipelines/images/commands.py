@@ -14,8 +14,9 @@ from pipelines.core.cli_options import (
 )
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import expand_paths
+from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import run_pipeline
-from pipelines.images.captions import attach_captions, read_caption_table
+from pipelines.images.captions import attach_captions, caption_counts, read_caption_table
 from pipelines.images.config import ImagesConfig
 from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs
 
@@ -55,5 +56,11 @@ def images_command(args: argparse.Namespace, beam_args: list[str]) -> int:
                          beam_args, task_size=settings.task_size, overwrite=args.overwrite,
                          **settings.shard_bounds,
                          validation_fraction=settings.validation_fraction)
+    # Captions dropped by the quality rule leave their image written, so the run's drop
+    # counts do not show them: count them from the samples' JSON members.
+    stats["captions"] = caption_counts(RunDir(args.out).iter_samples(payloads=False))
     print_run_summary(stats, args.out, args.json)
+    if not args.json:
+        for what, count in stats["captions"].items():
+            print(f"    caption  {count:6d}  {what}")
     return 0

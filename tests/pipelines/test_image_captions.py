@@ -82,9 +82,11 @@ def photos(tmp_path):
     return folder
 
 
-def _run(tmp_path, name, *args):
+def _run(tmp_path, name, *args, capsys=None):
     out = tmp_path / name
-    assert vlforge(["images", *map(str, args), "--out", str(out)]) == 0
+    assert vlforge(["images", *map(str, args), "--out", str(out), "--json"]) == 0
+    if capsys is not None:
+        _run.summary = json.loads(capsys.readouterr().out)
     samples = {s.meta["image"]["path"].rsplit("/", 1)[-1]: s for s in RunDir(str(out)).iter_samples()}
     return samples
 
@@ -98,9 +100,13 @@ def test_sidecar_readers(photos):
 
 
 @pytest.mark.slow
-def test_images_run_reads_sidecar_captions(photos, tmp_path):
-    samples = _run(tmp_path, "run", photos)
+def test_images_run_reads_sidecar_captions(photos, tmp_path, capsys):
+    samples = _run(tmp_path, "run", photos, capsys=capsys)
     assert len(samples) == 8  # every image is written, captioned or not
+    assert _run.summary["written"] == 8 and _run.summary["dropped"] == 0
+    assert _run.summary["captions"] == {
+        "dropped:boilerplate": 1, "dropped:empty": 1, "dropped:file_name": 1,
+        "from:json": 2, "from:txt": 1, "none": 2}
     assert samples["a.jpg"].text == "A red square on a white background."
     assert samples["b.png"].text == "A blue square"
     assert samples["c.jpg"].text == "A green square"
