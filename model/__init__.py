@@ -28,10 +28,13 @@ mean/std 0.5) and, for the hybrid family, ``high_res_pixel_values`` [n_images, 3
 
 - ``meta["sft"]["conversation"]`` -> DeepSeek-VL chat format, loss on answers + eos only;
 - images + ``text``/``markdown`` (captions, OCR pairs) -> ``<bos><image tokens>text<eos>``;
+  a text holding one ``<image_placeholder>`` per image (interleaved documents) gets each
+  image's block where its placeholder stands;
 - text only -> ``<bos>text<eos>``.
 
 Unusable samples (no text, undecodable image, placeholder/image count mismatch) are
-skipped and counted in ``collate.skipped[reason]`` (``on_error="raise"`` to raise instead).
+skipped and counted in ``collate.skipped[reason]`` (``on_error="raise"`` to raise instead);
+images past ``max_images`` or cut by ``max_length`` are dropped whole and counted there too.
 ``sample.images`` fill the ``<image_placeholder>`` of user turns in order; a conversation
 with images and no placeholder gets them at the start of its first user turn.
 
