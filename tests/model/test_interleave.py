@@ -162,3 +162,24 @@ def test_forward_backward_with_several_images_per_sample(tiny_models):
     second = _blocks(collate.encode(samples[0]).input_ids, image)[1]
     assert torch.allclose(a[:second], b[:second], atol=1e-5)
     assert not torch.allclose(a[second + n:], b[second + n:], atol=1e-4)
+
+
+def test_real_size_blocks_are_576_tokens(processor):
+    # The 7B preset's processor around the tiny tokenizer: each placeholder becomes a
+    # 576-token block (24x24 SigLIP patches), three of them at the placeholders' places.
+    from model.processor import build_processor
+
+    big = build_processor("7b", processor.tokenizer)
+    assert big.num_image_tokens == 576
+    collate = VLCollator(big, max_length=None)
+    encoded = collate.encode(article())
+    image = big.image_token_id
+    starts = _blocks(encoded.input_ids, image)
+    assert len(starts) == 3 and encoded.input_ids.count(image) == 3 * 576
+    for start in starts:
+        assert encoded.input_ids[start:start + 576] == [image] * 576
+        assert encoded.input_ids[start + 576] != image
+    tok = big.tokenizer
+    assert tok.decode(encoded.input_ids[starts[0] + 576:starts[1]]) == PARTS[1]
+    # The paper-like limit (4096 tokens) holds these three blocks and all the text.
+    assert len(VLCollator(big).encode(article()).images) == 3
