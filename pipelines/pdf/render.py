@@ -573,15 +573,14 @@ def _as_drawings(cdrawings: list) -> list[dict]:
 def use_layout_model() -> None:
     """Load and switch on pymupdf's layout model (``pymupdf.layout``), also where the
     isolated renderer kept the package from loading."""
+    import importlib
     import sys
 
     if pymupdf._get_layout is not None:
         return
     if "pymupdf.layout" in sys.modules and sys.modules["pymupdf.layout"] is None:
         del sys.modules["pymupdf.layout"]
-    import pymupdf.layout
-
-    pymupdf.layout.activate()
+    importlib.import_module("pymupdf.layout").activate()
 
 
 def _vector_regions(page: pymupdf.Page, drawings: list, settings: PdfRenderSettings,

@@ -157,3 +157,19 @@ def test_layout_model_stays_off_unless_asked(tmp_path, monkeypatch):
         render.render_page(doc, 0, PdfRenderSettings())  # prose only: no table search
         render.render_page(doc, 1, PdfRenderSettings())
     assert seen == [False]
+
+
+def test_layout_model_setting_runs_the_model(tmp_path, monkeypatch):
+    path = str(tmp_path / "text.pdf")
+    text_and_table(path)
+    seen = []
+    original = pymupdf.Page.find_tables
+
+    def spy(self, *args, **kwargs):
+        seen.append((kwargs.get("use_layout"), pymupdf._get_layout is not None))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pymupdf.Page, "find_tables", spy)
+    with pymupdf.open(path) as doc:
+        result = render.render_page(doc, 1, PdfRenderSettings(layout_model=True))
+    assert seen == [(True, True)] and not isinstance(result, render.Outcome)
