@@ -60,8 +60,9 @@ def write_run(path, samples):
     refs = [input_ref("sft", s.locator) for s in samples]
     (task,) = run.plan("sft", refs, {"fixture": True}, task_size=len(refs))
     writer = ShardWriter(run.url, prefix=f"sft-{task.task_id}")
-    for sample in samples:
-        writer.write(sample)
+    for sample, ref in zip(samples, refs):  # each sample answers for its planned input
+        writer.write(sample.with_meta("lineage", {**sample.lineage, "input_id": ref["input_id"],
+                                                  "item_id": ref["item_id"]}))
     run.write_task(task.task_id, writer.close(), writer.rows, [])
     run.finalize()
     return str(path)
