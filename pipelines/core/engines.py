@@ -8,7 +8,7 @@ Every pipeline command passes unknown ``--flags`` to Beam; this module turns the
   task per partition of the first `Create`, and a partition is a bundle that runs each stage
   to the end before the next; it would put up to 128 of our tasks in one partition, so all
   of them would run in one worker process, one stage at a time. Unless
-  ``--dask_npartitions``/``--dask_partition_size`` is given, each task gets a partition.
+  ``--dask_npartitions``/``--dask_partition_size`` is given, `dask_partitions` decides.
 - ``--runner=PortableRunner`` with ``--environment_type=EXTERNAL`` runs on a worker pool
   (``python -m apache_beam.runners.worker.worker_pool_main``), the way Flink, Spark and
   Dataflow run Python workers; nothing is added.
@@ -25,6 +25,7 @@ DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNER_ALIASES = {"DaskRunner": DASK_RUNNER, "dask": DASK_RUNNER}
 MAX_DASK_PARTITIONS = 1024
+MAX_TASKS_PER_PARTITION = 8
 
 
 def runner_name(beam_args: Sequence[str]) -> str:
@@ -62,8 +63,33 @@ def resolve_beam_args(beam_args: Sequence[str], tasks: int = 1) -> list[str]:
             args.append(arg)
     if is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
                                  for a in args):
-        args.append(f"--dask_npartitions={max(1, min(tasks, MAX_DASK_PARTITIONS))}")
+        args.append(f"--dask_npartitions={dask_partitions(tasks, _dask_threads(args))}")
     return args
+
+
+def dask_partitions(tasks: int, threads: int) -> int:
+    """Partitions for `tasks` tasks on `threads` Dask worker threads.
+
+    Beam's Dask runner calls a DoFn's setup/teardown once per partition (a renderer child
+    process, a model load), and materialises each stage's output for a whole partition:
+    so two partitions per thread, but at most `MAX_TASKS_PER_PARTITION` tasks in one.
+    """
+    wanted = max(2 * max(threads, 1), -(-tasks // MAX_TASKS_PER_PARTITION))
+    return max(1, min(tasks, wanted, MAX_DASK_PARTITIONS))
+
+
+def _dask_threads(args: Sequence[str]) -> int:
+    """Worker threads of the cluster at ``--dask_client_address`` (CPUs when local)."""
+    import os
+
+    address = next((a.split("=", 1)[1] for a in args
+                    if a.startswith("--dask_client_address=")), None)
+    if not address:
+        return os.cpu_count() or 1
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
 
 
 def beam_options(beam_args: Sequence[str], tasks: int = 1) -> PipelineOptions:

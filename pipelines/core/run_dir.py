@@ -279,6 +279,9 @@ class RunDir:
         self._write_table(rows, INPUT_SCHEMA, INPUTS)
 
     def done_tasks(self) -> set[str]:
+        # Workers elsewhere write done markers: drop cached listings first (s3fs/gcsfs keep
+        # a directory cache per filesystem instance; a stale one hid finished tasks).
+        self.fs.invalidate_cache()
         if not self.exists(TASKS):
             return set()
         names = self.fs.ls(self.path(TASKS), detail=False)
@@ -355,6 +358,7 @@ class RunDir:
         Later attempts (retries) supersede earlier error outcomes for the same item.
         Returns the stats.
         """
+        self.fs.invalidate_cache()  # shards and markers came from other processes
         self._remove_orphan_shards(sorted(self.done_tasks(), key=_task_order))
         manifest, outcomes, stats = self.merged()
         self._write_table(manifest.to_pylist(), MANIFEST_SCHEMA, MANIFEST)
