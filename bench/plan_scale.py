@@ -1,0 +1,80 @@
+"""Planning cost on the driver for 10k, 100k and 1M synthetic inputs.
+
+    .venv/bin/python bench/plan_scale.py [--sizes 10000,100000,1000000]
+
+For each size, in a fresh child process (so peak memory is its own): build the input refs
+(``s3://`` image URLs, never read), plan the run (``inputs.parquet``), write the task lists
+the workers read (``plan/part-*.parquet``) and build the Beam pipeline. Prints planning
+seconds, the driver's peak RSS, and the size of the submitted graph (transforms and bytes
+of the serialized pipeline proto) for the current graph (``ReadTasks``: partition numbers
+only) and, as the baseline, the former one (every task in ``beam.Create``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(count: int, old_graph: bool) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import apache_beam as beam
+
+    from pipelines.core.run_dir import RunDir
+    from pipelines.core.runner import ExpandTaskFn
+    from pipelines.core.task_lists import ReadTasks
+    from pipelines.images.pipeline import image_refs
+
+    out = tempfile.mkdtemp(prefix="plan-scale-")
+    start = time.perf_counter()
+    refs = image_refs(f"s3://bucket/images/{i:08d}.jpg" for i in range(count))
+    tasks = RunDir(out).plan("images", refs, {}, task_size=8)
+    planned = time.perf_counter()
+    p = beam.Pipeline()
+    if old_graph:
+        source = p | beam.Create([(t.task_id, t.input_refs) for t in tasks])
+    else:
+        source = p | ReadTasks(out, tasks)
+    _ = source | beam.Reshuffle() | beam.ParDo(ExpandTaskFn("images"))
+    proto = p.to_runner_api()
+    graph = time.perf_counter()
+    return {"inputs": count, "graph": "Create(tasks)" if old_graph else "ReadTasks",
+            "plan_s": planned - start, "graph_s": graph - planned,
+            "transforms": len(proto.components.transforms),
+            "graph_bytes": len(proto.SerializeToString()),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        count, old = args.child.split(":")
+        print(json.dumps(measure(int(count), old == "old")))
+        return
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for mode in ("new", "old"):
+            proc = subprocess.run([sys.executable, __file__, "--child", f"{size}:{mode}"],
+                                  capture_output=True, text=True, check=True)
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(f"{r['inputs']:>9d} {r['graph']:14s} plan {r['plan_s']:7.1f} s  graph "
+                  f"{r['graph_s']:6.1f} s  {r['transforms']:3d} transforms "
+                  f"{r['graph_bytes'] / 1e6:9.2f} MB  driver peak {r['peak_rss_mb']:7.0f} MB",
+                  flush=True)
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
