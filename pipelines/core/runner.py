@@ -21,6 +21,7 @@ from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
 from pipelines.core.engines import DEFAULT_BEAM_ARGS as DEFAULT_ENGINE_ARGS
 from pipelines.core.engines import beam_options
+from pipelines.core.progress import task_progress
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.stage import StageFn
@@ -144,7 +145,8 @@ def run_pipeline(pipeline: str, refs: list[dict[str, Any]],
         log.info("%s: %d task(s) to run (%d inputs)", pipeline, len(tasks),
                  sum(len(t.input_refs) for t in tasks))
         run.record_attempt("run", tasks)
-        execute(pipeline, tasks, typed, run.url, beam_args, settings)
+        with task_progress(run.url, [t.task_id for t in tasks], label=pipeline):
+            execute(pipeline, tasks, typed, run.url, beam_args, settings)
     else:
         log.info("%s: every task already done; finalizing", pipeline)
     return ensure_complete(run, run.finalize())
