@@ -9,7 +9,12 @@ each backend. Ground truth is each page's own text layer, compared exactly as
 `vlforge ocr-eval` does (reading order by boxes, whitespace collapsed). Prints one column
 per backend with ratios against the first (the default backend), and checks the goal:
 the default backend's CER <= 2% on clean rendered text. Model loading is timed
-separately; pages/s counts OCR time only.
+separately; pages/s counts OCR time only. CPU s/page counts every thread of this process
+and finished children (tesseract), the figure to compare on a shared machine.
+``NAME:KEY=VALUE,...`` passes backend options, e.g. rapidocr's settings before issue 17:
+
+    .venv/bin/python bench/ocr.py --backends rapidocr \
+        rapidocr:threads=0,det_max_side=0,EngineConfig.onnxruntime.enable_cpu_mem_arena=false
 
 With ``--pdfs`` the pages are instead the first pages of real PDFs that carry a text layer
 (up to --pages of them). Their text layer is what the file claims, not always what it
@@ -168,7 +173,8 @@ def main() -> int:
     base = results[0]
     print(f"OCR bench: {len(pages)} {kind} ({args.dpi} dpi, {chars} reference chars), "
           f"{os.cpu_count()} CPUs")
-    header = f"{'':<23}" + "".join(f"{r['backend']:>22}" for r in results)
+    width = max(22, *(len(r["backend"]) + 2 for r in results))  # options make long names
+    header = f"{'':<23}" + "".join(f"{r['backend']:>{width}}" for r in results)
     print(header)
     rows = [("pages/s", "pages_per_s", "{:.2f}", True),
             ("CPU s/page", "cpu_s_per_page", "{:.3f}", False),
@@ -182,12 +188,12 @@ def main() -> int:
             cell = fmt.format(value)
             if result is not base and base[key]:
                 cell += f" ({value / base[key]:.2f}x)"
-            cells.append(f"{cell:>22}")
+            cells.append(f"{cell:>{width}}")
         print(f"{label:<23}" + "".join(cells))
     print("per page CER:")
     for index, (_, _, label) in enumerate(pages):
         print(f"  {index:<3}{label:<20}" + "".join(
-            f"{result['per_page'][index]['cer']:>22.2%}" for result in results))
+            f"{result['per_page'][index]['cer']:>{width}.2%}" for result in results))
     if args.pdfs:
         return 0
     verdict = "met" if base["cer"] <= GOAL_CER else "NOT met"
