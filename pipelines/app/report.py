@@ -9,7 +9,6 @@ Images are embedded as data URIs and charts as inline SVG.
 from __future__ import annotations
 
 import base64
-import glob
 import html
 import io
 import json
@@ -31,6 +30,8 @@ def classify(path: str) -> str:
     """'data' for a pipeline run, 'training' for a training run, 'eval' for an eval JSON."""
     if os.path.isfile(path) and path.endswith(".json"):
         return "eval"
+    if "://" in path and RunDir(path).exists("run.json"):  # a run on an object store
+        return "data"
     if os.path.exists(os.path.join(path, "run.json")):
         return "data"
     if os.path.exists(os.path.join(path, "metrics.jsonl")):
@@ -174,9 +175,9 @@ def _reasons_table(stats: dict[str, Any]) -> str:
 
 
 def _mixture_report(url: str) -> dict[str, Any] | None:
-    for path in sorted(glob.glob(os.path.join(url, "*mixture*.json"))):
-        with open(path, encoding="utf-8") as handle:
-            report = json.load(handle)
+    run = RunDir(url)  # local or any fsspec URL
+    for name in run.side_files("*mixture*.json"):
+        report = run.read_json(name)
         if "before_by_bucket" in report:
             return report
     return None

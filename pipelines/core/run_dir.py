@@ -37,7 +37,13 @@ import pyarrow.parquet as pq
 from pipelines.core.outcome import Outcome
 from pipelines.core.planning import assign_tasks
 from pipelines.core.sample import Sample
-from pipelines.core.split import DEFAULT_VALIDATION_FRACTION, SPLITS, TRAIN, assign_splits
+from pipelines.core.split import (
+    DEFAULT_VALIDATION_FRACTION,
+    SPLITS,
+    TRAIN,
+    VALIDATION,
+    assign_splits,
+)
 from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_COUNT,
@@ -165,6 +171,14 @@ class RunDir:
         """Rows of a side table written by `write_side_table` (empty when absent)."""
         name = _side_name(name)
         return self._read_table(name).to_pylist() if self.exists(name) else []
+
+    def side_files(self, pattern: str = "*") -> list[str]:
+        """Names of the side files at the run's top level matching the glob `pattern`
+        (e.g. ``"*mixture*.json"``), sorted; the contract's own files are never listed."""
+        found = self.fs.glob(self.path(pattern))
+        names = sorted(p.rsplit("/", 1)[-1] for p in found)
+        return [n for n in names if n not in RESERVED and not n.startswith(TMP_MARK)
+                and not n.endswith(".tar")]
 
     def info(self) -> dict[str, Any]:
         """run.json: pipeline name, config, task size, tool versions, attempts."""
@@ -326,7 +340,7 @@ class RunDir:
     def merged(self) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
         """Manifest, outcomes and stats merged from the done tasks, without writing."""
         done = sorted(self.done_tasks(), key=_task_order)
-        manifests = [_with_split_columns(self._read_table(TASKS, f"{t}.manifest.parquet"))
+        manifests = [_with_split_columns(self._read_table(TASKS, f"{t}.manifest.parquet"), "")
                      for t in done]
         outcome_tables = [self._read_table(TASKS, f"{t}.outcomes.parquet") for t in done]
         manifest = pa.concat_tables(manifests or [MANIFEST_SCHEMA.empty_table()])
@@ -348,8 +362,17 @@ class RunDir:
     def _assign_splits(self, manifest: pa.Table) -> pa.Table:
         """`manifest` with its ``split`` column decided per document (`assign_splits`)."""
         documents = manifest.column("document").to_pylist()
-        splits = assign_splits(documents, self.validation_fraction())
-        column = pa.array([splits[doc] for doc in documents], type=pa.string())
+        # a sample read from another run (label, sft) keeps that run's side: a document
+        # held out there stays held out here (validation wins when its samples disagree)
+        preset = manifest.column("split").to_pylist()
+        inherited: dict[str, str] = {}
+        for doc, split in zip(documents, preset):
+            if split in SPLITS:
+                inherited[doc] = VALIDATION if VALIDATION in (split, inherited.get(doc)) else split
+        fresh = assign_splits([d for d in documents if d not in inherited],
+                              self.validation_fraction())
+        column = pa.array([split if split in SPLITS else inherited.get(doc) or fresh[doc]
+                           for doc, split in zip(documents, preset)], type=pa.string())
         return manifest.set_column(manifest.schema.get_field_index("split"), "split", column)
 
     def finalize(self) -> dict[str, Any]:
@@ -390,7 +413,7 @@ class RunDir:
         tables = {}
         for task_id in sorted(self.done_tasks(), key=_task_order):
             rows = _with_split_columns(
-                self._read_table(TASKS, f"{task_id}.manifest.parquet")).to_pylist()
+                self._read_table(TASKS, f"{task_id}.manifest.parquet"), "").to_pylist()
             for row in rows:
                 update(row)
             tables[task_id] = rows
@@ -438,6 +461,13 @@ class RunDir:
         its writer calls this last, as `finalize` does for runs."""
         with self.fs.open(self.path(SUCCESS), "w") as handle:
             handle.write("")
+
+    def split_of(self, key: str) -> str:
+        """The split of one sample of this run (the manifest is read once and kept)."""
+        if getattr(self, "_splits", None) is None:
+            table = self.manifest().select(["key", "split"]).to_pylist()
+            self._splits = {row["key"]: row["split"] for row in table}
+        return self._splits.get(key) or TRAIN
 
     def split_keys(self, split: str) -> set[str]:
         """Keys of the samples on one side of the held-out split ("train"/"validation")."""
@@ -535,7 +565,10 @@ class SampleReader:
         run_dir = self._runs.get(run)
         if run_dir is None:
             run_dir = self._runs[run] = RunDir(run)
-        return run_dir.read_sample(shard, key)
+        sample = run_dir.read_sample(shard, key)
+        # the side of the held-out split it is on in that run, carried into what is made
+        # of it (`pipelines.core.split`): held-out data never becomes training data
+        return sample.with_meta("lineage", {**sample.lineage, "split": run_dir.split_of(key)})
 
     def close(self) -> None:
         for run_dir in self._runs.values():
@@ -571,15 +604,16 @@ def compute_stats(inputs: pa.Table, manifest: pa.Table, outcomes: pa.Table) -> d
     }
 
 
-def _with_split_columns(table: pa.Table) -> pa.Table:
+def _with_split_columns(table: pa.Table, split: str = TRAIN) -> pa.Table:
     """A manifest written before the split columns existed, with them filled in: the
-    document is the root input (as `document_id` would say), the split ``train``."""
+    document is the root input (as `document_id` would say), the split `split` (``train``
+    for a finished manifest; "" for a task manifest, so that merging decides it)."""
     if "document" not in table.schema.names:
         documents = [row["input_id"] or row["key"]
                      for row in table.select(["input_id", "key"]).to_pylist()]
         table = table.append_column("document", pa.array(documents, type=pa.string()))
     if "split" not in table.schema.names:
-        table = table.append_column("split", pa.array([TRAIN] * table.num_rows, type=pa.string()))
+        table = table.append_column("split", pa.array([split] * table.num_rows, type=pa.string()))
     for name in SIGNATURE_COLUMNS:  # written before signatures existed: empty ones
         if name not in table.schema.names:
             field = MANIFEST_SCHEMA.field(name)

@@ -110,6 +110,8 @@ def test_side_files_cannot_overwrite_the_contract(local_run):
     schema = pa.schema([("key", pa.string())])
     run.write_side_table([{"key": "k"}], schema, "labels.parquet")
     assert run.read_side_table("labels.parquet") == [{"key": "k"}]
+    assert run.side_files() == ["labels.parquet", "notes.txt", "plot.png"]
+    assert run.side_files("*.txt") == ["notes.txt"]
     assert run.read_side_table("absent.parquet") == []
     for name in ("manifest.parquet", "inputs.parquet", "run.json", "_SUCCESS",
                  "tasks/t00000.json", "test-t00000-000000.tar"):

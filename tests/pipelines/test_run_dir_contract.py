@@ -22,7 +22,8 @@ CONTRACT_NAMES = {"MANIFEST_SCHEMA", "INPUT_SCHEMA", "OUTCOME_SCHEMA", "ShardInd
                   "read_shard_groups", "iter_shard_groups", "_read_table", "_write_table"}
 # pyarrow.parquet on files a user hands in (not run directories).
 USER_PARQUET = {os.path.join("pipelines", "web", "urls.py"),
-                os.path.join("pipelines", "sft", "pipeline.py")}
+                os.path.join("pipelines", "sft", "pipeline.py"),
+                os.path.join("pipelines", "images", "captions.py")}
 
 
 def source_files() -> list[str]:
