@@ -62,7 +62,9 @@ def manifest_row(sample: Sample, shard: str, group: dict[str, Any] | None = None
         "taxonomy_version": str(taxonomy.get("version", "")),
         "taxonomy_confidence": float(taxonomy.get("confidence", 0.0) or 0.0),
         "document": document_id(sample),
-        "split": "",  # decided per document when the run is finalized (RunDir.merged)
+        # "" = decided per document when the run is finalized (RunDir.merged); a sample
+        # read from another run carries that run's side (pipelines.core.split)
+        "split": str(lineage.get("split") or ""),
         "text_hash": text_hash(sample.text),
         "text_minhash": text_minhash(sample.text),
         "image_phash": phash if phash is not None else image_phash(sample.image),

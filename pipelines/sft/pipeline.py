@@ -257,8 +257,12 @@ class BuildSftFn(StageFn):
         lineage = {**seed.lineage, "sources": [
             {"run": r["run"], "shard": r["shard"], "key": r["key"]}
             for r in [ref] + ([ref["pair"]] if ref.get("pair") else [])],
-            # held-out split: the conversation belongs to its (first) source's document
-            "document": document_id(sources[0])}
+            # held-out split: the conversation belongs to its (first) source's document,
+            # and is held out when any of its source samples is
+            "document": document_id(sources[0]),
+            "split": ("validation" if any(s.lineage.get("split") == "validation"
+                                          for s in sources)
+                      else sources[0].lineage.get("split", ""))}
         family = ref["family"]
         if family == PASSTHROUGH:
             yield from self._passthrough(seed, sources[0], lineage)

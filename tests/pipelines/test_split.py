@@ -115,3 +115,37 @@ def test_old_manifest_reads_as_train(tmp_path):
     assert table.column("split").to_pylist() == [TRAIN]
     assert table.column("document").to_pylist() == ["in1"]
     assert run.split_keys(VALIDATION) == set()
+
+
+@pytest.mark.slow
+def test_samples_read_from_a_run_carry_its_split(pdf_run):
+    from pipelines.core.run_dir import SampleReader
+
+    reader = SampleReader()
+    try:
+        for row in pdf_run.manifest().to_pylist()[:6]:
+            sample = reader.read(pdf_run.url, row["shard"], row["key"])
+            assert sample.lineage["split"] == row["split"]
+    finally:
+        reader.close()
+
+
+def test_a_derived_run_keeps_the_split_its_samples_carry(tmp_path):
+    """A run of samples read from other runs (label, sft) keeps their sides; a document
+    with one held-out sample is held out whole; samples without a side get one by hash."""
+    from pipelines.core.runner import input_ref
+    from pipelines.core.sample import Sample
+    from tests.training.conftest import write_run_dir
+
+    samples = []
+    for index, (document, split) in enumerate([("a", VALIDATION), ("a", ""), ("b", TRAIN),
+                                               ("b", TRAIN), ("c", ""), ("d", "")]):
+        locator = f"fixture://{index}"
+        ref = input_ref("label", locator)
+        lineage = {"input_id": ref["input_id"], "item_id": ref["item_id"],
+                   "document": document, **({"split": split} if split else {})}
+        samples.append(Sample.create("label", locator, lineage=lineage, text="x"))
+    run = RunDir(write_run_dir(tmp_path / "derived", "label", samples))
+    sides = {row["key"]: row["split"] for row in run.manifest().to_pylist()}
+    assert [sides[s.key] for s in samples[:4]] == [VALIDATION, VALIDATION, TRAIN, TRAIN]
+    assert {sides[s.key] for s in samples[4:]} <= {TRAIN, VALIDATION}
