@@ -43,7 +43,8 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pipelines.core.run_dir import RunDir, RunDirError
 

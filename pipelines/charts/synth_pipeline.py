@@ -24,7 +24,8 @@ import csv
 import io
 import logging
 import random
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pipelines.charts.plotly_code import figure_json, figure_size, plotly_code
 from pipelines.charts.synth_config import SynthConfig

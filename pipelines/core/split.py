@@ -20,7 +20,7 @@ all ``train``.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from pipelines.core.sample import Sample
 
@@ -40,7 +40,7 @@ def document_id(sample: Sample) -> str:
 
 def document_position(document: str) -> float:
     """The document id's hash as a number in [0, 1) (uniform, deterministic)."""
-    digest = hashlib.sha256(f"split\n{document}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"split\n{document}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2 ** 64
 
 

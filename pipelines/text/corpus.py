@@ -34,8 +34,9 @@ import os
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
