@@ -10,8 +10,10 @@ Reads only manifests (the content signatures every sample's row carries:
           Jaccard similarity), ``near_image`` (perceptual-hash chunks, confirmed by the
           Hamming distance);
 
-buckets are formed with GroupByKey, so no process ever holds a set of all samples and the
-pipeline runs on any Beam runner and over any number of runs. In a bucket, members are
+content buckets are per sample source (pdf, web, images, sft...: an SFT conversation
+about a page shares its image and is no copy of it). Buckets are formed with GroupByKey, so
+no process ever holds a set of all samples and the pipeline runs on any Beam runner and
+over any number of runs. In a bucket, members are
 ordered by (run position on the command line, key): a member duplicating an earlier one
 is removed in its favour, so the earliest run's, then the smallest key's, copy is kept and
 two runs of dedup give the same list. A removed sample keeps its bytes in its shard; each
@@ -65,21 +67,24 @@ def buckets(item: tuple[int, dict[str, Any]], config: DedupConfig
             ) -> Iterator[tuple[tuple[str, str], Member]]:
     """The buckets one sample belongs to: one per exact identity, band and hash chunk."""
     index, row = item
-    member: Member = (index, row["key"], row["source"] or "", row["text_minhash"] or b"",
+    source = row["source"] or ""
+    member: Member = (index, row["key"], source, row["text_minhash"] or b"",
                       row["image_phash"] or "")
     yield ("same_source", row["key"]), member
+    # Content buckets are per source: an SFT conversation about a page shares the page's
+    # image (and often its text) and is a different sample, not a copy of it.
     if row["image_sha256"]:
-        yield ("same_image", row["image_sha256"]), member
+        yield ("same_image", f"{source}|{row['image_sha256']}"), member
     if (row["text_chars"] or 0) >= config.min_text_chars:
         if row["text_hash"]:
-            yield ("same_text", row["text_hash"]), member
+            yield ("same_text", f"{source}|{row['text_hash']}"), member
         for band, value in enumerate(minhash_bands(member[3], config.text_bands)):
-            yield ("near_text", f"{band}:{value}"), member
+            yield ("near_text", f"{source}|{band}:{value}"), member
     else:
         # Perceptual hashes see layout, not words: two text pages set alike hash alike.
         # Only samples whose text says little (photos, figures, scans) are compared by it.
         for chunk, value in enumerate(phash_chunks(member[4], config.image_distance + 1)):
-            yield ("near_image", f"{chunk}:{value}"), member
+            yield ("near_image", f"{source}|{chunk}:{value}"), member
 
 
 class MatchBucketFn(beam.DoFn):

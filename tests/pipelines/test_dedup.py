@@ -15,7 +15,7 @@ from pipelines.cli import main as vlforge
 from pipelines.core.run_dir import RunDir
 from pipelines.core.signatures import minhash_similarity, text_minhash
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.pipeline import MatchBucketFn, run_dedup
+from pipelines.dedup.pipeline import MatchBucketFn, buckets, run_dedup
 from tests.pipelines.pdf_fixtures import photo_png
 from tests.servers import dask_cluster, seaweedfs  # noqa: F401  (fixtures)
 
@@ -106,7 +106,7 @@ def test_planted_duplicates_are_removed_and_distinct_pages_kept(runs):
 
 
 @pytest.mark.slow
-def test_dask_runner_gives_the_same_removal_list(runs, dask_cluster):
+def test_dask_runner_gives_the_same_removal_list(runs, dask_cluster):  # noqa: F811
     first, second, root = runs
     direct = run_dedup([first, second], os.path.join(root, "dedup-d1"))
     expected = sorted((r["run"], r["key"], r["kept_key"], r["reason"])
@@ -145,3 +145,16 @@ def test_settings_problems_are_listed_together():
         DedupConfig(text_threshold=2.0, text_bands=7, image_distance=40).validate()
     message = str(error.value)
     assert "text_threshold" in message and "text_bands" in message and "image_distance" in message
+
+
+def test_a_conversation_about_a_page_is_no_copy_of_the_page():
+    """SFT samples reuse their source page's image (and often its text): content buckets are
+    per source, so they never meet the page they were made from."""
+    text = paragraph(5)
+    page = {"key": "p", "source": "pdf", "text_chars": len(text), "image_sha256": "ab" * 32,
+            "text_hash": "1" * 16, "text_minhash": text_minhash(text), "image_phash": "f" * 16}
+    conversation = dict(page, key="c", source="sft")
+    config = DedupConfig()
+    page_buckets = {bucket for bucket, _ in buckets((0, page), config)}
+    conversation_buckets = {bucket for bucket, _ in buckets((1, conversation), config)}
+    assert not page_buckets & conversation_buckets
