@@ -11,7 +11,7 @@ instead of O(n^2) comparisons.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 Box = tuple[float, float, float, float]
 

@@ -15,7 +15,8 @@ detection, which would need another pass over the page.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pymupdf
 
@@ -212,6 +213,6 @@ def table_rect(table: Any) -> tuple[float, float, float, float]:
     rect = pymupdf.Rect(table.bbox)
     try:
         rect |= pymupdf.Rect(table.header.bbox)
-    except Exception:  # a table without header information
+    except (AttributeError, TypeError, ValueError):  # a table without header information
         pass
     return tuple(rect)

@@ -33,16 +33,16 @@ import logging
 import math
 import re
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pymupdf
 
+from pipelines.core.outcome import Outcome
 from pipelines.pdf.clusters import cluster_boxes
 from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
 from pipelines.pdf.settings import PdfRenderSettings
 from pipelines.pdf.spans import text_runs
-
-from pipelines.core.outcome import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ direct reading of a PDF file (`pipelines.charts.pdf_vector`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 
 @dataclass
