@@ -33,7 +33,7 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixel cap per page image; the DPI is lowered to fit "
                              f"(default {render.max_pixels // 1024 ** 2}M)")
     parser.add_argument("--no-markdown", dest="markdown", action="store_false",
-                        help="skip page markdown (pymupdf4llm)")
+                        help="skip page markdown")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="skip figure samples")
     parser.add_argument("--no-tables", dest="tables", action="store_false",
