@@ -28,9 +28,12 @@ TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
         "data_root": Param(scheduling.DEFAULT_DATA_ROOT, type="string"),
         "runs": Param([], type="array", description="run dirs for manual runs"),
         "dedup": Param(True, type="boolean", description="de-duplicate across the runs"),
-        "beam_options": Param({}, type="object",
-                              description="Beam flags for the dedup pipeline, e.g. "
-                                          "{'runner': 'DaskRunner', 'dask_client_address': ...}"),
+        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
+                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
+                        "else DirectRunner"),
+        "beam_options": Param({}, type="object", description="runner flags, e.g. "
+                              "{'dask_client_address': 'tcp://scheduler:8786'}; default: "
+                              "Variable vlforge_beam_options (JSON)"),
     },
     doc_md=__doc__,
     tags=["vlforge", "handoff"],
@@ -57,7 +60,7 @@ def handoff():
         if params["dedup"]:
             runs = [c["run"] for c in checked]
             out = os.path.join(params["data_root"], "dedup", scheduling.safe_name(run_id))
-            flags = [f"--{k}={v}" for k, v in (params.get("beam_options") or {}).items()]
+            flags = scheduling.beam_flags(params)
             scheduling.run_vlforge("dedup", *runs, "--out", out, *flags)
         return checked
 

@@ -28,6 +28,13 @@ CURATED_RUNS = Asset(scheduling.CURATED_RUNS_ASSET)
         "runs": Param([], type="array", description="run dirs for manual runs"),
         "mixture": Param(None, type=["null", "string"],
                          description="SFT mixture YAML (default: the bundled one)"),
+        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
+                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
+                        "else DirectRunner"),
+        "beam_options": Param({}, type="object", description="runner flags, e.g. "
+                              "{'dask_client_address': 'tcp://scheduler:8786'} or "
+                              "{'project': 'p', 'region': 'r', 'temp_location': 'gs://...'}; "
+                              "default: Variable vlforge_beam_options (JSON)"),
     },
     doc_md=__doc__,
     tags=["vlforge", "data"],
@@ -50,7 +57,7 @@ def label_and_sft():
         name = f"{os.path.basename(os.path.dirname(run))}-{os.path.basename(run)}"
         out = os.path.join(params["data_root"], "runs", "labeled", name)
         if not RunDir(out).complete:
-            scheduling.run_vlforge("label", run, "--out", out)
+            scheduling.run_vlforge("label", run, "--out", out, *scheduling.beam_flags(params))
         return out
 
     @task(outlets=[CURATED_RUNS])
@@ -62,7 +69,8 @@ def label_and_sft():
         out = os.path.join(params["data_root"], "runs", "sft", scheduling.safe_name(run_id))
         if not RunDir(out).complete:
             mixture = ["--mixture", params["mixture"]] if params["mixture"] else []
-            scheduling.run_vlforge("sft", "build", *labeled, "--out", out, *mixture)
+            scheduling.run_vlforge("sft", "build", *labeled, "--out", out, *mixture,
+                                   *scheduling.beam_flags(params))
         curated = {"runs": list(labeled), "sft": [out]}
         outlet_events[CURATED_RUNS].extra = {"runs": list(labeled) + [out], **curated}
         return curated

@@ -56,6 +56,34 @@ def beam_pipeline_options(params: dict[str, Any], pipeline: str, inputs: list[st
     return options
 
 
+RUNNER_VARIABLE = "vlforge_beam_runner"
+OPTIONS_VARIABLE = "vlforge_beam_options"
+
+
+def beam_flags(params: dict[str, Any], variables: Any = None) -> list[str]:
+    """Beam flags for a vlforge command run by a DAG task: ``params["runner"]`` (else the
+    Airflow Variable ``vlforge_beam_runner``; none: DirectRunner) and ``params["beam_options"]``
+    (else the Variable ``vlforge_beam_options``, JSON), e.g. ``{"dask_client_address":
+    "tcp://scheduler:8786"}`` or ``{"project": "p", "region": "r", "temp_location": ...}``.
+    `variables` is anything with ``get(name, default)`` (Airflow's ``Variable`` by default).
+    """
+    if variables is None:
+        from airflow.sdk import Variable as variables
+    runner = params.get("runner") or variables.get(RUNNER_VARIABLE, None)
+    options = params.get("beam_options") or variables.get(OPTIONS_VARIABLE, None) or {}
+    if isinstance(options, str):
+        options = json.loads(options or "{}")
+    flags = [f"--runner={runner}"] if runner else []
+    for key, value in options.items():
+        if key == "runner":
+            flags = [f"--runner={value}"] + [f for f in flags if not f.startswith("--runner=")]
+        elif value is True:
+            flags.append(f"--{key}")
+        elif value not in (None, False):
+            flags.append(f"--{key}={value}")
+    return flags
+
+
 def runs_from_events(triggering_asset_events: Any, fallback: list[str] | None = None) -> list[str]:
     """Run directories named by the asset events that triggered a DAG run (``extra["runs"]``),
     or `fallback` (the DAG's ``runs`` param) for manual and test runs."""
