@@ -15,6 +15,9 @@ DAG_IDS = {"web_shards", "pdf_shards", "label_and_sft", "handoff", "train_vlm", 
 DS = "2026-11-20"
 FAST = {"ocr": "none"}
 
+# real Airflow (SQLite, dag.test() in subprocesses): each DAG run takes tens of seconds
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):

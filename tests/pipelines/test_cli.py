@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.pipelines.fixtures import write_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +33,7 @@ def test_unknown_command_is_a_clear_error():
     assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
 
 
+@pytest.mark.slow
 def test_images_then_audit_then_inspect_as_json(tmp_path):
     write_images(str(tmp_path / "in"), 3)
     out = str(tmp_path / "run")

@@ -12,7 +12,8 @@ from pipelines.core.audit import audit_run
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 13 steps (two trainers, three evaluations) on a 2-core machine that others share: the
 # fixture's own subprocess limit (1200 s) is the one that should apply, not the default 600 s
-pytestmark = pytest.mark.timeout(1500)
+# the whole demo (crawl in Chromium, pdf, sft, three training stages): minutes
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")

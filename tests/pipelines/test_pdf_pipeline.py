@@ -116,6 +116,7 @@ def test_cli_in_process_direct_runner(corpus, tmp_path, capsys):
     assert info["config"]["render"]["target"] == 1024 and info["tools"]["pymupdf"]
 
 
+@pytest.mark.slow
 def test_direct_runner_multi_processing(corpus, tmp_path):
     out = str(tmp_path / "run")
     run_pipeline("pdf", pdf_refs(sorted(corpus.values())), CONFIG, out, task_size=3,
@@ -124,6 +125,7 @@ def test_direct_runner_multi_processing(corpus, tmp_path):
     check_fixture_fates(assert_every_page_accounted(out, corpus))
 
 
+@pytest.mark.slow
 def test_portable_runner_loopback(corpus, tmp_path, job_service):
     out = str(tmp_path / "run")
     run_pipeline("pdf", pdf_refs(sorted(corpus.values())), CONFIG, out, task_size=6,

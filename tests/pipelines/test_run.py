@@ -159,6 +159,7 @@ KILL_DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_run_rerun_gives_the_same_samples_without_duplicates(tmp_path):
     write_images(str(tmp_path / "in"), 24)
     driver = tmp_path / "driver.py"

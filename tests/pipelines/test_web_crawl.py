@@ -14,7 +14,7 @@ from pipelines.web.pipeline import ScreenshotPagesFn, crawl, web_refs
 from pipelines.core.runner import seed_sample
 from pipelines.web.testsite import serve_site
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.browser, pytest.mark.slow]
 
 # Short limits so the slow pages cost seconds, not minutes.
 RENDER = {"allow_private": ["127.0.0.1"], "host_delay_s": 0, "host_concurrency": 4,
