@@ -287,8 +287,9 @@ class PortableEndpoints:
                 f"--direct_num_workers={workers}", "--sdk_worker_parallelism=1"]
 
 
-def start_beam_job_service(workdir: Path,
-                           env: dict[str, str] | None = None) -> tuple[list[Server], PortableEndpoints]:
+def start_beam_job_service(
+        workdir: Path, env: dict[str, str] | None = None
+) -> tuple[list[Server], PortableEndpoints]:
     """Beam's local job service and an external worker pool, each in its own directory."""
     job_port, pool_port = free_port(), free_port()
     # The pool starts each SDK worker as a bare `python` found on PATH: put this venv first.
