@@ -63,8 +63,7 @@ def part_name(index: int) -> str:
 
 
 class ReadTaskListFn(beam.DoFn):
-    """Partition number in, that partition's ``(task_id, refs)`` out (read in the worker;
-    tasks whose done marker appeared meanwhile are skipped)."""
+    """Partition number in, that partition's ``(task_id, refs)`` out (read in the worker)."""
 
     def __init__(self, run_url: str):
         self.run_url = run_url
@@ -76,11 +75,11 @@ class ReadTaskListFn(beam.DoFn):
         with run.fs.open(run.path(PLAN_DIR, part_name(partition)), "rb") as handle:
             data = handle.read()
         rows = pq.ParquetFile(pa.BufferReader(data)).read().to_pylist()
-        done = run.done_tasks()
+        # The driver listed only pending tasks; listing every done marker again in each of
+        # up to MAX_PARTITIONS workers would cost more than it saves.
         tasks: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            if row["task"] not in done:
-                tasks.setdefault(row["task"], []).append(json.loads(row["input_ref"]))
+            tasks.setdefault(row["task"], []).append(json.loads(row["input_ref"]))
         yield from sorted(tasks.items())
 
 
