@@ -87,3 +87,28 @@ def test_s3_prefixes_globs_list_files_and_worker_reads(seaweedfs, tmp_path):
         assert open(local, "rb").read() == b"%PDF-1 two!"
         assert sha == hashlib.sha256(b"%PDF-1 two!").hexdigest() == file_sha256(url)
     assert not os.path.exists(local)  # the temporary copy is gone
+
+
+@pytest.mark.slow
+def test_pdf_from_an_http_url_is_read_in_the_worker(tmp_path):
+    from pipelines.cli import main
+    from pipelines.core.audit import audit_run
+    from pipelines.core.run_dir import RunDir
+    from pipelines.web.testsite import serve_site
+
+    from tests.pipelines import pdf_fixtures
+
+    pdf_fixtures.text_and_table(str(tmp_path / "doc.pdf"))
+    server, base = serve_site({"/docs/doc.pdf": ((tmp_path / "doc.pdf").read_bytes(),
+                                                 "application/pdf")})
+    try:
+        url = f"{base}/docs/doc.pdf"
+        assert expand_paths([url], (".pdf",)) == [url]  # nothing listed or read here
+        out = str(tmp_path / "run")
+        assert main(["pdf", url, "--out", out, "--ocr", "none", "--no-charts",
+                     "--no-label"]) == 0
+    finally:
+        server.shutdown()
+    assert audit_run(out).ok
+    rows = RunDir(out).manifest().to_pylist()
+    assert rows and all(r["locator"].startswith("sha256:") for r in rows)
