@@ -5,7 +5,7 @@ Two sources give the same parts: the PDF renderer's meta (``meta["pdf"]["drawing
 chart stage reads) and, for ``vlforge chart FILE.pdf``, a page opened directly
 (`scenes_from_page`: `page.get_drawings()` and a ``rawdict`` extraction). Drawings are
 clustered into regions (a page may hold a chart among body text) on a grid
-(`pipelines.pdf.clusters`, no pairwise loop); each region with enough marks becomes a
+(`pipelines.core.clusters`, no pairwise loop); each region with enough marks becomes a
 Scene holding the text near it. Scene coordinates are points of the page (or crop).
 """
 
@@ -16,9 +16,9 @@ import math
 import re
 from typing import Any
 
+from pipelines.charts.pdf_spans import text_runs
 from pipelines.charts.scene import Scene, Shape, Text, cubic_points, rgb_tuple_color
-from pipelines.pdf.clusters import cluster_boxes
-from pipelines.pdf.spans import text_runs
+from pipelines.core.clusters import cluster_boxes
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def shape_from_drawing(path: dict[str, Any]) -> Shape | None:
 
 def texts_from_page(page) -> list[Text]:
     """Text runs with boxes; rotation from the line direction (y-down: up = 90°); spans
-    split where labels part (`pipelines.pdf.spans`)."""
+    split where labels part (`pipelines.charts.pdf_spans`)."""
     texts = []
     for run in text_runs(page.get_text("rawdict").get("blocks", [])):
         dx, dy = run.direction

@@ -20,7 +20,7 @@ charts from meta alone and never opens the source file again.
 
 Cost rules (issue 17): one text page and one ``dict``/``rawdict`` extraction per page feed
 words, lines, text, markdown, captions and chart spans; drawings are read once and
-clustered with a grid (`pipelines.pdf.clusters`), at most `max_cluster_paths` of them;
+clustered with a grid (`pipelines.core.clusters`), at most `max_cluster_paths` of them;
 tables are searched only where ruling lines make one possible; pymupdf's layout model runs
 only when `layout_model` is on.
 """
@@ -38,11 +38,11 @@ from typing import Any
 
 import pymupdf
 
+from pipelines.charts.pdf_spans import text_runs
+from pipelines.core.clusters import cluster_boxes
 from pipelines.core.outcome import Outcome
-from pipelines.pdf.clusters import cluster_boxes
 from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
 from pipelines.pdf.settings import PdfRenderSettings
-from pipelines.pdf.spans import text_runs
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import random
 import pymupdf
 import pytest
 
+from pipelines.core.clusters import cluster_boxes
 from pipelines.pdf import render
-from pipelines.pdf.clusters import cluster_boxes
 from pipelines.pdf.markdown import HeadingLevels, page_markdown
 from pipelines.pdf.settings import PdfRenderSettings
 from tests.pipelines.pdf_fixtures import bar_chart, text_and_table
