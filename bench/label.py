@@ -114,7 +114,7 @@ def main() -> None:
             (f"batched x{args.batch}, float", *timed(float_labeler, mix, args.batch), len(mix)),
             (f"batched x{args.batch}, int8 (default)", *timed(int8_labeler, mix, args.batch),
              len(mix)),
-            (f"prompts-only batched, int8", *timed(int8_labeler, prompts, args.batch),
+            ("prompts-only batched, int8", *timed(int8_labeler, prompts, args.batch),
              len(prompts))]
     baseline = rows[0][1]
     print(f"\n{'mode':36s} {'samples':>8s} {'samples/s':>10s} {'vs baseline':>12s} "

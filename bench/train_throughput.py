@@ -222,7 +222,7 @@ def main() -> int:
 
         from training.parallel import ParallelConfig
 
-        print(f"\n4. loader workers, end-to-end stage 1   samples/s  ratio   samples/CPU-s  "
+        print("\n4. loader workers, end-to-end stage 1   samples/s  ratio   samples/CPU-s  "
               "ratio   waiting for data")
         loaders = {}
         for workers in (0, args.workers):

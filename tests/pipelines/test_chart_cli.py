@@ -1,6 +1,5 @@
 """`vlforge chart FILE [--page N] [--json]` on SVG and PDF files, through the real CLI."""
 
-import io
 import json
 
 import matplotlib
