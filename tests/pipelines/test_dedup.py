@@ -158,3 +158,33 @@ def test_a_conversation_about_a_page_is_no_copy_of_the_page():
     page_buckets = {bucket for bucket, _ in buckets((0, page), config)}
     conversation_buckets = {bucket for bucket, _ in buckets((1, conversation), config)}
     assert not page_buckets & conversation_buckets
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_pages_crawled_in_two_runs_are_trained_on_once(tmp_path):
+    """The same local site crawled on two days: day two's pages are the same sources
+    (canonical URLs), so dedup removes them and readers of day two see nothing twice."""
+    from pipelines.web.testsite import serve_site
+
+    server, base = serve_site()
+    try:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{base}/articles/1\n{base}/articles/2\n{base}/table\n")
+        flags = ["--allow-address", "127.0.0.1", "--host-delay", "0", "--ocr", "none",
+                 "--no-charts", "--no-label"]
+        day1, day2 = str(tmp_path / "day1"), str(tmp_path / "day2")
+        assert vlforge(["crawl", str(urls), "--out", day1, *flags]) == 0
+        assert vlforge(["crawl", str(urls), "--out", day2, *flags]) == 0
+    finally:
+        server.shutdown()
+    pages2 = [r for r in manifest_rows(day2) if not r["derived_from"]]
+    assert len(pages2) == 3
+    summary = run_dedup([day1, day2], str(tmp_path / "dedup"))
+    removed = {r["key"]: r for r in RunDir(day2).read_side_table("dedup_removed.parquet")}
+    assert {r["key"] for r in pages2} <= set(removed)
+    assert {removed[r["key"]]["reason"] for r in pages2} == {"same_source"}
+    assert RunDir(day1).read_side_table("dedup_removed.parquet") == []
+    seen = [s.key for s in RunDir(day2).iter_samples(payloads=False)]
+    assert not set(seen) & {r["key"] for r in pages2}
+    assert summary["removed_by_run"][day2] >= 3
