@@ -84,9 +84,15 @@ def run_config(args, device: torch.device, checkpointing: bool) -> dict:
     from training.trainable import apply_trainable
 
     cuda = device.type == "cuda"
+    # the previous configuration's FSDP model is reference-cyclic (module <-> hooks): only
+    # the cycle collector frees it, and until then it counted in this one's peak (on an
+    # H100 the second, checkpointed 1.3b run measured 7,852,140,032 B too much: exactly the
+    # first model's fp32 shards)
+    gc.collect()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    at_start = torch.cuda.memory_allocated(device) if cuda else None
     began = time.perf_counter()
     model = build_model(args.preset, device)
     apply_trainable(model, TRAINABLE[2])
@@ -108,8 +114,11 @@ def run_config(args, device: torch.device, checkpointing: bool) -> dict:
             if cuda:
                 torch.cuda.synchronize(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
+            # as training/loop.py does: the model output (its logits) lives through backward
+            output = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids)
+            loss = output.loss
             loss.backward()
+            del output
             clip_grad_norm(params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -134,6 +143,7 @@ def run_config(args, device: torch.device, checkpointing: bool) -> dict:
         "cpu_s_per_step": sorted(cpu_times)[len(cpu_times) // 2] if cpu_times else None,
         "losses": losses,
         "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if cuda else None,
+        "allocated_at_start_bytes": at_start,
         "plan": planned_bytes(args.preset, args.seq_len, args.batch_size, checkpointing,
                               device.type),
     }

@@ -63,22 +63,37 @@ Activation checkpointing (per decoder layer) keeps each layer's input (the resid
 a x h, fp32 under autocast) and recomputes one layer at a time in backward: L x input + one
 layer's activations.
 
-**Peak**: weights + optimizer states + the larger of two moments. (1) The start of
+**Peak** (ddp): weights + optimizer states + the larger of two moments. (1) The start of
 backward: the activations (or, with checkpointing, a layer's recomputation, whichever is
-larger) + the first gradient written, lm_head's (fp32 under ddp; unsharded in the compute
-dtype under fsdp, where it waits for the root's reduce-scatter) + DDP's buckets. (2) The
-end of backward / the optimizer step: all gradients (fsdp: the shard + the root's and the
-largest unit's unsharded gradients being reduced) and, on GPU, the foreach AdamW step's one
-fp32 temporary of the trainable size. In between, activations are freed layer by layer as
-gradients appear, so the peak is at one end. Not modelled: CUDA context, NCCL buffers and
-allocator fragmentation — `fits` keeps ``headroom`` (10 %) of the GPU free for them.
+larger) + the first gradient written, lm_head's fp32 one, + DDP's buckets. (2) The end of
+backward / the optimizer step: all gradients and, on GPU, the foreach AdamW step's one fp32
+temporary of the trainable size. In between, activations are freed layer by layer as
+gradients appear, so the peak is at one end.
+
+**Peak** (fsdp): the fp32 shard + optimizer states + the largest of three moments, each
+with what FSDP has gathered then (measured from a CUDA memory snapshot of the 1.3b step).
+(1) The start of backward: the root and two decoder layers gathered (a vision tower is
+gathered only during its own forward, before the LM's activations exist) + the stored
+activations with the loss buffers, whose peak is log_softmax's backward, before lm_head's
+gradient exists; or, with checkpointing, a layer's recomputation + the logits + lm_head's
+unsharded gradient (compute dtype, waiting for the root's reduce-scatter), whichever is
+larger. (2) The end of backward: the root and two units gathered + the shard's gradients +
+the root's and the largest unit's unsharded gradients being reduced (compute dtype and fp32).
+(3) The optimizer step: everything resharded; the shard's gradients + the foreach AdamW
+temporary. ``weights`` still reports the shard + the gathered parameters.
+
+Not modelled: CUDA context, NCCL buffers and allocator fragmentation — `fits` keeps
+``headroom`` (10 %) of the GPU free for them.
 
 Checked against measurement: tests/training/test_plan.py runs a real forward + backward +
 AdamW step of the tiny preset on CPU (fp32, stages 1-3, with and without activation
 checkpointing) under `torch.profiler` with ``profile_memory=True`` and compares the peak of
 its memory timeline (every CPU allocation and free, tensors alive before the step included)
 with `plan_memory(..., dtype="fp32", device="cpu")`: within 15 %. GPU figures (bf16, FSDP)
-are compared by bench/train_gpu.py when a GPU is lent.
+are compared by bench/train_gpu.py when a GPU is lent; on one H100 (1.3b, stage 2, seq 4096
+x micro-batch 2, language rows) the planned peak is within 1 % of
+`torch.cuda.max_memory_allocated` with and without checkpointing (pinned in
+tests/training/test_plan.py).
 """
 
 from __future__ import annotations
@@ -132,6 +147,10 @@ class ParamCounts:
     grad_path: int
     """Parameters of modules the gradient flows through (their matmuls save bf16 weight
     copies under autocast): the language model and adaptor always, towers when trained."""
+    largest_layer: int = 0
+    """Parameters of the largest decoder layer: the FSDP units gathered while the language
+    model's activations are alive (a vision tower is gathered only during its own forward,
+    before them, and resharded after it)."""
 
 
 def count_parameters(model, trainable_groups) -> ParamCounts:
@@ -144,10 +163,12 @@ def count_parameters(model, trainable_groups) -> ParamCounts:
         if type(module).__name__.endswith("DecoderLayer") or \
                 name.rsplit(".", 1)[-1] in ("vision_model", "high_res_vision_model"):
             units.append((name + ".", module))
-    unit_sizes, unit_trainable, in_units = [], [], set()
+    unit_sizes, unit_trainable, in_units, layer_sizes = [], [], set(), [0]
     for prefix, module in units:
         params = list(module.parameters())
         unit_sizes.append(sum(p.numel() for p in params))
+        if type(module).__name__.endswith("DecoderLayer"):
+            layer_sizes.append(unit_sizes[-1])
         unit_trainable.append(sum(p.numel() for p in params if p.requires_grad))
         in_units.update(id(p) for p in params)
     everything = list(model.named_parameters())
@@ -161,7 +182,8 @@ def count_parameters(model, trainable_groups) -> ParamCounts:
         by_group=by_group, root=sum(p.numel() for p in root),
         root_trainable=sum(p.numel() for p in root if p.requires_grad),
         largest_unit=max(unit_sizes, default=0),
-        largest_trainable_unit=max(unit_trainable, default=0), grad_path=grad_path)
+        largest_trainable_unit=max(unit_trainable, default=0), grad_path=grad_path,
+        largest_layer=max(layer_sizes))
 
 
 # -- activations --------------------------------------------------------------------------
@@ -235,14 +257,20 @@ def activation_bytes(config, by_group: dict[str, dict[str, int]], *, micro_batch
     return parts
 
 
-def peak_activations(parts: dict[str, int], *, tokens: int, vocab: int, act_bytes: int) -> int:
-    """The larger of the two activation peaks: the start of backward (everything stored plus
-    the loss buffers) and a checkpointed layer's recomputation (the loss buffers freed but
-    the model output's logits, plus that layer's activations)."""
+def activation_moments(parts: dict[str, int], *, tokens: int, vocab: int,
+                       act_bytes: int) -> tuple[int, int]:
+    """The two activation peaks: the start of backward (everything stored plus the loss
+    buffers, at log_softmax's backward) and a checkpointed layer's recomputation (the loss
+    buffers freed but the model output's logits, plus that layer's activations)."""
     stored = sum(v for k, v in parts.items() if k != "recomputed_layer")
     recompute = (stored - parts["logits_and_loss"] + tokens * vocab * act_bytes
                  + parts.get("recomputed_layer", 0))
-    return max(stored, recompute)
+    return stored, recompute
+
+
+def peak_activations(parts: dict[str, int], *, tokens: int, vocab: int, act_bytes: int) -> int:
+    """The larger of the two `activation_moments`."""
+    return max(activation_moments(parts, tokens=tokens, vocab=vocab, act_bytes=act_bytes))
 
 
 def _high(config):
@@ -317,11 +345,14 @@ def state_bytes(counts: ParamCounts, *, strategy: str, gpus: int, act_bytes: int
 
     gathered = act_bytes * (counts.root + 2 * counts.largest_unit)
     weights = 4 * shard(counts.total) + gathered
+    # while the LM's activations are alive: the root + the running and the prefetched layer
+    gathered_lm = act_bytes * (counts.root + 2 * (counts.largest_layer or counts.largest_unit))
     transient = (act_bytes + (4 if bf16 else 0)) * (counts.root_trainable
                                                     + counts.largest_trainable_unit)
     return {"weights": weights, "grads": 4 * shard(counts.trainable) + transient,
             "optimizer": 8 * shard(counts.trainable),
             "weights.fp32_shard": 4 * shard(counts.total), "weights.gathered": gathered,
+            "weights.gathered_in_lm": gathered_lm,
             "grads.transient": transient}
 
 
@@ -363,8 +394,10 @@ def plan_memory(preset: str, stage: int, gpus: int = 1, gpu_memory_gb: float = 8
                                  act_bytes=act, checkpointing=activation_checkpointing,
                                  images_per_sample=images_per_sample,
                                  autocast=strategy == "ddp" and act == 2)
-        activations = peak_activations(parts, tokens=micro * seq_len,
-                                       vocab=config.text_config.vocab_size, act_bytes=act)
+        stored, recompute = activation_moments(parts, tokens=micro * seq_len,
+                                               vocab=config.text_config.vocab_size,
+                                               act_bytes=act)
+        activations = max(stored, recompute)
         text = config.text_config
         lm_trained = bool(counts.by_group.get("language_model", {}).get("trainable"))
         step_temp = 0
@@ -372,21 +405,38 @@ def plan_memory(preset: str, stage: int, gpus: int = 1, gpu_memory_gb: float = 8
             step_temp = 4 * (counts.trainable if strategy == "ddp"
                              else math.ceil(counts.trainable / gpus))
         persistent_grads = states["grads"] - states["grads.transient"]
+        moments: dict[str, int] = {}
         if strategy == "ddp":
             # lm_head's fp32 gradient is the first one written; DDP's buckets always exist
             backward_start = (activations + states["grads.ddp_buckets"]
                               + (4 * text.vocab_size * text.hidden_size if lm_trained else 0))
             step_end = states["grads"] + step_temp
+            resident = states["weights"] + states["optimizer"]
+            moments = {"peak.backward_start": backward_start, "peak.optimizer_step": step_end}
         else:
-            # lm_head's unsharded gradient (compute dtype) waits for the root's reduce-scatter
-            backward_start = activations + (act * text.vocab_size * text.hidden_size
-                                            if lm_trained else 0)
-            step_end = persistent_grads + max(states["grads.transient"], step_temp)
-        peak = states["weights"] + states["optimizer"] + max(backward_start, step_end)
+            # Measured on an H100 (bench/train_gpu.py, 1.3b): what is gathered depends on the
+            # moment. (1) backward start: the root and two decoder layers are gathered; the
+            # loss buffers peak in log_softmax's backward, before lm_head's gradient exists;
+            # that gradient (unsharded, compute dtype, waiting for the root's reduce-scatter)
+            # is alive from then on, so during a checkpointed layer's recomputation.
+            # (2) end of backward: the root's and a unit's unsharded gradients, in the compute
+            # dtype and in fp32, being reduce-scattered. (3) optimizer step: FSDP has
+            # resharded everything (no gathered weights, no unsharded gradients); the shard's
+            # gradients + the foreach AdamW temporary.
+            lm_head_grad = act * text.vocab_size * text.hidden_size if lm_trained else 0
+            backward_start = (states["weights.gathered_in_lm"]
+                              + max(stored, recompute + lm_head_grad))
+            backward_end = (states["weights.gathered"] + persistent_grads
+                            + states["grads.transient"])
+            step_end = persistent_grads + step_temp
+            resident = states["weights.fp32_shard"] + states["optimizer"]
+            moments = {"peak.backward_start": backward_start, "peak.backward_end": backward_end,
+                       "peak.optimizer_step": step_end}
+        peak = resident + max(moments.values())
         accum = math.ceil(per_gpu / micro)
         breakdown = {**{k: v for k, v in states.items() if "." in k},
                      **{f"activations.{k}": v for k, v in parts.items()},
-                     "peak.backward_start": backward_start, "peak.optimizer_step": step_end,
+                     **moments, "peak.resident": resident,
                      "persistent_grads": persistent_grads}
         return MemoryPlan(
             preset=preset, stage=stage, strategy=strategy, gpus=gpus, dtype=dtype,
