@@ -216,12 +216,15 @@ class RunDir:
             if schema is None:
                 raise RunDirError(f"{self.url}: missing {'/'.join(parts)}")
             return schema.empty_table()
-        # Read the bytes, then parse from memory: handing pyarrow a Python file object lets
-        # its background scan threads outlive the call, and they can abort the interpreter
-        # at exit ("terminate called without an active exception") when they need the GIL.
+        # Read the bytes, then parse from memory on THIS thread (use_threads=False): pyarrow's
+        # pool threads release their column readers after the call returns, and a reader
+        # holding a Python buffer needs the GIL to let go of it; at interpreter exit that
+        # thread is torn down in a noexcept destructor and the process aborts ("terminate
+        # called without an active exception", 2 in 12 `vlforge pdf` runs; a core dump
+        # showed arrow::py::PyBuffer::~PyBuffer on an arrow pool thread).
         with self.fs.open(self.path(*parts), "rb") as handle:
             data = handle.read()
-        return pq.ParquetFile(pa.BufferReader(data)).read()
+        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
 
     # -- inputs, planning and resuming -------------------------------------------------
     def input_refs(self) -> list[dict[str, Any]]:
@@ -445,7 +448,8 @@ class RunDir:
         """The manifest's rows (only `columns`), streamed a record batch at a time, so a
         worker's memory stays flat however many samples the run holds. Columns an older
         run lacks read as empty values."""
-        present = set(pq.read_schema(self.fs.open(self.path(MANIFEST), "rb")).names)
+        with self.fs.open(self.path(MANIFEST), "rb") as handle:
+            present = set(pq.ParquetFile(handle).schema_arrow.names)
         wanted = [c for c in columns if c in present]
         missing = {c: (b"" if MANIFEST_SCHEMA.field(c).type == pa.binary() else "")
                    for c in columns if c not in present}

@@ -74,7 +74,7 @@ class ReadTaskListFn(beam.DoFn):
         run = RunDir(self.run_url)
         with run.fs.open(run.path(PLAN_DIR, part_name(partition)), "rb") as handle:
             data = handle.read()
-        rows = pq.ParquetFile(pa.BufferReader(data)).read().to_pylist()
+        rows = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False).to_pylist()
         # The driver listed only pending tasks; listing every done marker again in each of
         # up to MAX_PARTITIONS workers would cost more than it saves.
         tasks: dict[str, list[dict[str, Any]]] = {}

@@ -115,7 +115,7 @@ def _table_rows(url: str) -> Iterable[Mapping[str, Any]]:
     if lower.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data)).to_pylist()
+        return pq.read_table(io.BytesIO(data), use_threads=False).to_pylist()
     if lower.endswith((".csv", ".tsv")):
         text = data.decode("utf-8-sig")
         return list(csv.DictReader(io.StringIO(text),

@@ -100,7 +100,7 @@ def load_records(path: str, fmt: str) -> Any:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        return pq.read_table(path, use_threads=False).to_pylist()
     if fmt == "hf":
         import datasets
 

@@ -79,7 +79,7 @@ def read_url_list(path: str) -> list[str]:
         import pyarrow.parquet as pq
 
         with fsspec.open(path, "rb") as handle:  # a local path or any fsspec URL (s3://...)
-            table = pq.read_table(handle)
+            table = pq.read_table(handle, use_threads=False)
         column = next((c for c in URL_COLUMNS if c in table.column_names), None)
         if column is None:
             raise ValueError(f"{path}: no url column (one of {', '.join(URL_COLUMNS)})")
