@@ -28,12 +28,7 @@ TRAINING_DATA = Asset(scheduling.TRAINING_DATA_ASSET)
         "data_root": Param(scheduling.DEFAULT_DATA_ROOT, type="string"),
         "runs": Param([], type="array", description="run dirs for manual runs"),
         "dedup": Param(True, type="boolean", description="de-duplicate across the runs"),
-        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
-                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
-                        "else DirectRunner"),
-        "beam_options": Param({}, type="object", description="runner flags, e.g. "
-                              "{'dask_client_address': 'tcp://scheduler:8786'}; default: "
-                              "Variable vlforge_beam_options (JSON)"),
+        **scheduling.beam_params(),
     },
     doc_md=__doc__,
     tags=["vlforge", "handoff"],

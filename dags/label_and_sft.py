@@ -28,13 +28,7 @@ CURATED_RUNS = Asset(scheduling.CURATED_RUNS_ASSET)
         "runs": Param([], type="array", description="run dirs for manual runs"),
         "mixture": Param(None, type=["null", "string"],
                          description="SFT mixture YAML (default: the bundled one)"),
-        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
-                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
-                        "else DirectRunner"),
-        "beam_options": Param({}, type="object", description="runner flags, e.g. "
-                              "{'dask_client_address': 'tcp://scheduler:8786'} or "
-                              "{'project': 'p', 'region': 'r', 'temp_location': 'gs://...'}; "
-                              "default: Variable vlforge_beam_options (JSON)"),
+        **scheduling.beam_params(),
     },
     doc_md=__doc__,
     tags=["vlforge", "data"],

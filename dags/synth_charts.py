@@ -27,12 +27,7 @@ RAW_RUNS = Asset(scheduling.RAW_RUNS_ASSET)
         "n": Param(200, type="integer", minimum=1, description="charts to draw"),
         "seed": Param(0, type="integer", description="seed of the chart specs"),
         "families": Param(["matplotlib", "plotly"], type="array"),
-        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
-                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
-                        "else DirectRunner"),
-        "beam_options": Param({}, type="object", description="runner flags, e.g. "
-                              "{'dask_client_address': 'tcp://scheduler:8786'}; default: "
-                              "Variable vlforge_beam_options (JSON)"),
+        **scheduling.beam_params(),
     },
     doc_md=__doc__,
     tags=["vlforge", "data"],

@@ -60,6 +60,21 @@ RUNNER_VARIABLE = "vlforge_beam_runner"
 OPTIONS_VARIABLE = "vlforge_beam_options"
 
 
+def beam_params() -> dict[str, Any]:
+    """The ``runner`` and ``beam_options`` Airflow params every DAG that runs a Beam
+    pipeline through the vlforge CLI declares (read back by `beam_flags`)."""
+    from airflow.sdk import Param
+
+    return {
+        "runner": Param(None, type=["null", "string"], description="Beam runner, e.g. "
+                        "DaskRunner, DataflowRunner; default: Variable vlforge_beam_runner, "
+                        "else DirectRunner"),
+        "beam_options": Param({}, type="object", description="runner flags, e.g. "
+                              "{'dask_client_address': 'tcp://scheduler:8786'}; default: "
+                              "Variable vlforge_beam_options (JSON)"),
+    }
+
+
 def beam_flags(params: dict[str, Any], variables: Any = None) -> list[str]:
     """Beam flags for a vlforge command run by a DAG task: ``params["runner"]`` (else the
     Airflow Variable ``vlforge_beam_runner``; none: DirectRunner) and ``params["beam_options"]``
