@@ -280,11 +280,11 @@ def run_streams(run_urls: Sequence[str], mixture: dict[str, float], *, seed: int
             continue
         run = RunDir(url)
         # held-out documents are eval's; duplicates found by `vlforge dedup` train once
-        held_out = run.split_keys("validation") | run.removed_keys()
+        excluded = run.split_keys("validation") | run.removed_keys()
         include = None if subset is None else set(sorted(run.split_keys("train"))[:subset])
         streams.append(ShardSampleStream(shards, seed=seed + 7919 * index, rank=rank,
                                          world_size=world_size, shuffle_buffer=shuffle_buffer,
-                                         exclude=held_out, include=include))
+                                         exclude=excluded, include=include))
         weights.append(float(mixture.get(os.path.basename(url.rstrip("/")), 1.0)))
     if not streams:
         raise DataError("none of the run directories holds any shard: " + ", ".join(run_urls))

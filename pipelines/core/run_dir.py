@@ -449,13 +449,13 @@ class RunDir:
         worker's memory stays flat however many samples the run holds. Columns an older
         run lacks read as empty values."""
         with self.fs.open(self.path(MANIFEST), "rb") as handle:
-            present = set(pq.ParquetFile(handle).schema_arrow.names)
-        wanted = [c for c in columns if c in present]
-        missing = {c: (b"" if MANIFEST_SCHEMA.field(c).type == pa.binary() else "")
-                   for c in columns if c not in present}
-        with self.fs.open(self.path(MANIFEST), "rb") as handle:
-            for batch in pq.ParquetFile(handle, pre_buffer=False).iter_batches(
-                    batch_size=batch_rows, columns=wanted, use_threads=False):
+            manifest = pq.ParquetFile(handle, pre_buffer=False)
+            present = set(manifest.schema_arrow.names)
+            wanted = [c for c in columns if c in present]
+            missing = {c: (b"" if MANIFEST_SCHEMA.field(c).type == pa.binary() else "")
+                       for c in columns if c not in present}
+            for batch in manifest.iter_batches(batch_size=batch_rows, columns=wanted,
+                                               use_threads=False):
                 for row in batch.to_pylist():
                     row.update(missing)
                     yield row
