@@ -27,7 +27,8 @@ class DedupConfig(Config):
     a perceptual hash sees layout, and two pages set alike hash alike."""
 
     image_distance: int = 4
-    """Perceptual-hash bits (of 64) within which two images are near duplicates."""
+    """Perceptual-hash bits (of 64) within which two images are near duplicates (when
+    their short texts also agree, or both have none: near-blank pages hash alike)."""
 
     max_bucket: int = 1000
     """Candidates compared per bucket member at most: a bucket of thousands of samples

@@ -51,9 +51,9 @@ REMOVAL_SCHEMA = pa.schema([
     ("similarity", pa.float64()),
 ])
 
-# A member of a bucket: (run position, key, source, minhash signature, phash); tuples keep
-# the shuffle cheap to encode.
-Member = tuple[int, str, str, bytes, str]
+# A member of a bucket: (run position, key, source, minhash signature, phash, text hash);
+# tuples keep the shuffle cheap to encode.
+Member = tuple[int, str, str, bytes, str, str]
 
 
 def read_rows(indexed_run: tuple[int, str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -69,7 +69,7 @@ def buckets(item: tuple[int, dict[str, Any]], config: DedupConfig
     index, row = item
     source = row["source"] or ""
     member: Member = (index, row["key"], source, row["text_minhash"] or b"",
-                      row["image_phash"] or "")
+                      row["image_phash"] or "", row["text_hash"] or "")
     yield ("same_source", row["key"]), member
     # Content buckets are per source: an SFT conversation about a page shares the page's
     # image (and often its text) and is a different sample, not a copy of it.
@@ -121,6 +121,10 @@ class MatchBucketFn(beam.DoFn):
         if reason == "near_text":
             similarity = minhash_similarity(a[3], b[3])
             return similarity if similarity >= self.config.text_threshold else None
+        # Near-blank pages hash alike whatever their few words say: images are near
+        # duplicates only when their (short) texts agree too, or both have none.
+        if a[5] != b[5]:
+            return None
         distance = phash_distance(a[4], b[4])
         return 1.0 - distance / 64 if distance <= self.config.image_distance else None
 

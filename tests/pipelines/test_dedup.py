@@ -134,7 +134,7 @@ def test_an_oversized_bucket_costs_bounded_comparisons():
     config = DedupConfig(max_bucket=5)
     fn = MatchBucketFn(config)
     signature = text_minhash(paragraph(1))
-    members = [(0, f"k{i:03d}", "pdf", signature, "") for i in range(50)]
+    members = [(0, f"k{i:03d}", "pdf", signature, "", "") for i in range(50)]
     matches = list(fn.process((("near_text", "0:x"), members)))
     assert len(matches) == 49  # every later member is matched, each within the cap
     assert all(m[1][2] in {f"k{i:03d}" for i in range(50)} for m in matches)
@@ -188,3 +188,16 @@ def test_pages_crawled_in_two_runs_are_trained_on_once(tmp_path):
     seen = [s.key for s in RunDir(day2).iter_samples(payloads=False)]
     assert not set(seen) & {r["key"] for r in pages2}
     assert summary["removed_by_run"][day2] >= 3
+
+
+def test_near_blank_pages_with_different_words_are_not_near_images():
+    """Seen on the shared corpus: two mostly white pages ("Hello ASCII", "Underline Lorem
+    ipsum") have perceptual hashes a few bits apart. Their texts differ, so they stay."""
+    fn = MatchBucketFn(DedupConfig())
+    blank = "8000000000000000"
+    hello = (0, "a", "pdf", b"", blank, "1111111111111111")
+    lorem = (0, "b", "pdf", b"", "8000000000000001", "2222222222222222")
+    assert list(fn.process((("near_image", "pdf|0:x"), [hello, lorem]))) == []
+    same_words = (0, "c", "pdf", b"", "8000000000000001", "1111111111111111")
+    matches = list(fn.process((("near_image", "pdf|0:x"), [hello, same_words])))
+    assert [m[0][1] for m in matches] == ["c"]
