@@ -15,6 +15,8 @@ import numpy as np
 import pymupdf
 from PIL import Image, ImageDraw, ImageFont
 
+TRUNCATED_BODY = ("Harbour cranes unload timber while gulls circle above the quay. Porters "
+                  "count crates, weigh barrels and chalk numbers on every wooden door. ") * 4
 BODY = ("Vision-language models learn from documents. This paragraph is the text layer "
         "that the pipeline must extract with word and line boxes in reading order. ")
 
@@ -88,16 +90,17 @@ def scan_png(lines: list[str], width: int = 1240, height: int = 1754) -> bytes:
     return buffer.getvalue()
 
 
-def photo_and_scan(path: str) -> None:
+def photo_and_scan(path: str, body: str = BODY * 3, seed: int = 1,
+                   scan_lines: tuple[str, ...] = ("SCANNED INVOICE 2024", "Total due: 1234",
+                                                  "Thank you for your order")) -> None:
     """Page 0: text plus an embedded photo with a caption. Page 1: an image-only scan."""
     doc = pymupdf.open()
     page = doc.new_page()
-    page.insert_textbox(pymupdf.Rect(72, 60, 540, 200), BODY * 3, fontsize=11)
-    page.insert_image(pymupdf.Rect(120, 220, 480, 490), stream=photo_png())
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 200), body, fontsize=11)
+    page.insert_image(pymupdf.Rect(120, 220, 480, 490), stream=photo_png(seed=seed))
     page.insert_text((120, 510), "Figure 2: A photograph of the test site", fontsize=10)
     page = doc.new_page()
-    page.insert_image(page.rect, stream=scan_png(["SCANNED INVOICE 2024", "Total due: 1234",
-                                                  "Thank you for your order"]))
+    page.insert_image(page.rect, stream=scan_png(list(scan_lines)))
     doc.save(path)
 
 
@@ -203,8 +206,14 @@ def write_corpus(directory: str) -> dict[str, str]:
     photo_and_scan(paths["photo_scan.pdf"])
     blank_and_duplicate(paths["blank_dup.pdf"])
     encrypted(paths["encrypted.pdf"])
-    truncated(paths["photo_scan.pdf"], paths["truncated.pdf"],
-              keep=os.path.getsize(paths["photo_scan.pdf"]) // 2)
+    # the damaged file is cut from a document of its own: a cut copy of photo_scan.pdf would
+    # be a near-duplicate of it, dropped or not depending on which comes first in a task
+    # (task order follows input ids, i.e. the paths of the test's temporary directory)
+    source = os.path.join(directory, "truncated_source.pdf.tmp")
+    photo_and_scan(source, body=TRUNCATED_BODY, seed=7,
+                   scan_lines=("DELIVERY NOTE 1987", "Parcels: 12", "Signed at the depot"))
+    truncated(source, paths["truncated.pdf"], keep=os.path.getsize(source) // 2)
+    os.remove(source)
     with open(paths["garbage.pdf"], "wb") as handle:
         handle.write(b"%PDF-1.7\n" + bytes(range(256)) * 4)
     decompression_bomb(paths["bomb.pdf"])
