@@ -27,10 +27,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from pipelines.core.outcome import Outcome
-from pipelines.web.extract import DEFAULT_LIMITS, EXTRACT_JS
+from pipelines.web.extract import (
+    DEFAULT_LIMITS,
+    EAGER_IMAGES_JS,
+    EAGER_IMAGES_WAIT_JS,
+    EXTRACT_JS,
+)
+from pipelines.web.interleave import (
+    BODIES_PER_IMAGE,
+    DerivedSettings,
+    is_chrome_image,
+    screen_reason,
+)
 from pipelines.web.policy import (
     AddressGuard,
     HostPacer,
@@ -160,6 +171,10 @@ class PageResult:
     seconds: float
     attempts: int = 1
     settled: str = "load"  # how the wait for the page ended: load, quiet or grace
+    # Bytes of the page's candidate images as the browser loaded them, by src, and the
+    # reason for each candidate whose bytes were not taken (`PageRenderer._take_images`).
+    image_bodies: dict[str, bytes] = field(default_factory=dict)
+    image_refusals: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,6 +187,7 @@ class _Visit:
     content_type: str = ""
     redirects: list[str] = field(default_factory=list)
     origins: set[str] = field(default_factory=set)  # every origin the page requested
+    images: dict[str, Any] = field(default_factory=dict)  # image URL -> its Response
 
 
 @dataclass
@@ -188,10 +204,16 @@ class _Tab:
 
 
 class PageRenderer:
-    """Launch once, `render_many` many times, `close` at the end (thread-safe to call)."""
+    """Launch once, `render_many` many times, `close` at the end (thread-safe to call).
 
-    def __init__(self, settings: RenderSettings):
+    With `derived` settings that want images (interleaved documents, caption pairs), the
+    bytes of each page's candidate images are taken from the browser's own responses
+    (`_take_images`): no image is fetched a second time.
+    """
+
+    def __init__(self, settings: RenderSettings, derived: DerivedSettings | None = None):
         self.settings = settings
+        self.derived = derived
         self.browser_version = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
@@ -356,6 +378,8 @@ class PageRenderer:
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
         page.on("download", lambda download: asyncio.ensure_future(download.cancel()))
         page.on("requestfailed", self._note_failure)
+        if self.derived is not None and self.derived.takes_images:
+            page.on("response", lambda response: self._note_image(tab, response))
         await page.route("**/*", lambda route: self._guard_request(route, tab))
         return tab
 
@@ -391,6 +415,76 @@ class PageRenderer:
         for origin in sorted(visit.origins if visit else ()):
             await tab.cdp.send("Storage.clearDataForOrigin",
                                {"origin": origin, "storageTypes": "all"})
+
+    @staticmethod
+    def _note_image(tab: _Tab, response) -> None:
+        """Keep the page's image responses by URL (and by every URL that redirected to
+        one), for `_take_images`."""
+        visit, request = tab.visit, response.request
+        if visit is None or request.resource_type != "image":
+            return
+        while request is not None:
+            visit.images.setdefault(request.url, response)
+            request = request.redirected_from
+
+    async def _take_images(self, visit: _Visit, blocks: list[dict[str, Any]]
+                           ) -> tuple[dict[str, bytes], dict[str, str]]:
+        """Bytes of the page's candidate images (neither tiny, decorative, unloaded nor
+        in navigation/banners), in DOM order, up to ``BODIES_PER_IMAGE * max_images``
+        of them, each under the crawl policy: http(s) or a data: URL, robots.txt of the
+        image's origin, no noai/noimageai X-Robots-Tag, an OK status, the size limit.
+        Returns (bodies by src, refusal reason by src)."""
+        derived = self.derived
+        bodies: dict[str, bytes] = {}
+        refused: dict[str, str] = {}
+        budget = BODIES_PER_IMAGE * derived.max_images
+        for block in blocks:
+            if block["kind"] != "image" or is_chrome_image(block) \
+                    or screen_reason(block, derived):
+                continue
+            src = block["src"]
+            if src in bodies or src in refused:
+                continue
+            if len(bodies) + len(refused) >= budget:
+                break
+            data = await self._image_body(src, visit)
+            if isinstance(data, str):
+                refused[src] = data
+            else:
+                bodies[src] = data
+        return bodies, refused
+
+    async def _image_body(self, src: str, visit: _Visit) -> bytes | str:
+        """One image's bytes, or the reason it is not used."""
+        limit = self.derived.max_image_bytes
+        if src.startswith("data:"):
+            data = _data_url_bytes(src)
+            if data is None:
+                return "undecodable"
+            return data if len(data) <= limit else "too_large"
+        refusal = scheme_refusal(src)
+        if refusal is None:
+            loop = asyncio.get_running_loop()
+            refusal = await loop.run_in_executor(None, self.robots.check, src)
+        if refusal is not None:
+            return refusal.reason
+        response = visit.images.get(src)
+        if response is None:
+            return "body_unavailable"
+        if response.status >= 400:
+            return f"http_{response.status}"
+        headers = response.headers
+        refusal = no_ai_refusal(headers.get("x-robots-tag"))
+        if refusal is not None:
+            return refusal.reason
+        if int(headers.get("content-length") or 0) > limit:
+            return "too_large"
+        try:
+            data = await asyncio.wait_for(response.body(), self.settings.nav_timeout_s)
+        except Exception as exc:  # evicted from the browser's buffer, a closed stream
+            log.info("no body for image %s: %s", src[:200], exc)
+            return "body_unavailable"
+        return data if len(data) <= limit else "too_large"
 
     def _note_failure(self, request) -> None:
         """Remember hosts that cannot be reached, so their other requests fail at once."""
@@ -438,8 +532,17 @@ class PageRenderer:
                        visit: _Visit) -> PageResult | Outcome:
         """Read out and screenshot a page whose document has arrived."""
         s, page = self.settings, tab.page
+        takes_images = self.derived is not None and self.derived.takes_images
+        eager = 0
+        if takes_images:
+            # Lazy images further down load now, as part of this page load.
+            with contextlib.suppress(Exception):
+                eager = await page.evaluate(EAGER_IMAGES_JS)
         # A page still loading (a resource that never finishes) is captured anyway.
         settled = await self._settle(page)
+        if eager:  # the load event may have come before they were switched
+            with contextlib.suppress(Exception):
+                await page.evaluate(EAGER_IMAGES_WAIT_JS, s.load_grace_s * 1000)
         load_complete = settled == "load"
         limits = {**s.limits, "maxY": max(s.viewport_height, s.tile * s.max_tiles)}
         extracted = await page.evaluate(EXTRACT_JS, limits)
@@ -459,12 +562,16 @@ class PageRenderer:
                     "format": "png", "optimizeForSpeed": True, "captureBeyondViewport": True,
                     "clip": {"x": 0, "y": top, "width": s.tile, "height": s.tile, "scale": 1}})
                 tiles.append((top, min(s.tile, height - top), png))
+        bodies, refused = {}, {}
+        if takes_images:
+            bodies, refused = await self._take_images(visit, extracted["blocks"])
         digest = hashlib.sha256(extracted["html"].encode("utf-8")).hexdigest()
         return PageResult(url=url, final_url=page.url, status=status,
                           content_type=visit.content_type, redirects=visit.redirects,
                           load_complete=load_complete, extracted=extracted,
                           viewport_png=viewport_png, tiles=tiles,
-                          content_sha256=digest, seconds=0.0, settled=settled)
+                          content_sha256=digest, seconds=0.0, settled=settled,
+                          image_bodies=bodies, image_refusals=refused)
 
     async def _screenshot(self, tab: _Tab, params: dict[str, Any]) -> bytes:
         shot = await asyncio.wait_for(tab.cdp.send("Page.captureScreenshot", params),
@@ -575,6 +682,19 @@ class PageRenderer:
             await route.fulfill(status=302, headers={"location": current})
         else:
             await route.fulfill(response=response, body=body)
+        return None
+
+
+def _data_url_bytes(url: str) -> bytes | None:
+    """The payload of a ``data:`` URL (base64 or percent-encoded), None when malformed."""
+    head, sep, payload = url.partition(",")
+    if not sep:
+        return None
+    try:
+        if head.endswith(";base64"):
+            return base64.b64decode(payload, validate=False)
+        return unquote_to_bytes(payload)
+    except ValueError:
         return None
 
 

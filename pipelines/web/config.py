@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pipelines.core.config import PostStageConfig
 from pipelines.web.browser import RenderSettings
+from pipelines.web.interleave import DerivedSettings
 
 
 @dataclass
@@ -16,12 +17,17 @@ class WebConfig(PostStageConfig):
     render: RenderSettings = field(default_factory=RenderSettings)
     """How pages are rendered and how politely (viewport, tiles, timeouts, per-host delay
     and concurrency, private addresses; see `pipelines.web.browser.RenderSettings`)."""
+    derived: DerivedSettings = field(default_factory=DerivedSettings)
+    """The samples derived from each page besides its tiles: an interleaved image-text
+    document, caption pairs, a screenshot → HTML code pair, and their limits (images per
+    document, smallest image side, HTML characters; see
+    `pipelines.web.interleave.DerivedSettings`)."""
     seen_path: str | None = None
     """Where earlier crawl rounds recorded the URLs and page hashes already written (set
     by `crawl` to ``RUN/web_seen.json``; deduplicates across rounds and retries)."""
 
     def problems(self) -> list[str]:
-        found = super().problems()
+        found = super().problems() + self.derived.problems()
         render = self.render
         for name in ("viewport_width", "viewport_height", "tile", "host_concurrency",
                      "concurrency", "pages_per_context"):

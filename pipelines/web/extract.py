@@ -6,11 +6,35 @@ extractor.
 `EXTRACT_JS` runs once in the page and returns everything in page pixels (CSS px at
 device scale 1, so page px = screenshot px). The Python side groups words into lines and
 normalises boxes to whichever image (viewport shot or tile) they belong to.
+
+`EAGER_IMAGES_JS` runs right after the document arrives: lazy images (``loading=lazy``)
+are loaded like any other, so the bytes of an article's images further down come from the
+browser's own page load (no second fetch, see `pipelines.web.browser`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# Returns how many images were switched; they are kept for `EAGER_IMAGES_WAIT_JS`.
+EAGER_IMAGES_JS = """() => {
+  const lazy = Array.from(document.querySelectorAll('img[loading="lazy" i]'));
+  for (const img of lazy) img.loading = "eager";
+  window.__vlforgeEagerImages = lazy.filter((img) => !img.complete);
+  return window.__vlforgeEagerImages.length; }"""
+# Waits (at most `ms`) until the switched images have loaded or failed; returns how many
+# are still loading.
+EAGER_IMAGES_WAIT_JS = """(ms) => new Promise((resolve) => {
+  const waiting = (window.__vlforgeEagerImages || []).filter((img) => !img.complete);
+  delete window.__vlforgeEagerImages;
+  let left = waiting.length;
+  if (!left) { resolve(0); return; }
+  const done = () => { if (--left === 0) resolve(0); };
+  for (const img of waiting) {
+    img.addEventListener("load", done, {once: true});
+    img.addEventListener("error", done, {once: true});
+  }
+  setTimeout(() => resolve(left), ms); })"""
 
 # One pass over the live DOM. Limits keep a huge page from costing unbounded time/memory.
 EXTRACT_JS = r"""
@@ -157,11 +181,22 @@ EXTRACT_JS = r"""
       if (node.tagName === "BR" && current) current.text += "\n";
       if (node.tagName !== "IMG") continue;
       const inf = infoOf(node);
+      if (inf.hidden) continue;
+      // Every visible image, tiny ones too: which are content (and why the others are
+      // not: tracker, icon, decorative, failed load) is decided in Python, with a reason.
       const r = node.getBoundingClientRect();
-      if (inf.hidden || r.width < limits.minImageSide || r.height < limits.minImageSide) continue;
+      const fig = node.closest("figure");
+      const cap = fig ? fig.querySelector("figcaption") : null;
+      const role = (node.getAttribute("role") || "").toLowerCase();
       pendingImages.push({kind: "image", tag: "img", src: node.currentSrc || node.src || "",
-                          alt: node.alt || "", box: box(r), fixed: inf.fixed,
-                          landmark: inf.landmark, ancestors: ancestors(inf)});
+                          alt: node.alt || "", hasAlt: node.hasAttribute("alt"), box: box(r),
+                          natural: [node.naturalWidth, node.naturalHeight],
+                          complete: node.complete,
+                          decorative: node.closest('[aria-hidden="true"]') ? "aria_hidden" :
+                                      (role === "presentation" || role === "none") ? "presentation" : "",
+                          figure: fig ? infoOf(fig).id : -1,
+                          figcaption: cap ? (cap.innerText || "").trim().slice(0, 2000) : "",
+                          fixed: inf.fixed, landmark: inf.landmark, ancestors: ancestors(inf)});
       if (!current) closeBlock();
       continue;
     }
@@ -260,7 +295,7 @@ EXTRACT_JS = r"""
 
 DEFAULT_LIMITS = {"maxWords": 8000, "maxY": 8192, "maxSvgs": 20, "maxSvgChars": 300_000, "minSvgSide": 80,
                   "maxLinks": 2000, "maxHtmlChars": 200_000, "maxTextChars": 500_000,
-                  "maxReaderChars": 2_000_000, "maxBlocks": 8000, "minImageSide": 48}
+                  "maxReaderChars": 2_000_000, "maxBlocks": 8000}
 
 
 def group_lines(words: list[list[Any]]) -> list[dict[str, Any]]:

@@ -17,14 +17,17 @@ extractor reads). Then:
 4. the chosen blocks are written as markdown: ``#`` headings, ``-``/``1.`` list items,
    ``|`` tables, fenced ``pre``, ``>`` quotes.
 
-Blocks stay structured (text and images in DOM order, each with its box and a ``main``
-flag) so a later interleaved image-text document can be built from them directly.
+Images are main content when they sit in the main container, are no navigation or
+banner, and stand among the chosen text (between its first and last block, or next to a
+chosen block). Blocks stay structured (text and images in DOM order, each with its box and
+a ``main`` flag); `pipelines.web.interleave` builds the interleaved document from them.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -124,8 +127,8 @@ def choose_main(blocks: list[dict[str, Any]], extracted: str) -> list[bool]:
     container = _container(blocks, chosen)
     if container is None:
         # The extractor found nothing (a short page, a page of lists): the visible text
-        # without navigation, banners and link lists is the best we have.
-        return [b["kind"] == "text" and not _is_chrome(b) for b in blocks]
+        # and images without navigation, banners and link lists are the best we have.
+        return [not _is_chrome(b) for b in blocks]
     picked = [i for i, keep in enumerate(chosen) if keep]
     first, last = picked[0], picked[-1]
     inside = [i for i, b in enumerate(blocks) if not chosen[i] and b["kind"] == "text"
@@ -138,7 +141,24 @@ def choose_main(blocks: list[dict[str, Any]], extracted: str) -> list[bool]:
     for index in inside:
         if tight or first <= index <= last or _continues(blocks, index, last):
             chosen[index] = True
+    for index, block in enumerate(blocks):
+        if block["kind"] == "image" and container in block["ancestors"] \
+                and not _is_chrome(block) and (tight or first <= index <= last
+                                               or _next_to_main(blocks, chosen, index)):
+            chosen[index] = True
     return chosen
+
+
+def _next_to_main(blocks: list[dict[str, Any]], chosen: list[bool], index: int) -> bool:
+    """An image whose nearest text block before or after it (other images skipped) is main
+    text: a lead picture above the headline, a figure closing the article."""
+    for step in (-1, 1):
+        other = index + step
+        while 0 <= other < len(blocks) and blocks[other]["kind"] != "text":
+            other += step
+        if 0 <= other < len(blocks) and chosen[other]:
+            return True
+    return False
 
 
 def _continues(blocks: list[dict[str, Any]], index: int, last: int) -> bool:
@@ -148,20 +168,29 @@ def _continues(blocks: list[dict[str, Any]], index: int, last: int) -> bool:
     return index > last and len(block["text"]) >= 80 and block["tag"] == blocks[last]["tag"]
 
 
-def to_markdown(blocks: list[dict[str, Any]], chosen: list[bool], title: str = "") -> str:
+def to_markdown(blocks: list[dict[str, Any]], chosen: list[bool], title: str = "",
+                inserts: Mapping[int, str] | None = None) -> str:
     """Markdown of the chosen text blocks in DOM order (the title first, unless the text
-    already starts with it)."""
+    already starts with it). `inserts` maps block indexes to paragraphs of their own put
+    at those blocks' places (an interleaved document's image placeholders)."""
+    inserts = inserts or {}
     parts: list[str] = []
     index = 0
-    picked = [b for b, keep in zip(blocks, chosen) if keep and b["kind"] == "text"]
+    picked = [(i, b) for i, (b, keep) in enumerate(zip(blocks, chosen))
+              if i in inserts or (keep and b["kind"] == "text")]
     while index < len(picked):
-        block = picked[index]
+        at, block = picked[index]
+        if at in inserts:
+            parts.append(inserts[at])
+            index += 1
+            continue
         if block.get("table", -1) >= 0 and block["tag"] in ("td", "th"):
             end = index
-            while end < len(picked) and picked[end].get("table") == block["table"] \
-                    and picked[end]["tag"] in ("td", "th"):
+            while end < len(picked) and picked[end][0] not in inserts \
+                    and picked[end][1].get("table") == block["table"] \
+                    and picked[end][1]["tag"] in ("td", "th"):
                 end += 1
-            parts.append(_table(picked[index:end]))
+            parts.append(_table([b for _, b in picked[index:end]]))
             index = end
             continue
         parts.append(_block_markdown(block))

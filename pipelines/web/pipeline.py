@@ -3,7 +3,8 @@
 One `ScreenshotPagesFn` per Beam worker opens Chromium once and renders each URL in a fresh
 browser context (see `pipelines.web.browser`). Each page becomes:
 
-- one sample keyed by its URL: ``image`` = the viewport screenshot (1024 wide),
+- one sample keyed by its URL (``meta["web"]["kind"] == "page"``): ``image`` = the
+  viewport screenshot (1024 wide),
   ``text`` = the page's main content as markdown (title, headings, paragraphs, lists,
   tables; no navigation, ads or footers; see `pipelines.web.main_text`), ``html`` = a
   simplified HTML of the visible DOM (no scripts/styles, size-bounded), ``meta["web"]`` =
@@ -16,7 +17,31 @@ browser context (see `pipelines.web.browser`). Each page becomes:
   ``max_tiles``; only when the page is taller than the viewport), each with its own
   ``lines``/``words``/``svgs`` normalised to the tile. Tiles are derived samples rather than
   extra images so every image carries its own text ground truth, as OCR and grounding
-  stages expect (one image per sample, boxes relative to it).
+  stages expect (one image per sample, boxes relative to it);
+- one derived **interleaved document** (``#interleaved=0``, ``meta["web"]["kind"] ==
+  "interleaved"``) when the page's main content holds pictures: ``image`` = the first,
+  ``extra_images`` = the rest (PNG, at most ``max_images``), ``text`` = the main-content
+  markdown with one ``<image_placeholder>`` at each picture's place in DOM order (see
+  `pipelines.web.interleave`). The bytes are those the browser loaded for the page (lazy
+  images are made to load with it), taken under the crawl policy (robots.txt of the
+  image's origin, X-Robots-Tag noai, size limit); no image is fetched twice;
+- one derived **caption pair** (``#caption=N``, kind ``caption``) per main-content picture
+  with a usable ``<figcaption>`` (preferred) or ``alt`` text (`pipelines.web.captions`);
+- one derived **code pair** (``#code=0``, kind ``code``): the viewport screenshot with the
+  simplified HTML cut to ``code_max_chars`` at a tag boundary and closed
+  (`pipelines.web.code_pairs`), as text and html, for screenshot → code pretraining.
+
+Every image of the page gets a verdict: kept, or dropped with a reason (``tiny``:
+trackers and icons, ``decorative``: aria-hidden / role=presentation, ``failed_load``,
+``not_main``, ``over_limit``, ...), listed and counted in the page's
+``meta["web"]["images"]`` (and in the document's meta); every caption dropped by the
+caption rule (``empty``, ``file_name``, ``boilerplate``) likewise in
+``meta["web"]["captions"]``; Beam counters ``image_dropped_<reason>`` and
+``caption_dropped_<reason>`` count them over the run. The page sample lists its derived
+samples' keys in ``meta["web"]["derived"]``; like tiles, derived samples are manifest rows
+with ``derived_from`` set (counted as "derived" by the audit). Which derived samples are
+made, and their limits, are `pipelines.web.interleave.DerivedSettings`
+(``WebConfig.derived``; ``vlforge crawl --no-interleaved --max-doc-images ...``).
 
 Link following runs in rounds (`crawl`): after a round, same-site links of pages above the
 depth limit become new inputs of the same run directory (until the page budget), so the
@@ -34,6 +59,7 @@ import logging
 from importlib import metadata
 from typing import Any, Iterable, Iterator, Mapping
 
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.outcome import Outcome
@@ -44,7 +70,10 @@ from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.post_stages import post_stages
 from pipelines.web.config import WebConfig
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
+from pipelines.web.captions import caption_pairs
+from pipelines.web.code_pairs import code_pair
 from pipelines.web.extract import group_lines, lines_in_region
+from pipelines.web.interleave import DerivedSettings, interleaved_sample, judge_images
 from pipelines.web.main_text import main_text
 from pipelines.web.urls import MalformedUrl, canonical_url, looks_like_pdf, same_site
 
@@ -64,14 +93,17 @@ class ScreenshotPagesFn(StageFn):
 
     stage = "ScreenshotPages"
 
-    def __init__(self, render: dict[str, Any] | None = None, seen_path: str | None = None):
+    def __init__(self, render: dict[str, Any] | None = None, seen_path: str | None = None,
+                 derived: dict[str, Any] | None = None):
         self.render = dict(render or {})
         self.seen_path = seen_path
+        self.derived = dict(derived or {})
 
     # -- resources ---------------------------------------------------------------------
     def open(self) -> None:
         self.settings = RenderSettings(**self.render)
-        self.renderer = PageRenderer(self.settings)
+        self.derived_settings = DerivedSettings(**self.derived)
+        self.renderer = PageRenderer(self.settings, self.derived_settings)
         self.render_record = {**self.settings.record(),
                               "chromium": self.renderer.browser_version,
                               "playwright": _version("playwright")}
@@ -184,12 +216,25 @@ class ScreenshotPagesFn(StageFn):
             return
         self.seen_urls[final] = url
         self.seen_hashes[result.content_sha256] = url
-        yield from page_samples(seed, url, result, self.settings, self.render_record)
+        for out in page_samples(seed, url, result, self.settings, self.render_record,
+                                self.derived_settings):
+            kind = out.meta["web"].get("kind", "")
+            if kind == "page":  # what became of the page's images and captions, counted
+                for reason, n in out.meta["web"]["images"]["dropped_by_reason"].items():
+                    Metrics.counter(self.stage, f"image_dropped_{reason}").inc(n)
+                for reason, n in out.meta["web"]["captions"]["dropped_by_reason"].items():
+                    Metrics.counter(self.stage, f"caption_dropped_{reason}").inc(n)
+            elif kind != "tile":
+                Metrics.counter(self.stage, f"derived_{kind}").inc()
+            yield out
 
 
 def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSettings,
-                 render_record: dict[str, Any]) -> Iterator[Sample]:
-    """The page sample and its derived tile samples."""
+                 render_record: dict[str, Any], derived: DerivedSettings | None = None
+                 ) -> Iterator[Sample]:
+    """The page sample and its derived samples: tiles, then the interleaved document, the
+    caption pairs and the code pair (as `derived` asks)."""
+    derived = derived or DerivedSettings()
     ex = result.extracted
     main, chosen = main_text(ex)
     width, view_h = settings.viewport_width, settings.viewport_height
@@ -200,7 +245,7 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
     links, pdf_links = _sorted_links(result.final_url, ex["links"])
     depth = int(seed.lineage.get("input_ref", {}).get("depth", 0))
     web = {
-        "url": url, "final_url": result.final_url, "status": result.status,
+        "kind": "page", "url": url, "final_url": result.final_url, "status": result.status,
         "content_type": result.content_type, "redirects": result.redirects,
         "title": ex["title"], "lang": ex["lang"] or None, "depth": depth,
         "image": "viewport", "width": width, "height": view_h,
@@ -221,7 +266,7 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
         tile = seed.derive(f"{url}#tile={index}", image=png,
                            text="\n".join(line["text"] for line in t_lines))
         tile = tile.with_meta("web", {
-            "url": url, "final_url": result.final_url, "title": ex["title"],
+            "kind": "tile", "url": url, "final_url": result.final_url, "title": ex["title"],
             "lang": ex["lang"] or None, "image": "tile", "tile": index, "top_px": top,
             "content_height_px": content_height, "width": settings.tile,
             "height": settings.tile, "lines": t_lines, "words": t_words,
@@ -229,9 +274,31 @@ def page_samples(seed: Sample, url: str, result: PageResult, settings: RenderSet
         web["tiles"].append({"index": index, "key": tile.key, "top_px": top,
                              "content_height_px": content_height})
         tile_samples.append(tile)
-    yield seed.replace(image=result.viewport_png, text=main, html=ex["html"]
-                       ).with_meta("web", web)
+    images = judge_images(ex["blocks"], chosen, result.image_bodies, result.image_refusals,
+                          derived)
+    web["images"] = images.summary()
+    page = seed.replace(image=result.viewport_png, text=main, html=ex["html"])
+    extra: list[Sample] = []
+    if derived.interleaved:
+        doc = interleaved_sample(page, url, web, ex["blocks"], chosen, images)
+        if doc is not None:
+            extra.append(doc)
+    captions: dict[str, Any] = {"pairs": 0, "dropped_by_reason": {}, "dropped": []}
+    if derived.captions:
+        pairs, captions = caption_pairs(page, url, web, ex["blocks"], images)
+        extra += pairs
+    web["captions"] = captions
+    if derived.code_pairs:
+        code = code_pair(page, url, web, result.viewport_png, ex["html"],
+                         derived.code_max_chars, ex["htmlTruncated"])
+        if code is not None:
+            extra.append(code)
+    web["derived"] = {s.meta["web"]["kind"]: [] for s in extra}
+    for sample in extra:
+        web["derived"][sample.meta["web"]["kind"]].append(sample.key)
+    yield page.with_meta("web", web)
     yield from tile_samples
+    yield from extra
 
 
 def page_blocks(blocks: list[dict[str, Any]], chosen: list[bool]) -> list[dict[str, Any]]:
@@ -244,7 +311,10 @@ def page_blocks(blocks: list[dict[str, Any]], chosen: list[bool]) -> list[dict[s
         item: dict[str, Any] = {"kind": block["kind"], "tag": block["tag"],
                                 "box": [round(v, 1) for v in block["box"]], "main": main}
         if block["kind"] == "image":
-            item.update(src=block["src"][:2000], alt=block["alt"])
+            item.update(src=block["src"][:2000], alt=block["alt"],
+                        natural=block.get("natural", [0, 0]))
+            if block.get("figcaption"):
+                item["figcaption"] = block["figcaption"]
         else:
             item["text"] = block["text"]
         if block.get("fixed"):
@@ -315,7 +385,8 @@ def _version(dist: str) -> str:
 def build_stages(config: WebConfig | Mapping[str, Any]) -> list[StageFn]:
     """ScreenshotPages, then the shared post stages (OCR, charts, labeling) as configured."""
     config = WebConfig.coerce(config)
-    return [ScreenshotPagesFn(dataclasses.asdict(config.render), seen_path=config.seen_path),
+    return [ScreenshotPagesFn(dataclasses.asdict(config.render), seen_path=config.seen_path,
+                              derived=dataclasses.asdict(config.derived)),
             *post_stages(config)]
 
 
