@@ -22,7 +22,9 @@ from pipelines.pdf.settings import PdfRenderSettings
 def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Render PDFs and e-books (EPUB, XPS, FB2, CBZ, MOBI) into page samples (image, words "
-        "and lines with boxes, markdown, vector drawings) plus figure and table samples. "
+        "and lines with boxes, markdown, vector drawings) plus figure and table samples, "
+        "interleaved documents (a page's or e-book chapter's text with its figures at their "
+        "places) and figure caption pairs. "
         "Blank pages, near-duplicate pages and identical files are dropped with a reason; "
         "broken, encrypted or hostile files become error/drop records, never a stopped run.")
     parser.add_argument("inputs", nargs="+", help="documents, directories, globs or list files")
@@ -38,6 +40,20 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip figure samples")
     parser.add_argument("--no-tables", dest="tables", action="store_false",
                         help="skip table samples")
+    parser.add_argument("--no-interleaved", dest="interleaved", action="store_false",
+                        help="skip interleaved documents (a page's or e-book chapter's text "
+                             "with a placeholder at each figure)")
+    parser.add_argument("--no-captions", dest="captions", action="store_false",
+                        help="skip figure caption pairs")
+    parser.add_argument("--max-document-images", type=int, default=render.max_document_images,
+                        help="images per interleaved document; later figures keep their "
+                             f"text, not their place (default {render.max_document_images})")
+    parser.add_argument("--min-figure-side", type=int, default=render.min_figure_side,
+                        help="figures whose short side is under this many px of the page "
+                             f"image are dropped as too small (default {render.min_figure_side})")
+    parser.add_argument("--max-chapter-pages", type=int, default=render.max_chapter_pages,
+                        help="pages per e-book chapter document; longer chapters give several "
+                             f"(default {render.max_chapter_pages})")
     parser.add_argument("--keep-blank", dest="drop_blank", action="store_false",
                         help="keep blank pages instead of dropping them")
     parser.add_argument("--near-duplicate-bits", type=int, default=pdf.near_duplicate_bits,
@@ -58,7 +74,11 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> PdfConfig:
     """The typed settings of the flags (not yet validated)."""
     render = PdfRenderSettings(target=args.target, max_pixels=args.max_pixels,
-                            markdown=args.markdown, figures=args.figures, tables=args.tables)
+                               markdown=args.markdown, figures=args.figures, tables=args.tables,
+                               interleaved=args.interleaved, captions=args.captions,
+                               max_document_images=args.max_document_images,
+                               min_figure_side=args.min_figure_side,
+                               max_chapter_pages=args.max_chapter_pages)
     return PdfConfig(render=render, page_timeout=args.page_timeout,
                      doc_timeout=args.doc_timeout, max_memory_mb=args.max_memory_mb,
                      near_duplicate_bits=args.near_duplicate_bits, drop_blank=args.drop_blank,

@@ -15,8 +15,9 @@ class PdfConfig(PostStageConfig):
     LEGACY_KEYS = ("pymupdf_version",)  # once recorded here; now in each page's meta
 
     render: PdfRenderSettings = field(default_factory=PdfRenderSettings)
-    """How pages are rendered and what is extracted (page size, markdown, figures, tables;
-    see `pipelines.pdf.settings.PdfRenderSettings`)."""
+    """How pages are rendered and what is extracted (page size, markdown, figures, tables,
+    interleaved documents and caption pairs with their limits; see
+    `pipelines.pdf.settings.PdfRenderSettings`)."""
     page_timeout: float = 60.0
     """Seconds to open a document or render one page before the page becomes an error."""
     doc_timeout: float = 900.0
@@ -28,6 +29,11 @@ class PdfConfig(PostStageConfig):
     disables the filter."""
     drop_blank: bool = True
     """Drop blank pages (with a reason) instead of writing them."""
+    renderers: int = 1
+    """Renderer child processes per pipeline worker, i.e. documents rendered at once by
+    one worker (records still leave in input order). On one machine, one Beam worker
+    (the in-process DirectRunner) with N renderers uses N cores without N Beam worker
+    processes: ``bench/pdf_throughput.py`` measures both layouts."""
 
     def problems(self) -> list[str]:
         from pipelines.pdf.pipeline import NearDuplicateIndex  # (it imports this module)
@@ -36,12 +42,15 @@ class PdfConfig(PostStageConfig):
         for name in ("page_timeout", "doc_timeout"):
             if not getattr(self, name) > 0:
                 found.append(f"{name} must be > 0 seconds (got {getattr(self, name)})")
+        if self.renderers < 1:
+            found.append(f"renderers must be >= 1 (got {self.renderers})")
         if self.max_memory_mb < 64:
             found.append(f"max_memory_mb must be >= 64 (got {self.max_memory_mb})")
         if not -1 <= self.near_duplicate_bits < NearDuplicateIndex.BANDS:
             found.append("near_duplicate_bits must be -1 (off) or within "
                          f"0..{NearDuplicateIndex.BANDS - 1} (got {self.near_duplicate_bits})")
-        for name in ("target", "max_pixels", "min_side", "max_figures"):
+        for name in ("target", "max_pixels", "min_side", "max_figures", "min_figure_side",
+                     "max_document_images", "max_chapter_pages"):
             if getattr(self.render, name) < 1:
                 found.append(f"render.{name} must be >= 1 (got {getattr(self.render, name)})")
         if self.render.target > 0 and self.render.max_pixels < self.render.target:

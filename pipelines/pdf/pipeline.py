@@ -5,7 +5,9 @@ XPS, FB2, CBZ, MOBI). Each document expands into one item per page; each page be
 sample with its image (long side ``--target``, default 1024 px), text layer (words and lines
 with normalised boxes, reading order kept), markdown (headings, lists, tables; written from
 the same text extraction) and vector drawings + chart text runs in ``meta["pdf"]``. Figures and tables become *derived* samples (cropped image, caption found
-nearby, tables also as markdown + CSV) whose ``lineage["derived_from"]`` is the page key.
+nearby, tables also as markdown + CSV) whose ``lineage["derived_from"]`` is the page key;
+so are interleaved documents (a page's or an e-book chapter's text with its figures at
+their places) and figure caption pairs (`pipelines.pdf.interleave`).
 
 Filters (each a drop with a reason): ``duplicate_file`` (same sha256 as an earlier input,
 across the whole run: hashed in the workers; files of equal size share a task), ``blank_page``,
@@ -19,20 +21,25 @@ per-document time limit and an address-space cap, so no document can stop or han
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import logging
 import os
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
+
+from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.fetch import local_copy
 from pipelines.core.inputs import InputFile
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
-from pipelines.core.stage import Record, StageFn
+from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.pdf.config import PdfConfig
-from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure
+from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RenderJob
 from pipelines.pdf.settings import PdfRenderSettings
 from pipelines.post_stages import post_stages
 
@@ -96,27 +103,67 @@ class NearDuplicateIndex:
         return len(a & b) / len(a | b) >= self.min_word_overlap
 
 
+@dataclass(frozen=True)
+class _Document:
+    """A document (or the pages of it, on a retry) ready for the renderer."""
+
+    path: str  # the input's URL, as recorded
+    sha: str
+    pages: list[int] | None  # None: every page (and the seed expands into them)
+    local: str  # a local path the renderer child can open
+
+
+@dataclass
+class _InFlight:
+    """A seed whose records are not yet passed on: known already (`records`), or being
+    rendered (`job`, on one of the worker's renderers)."""
+
+    seed: Sample
+    records: list[Record] | None = None
+    document: _Document | None = None
+    job: RenderJob | None = None
+    files: contextlib.ExitStack | None = None  # the temporary local copy, if any
+
+
 class RenderPdfPagesFn(StageFn):
-    """Seed (a document, or one page of it on retry) → page samples + figure/table samples."""
+    """Seed (a document, or one page of it on retry) → page samples + figure/table samples.
+
+    With ``renderers`` > 1 a worker keeps that many documents in flight, one per renderer
+    child process, and still passes records on in seed order (so near-duplicate and
+    duplicate-file decisions, shards and manifests are those of one renderer); a task's
+    documents are finished before its end marker passes. On one machine, one Beam worker
+    with N renderers does the work of N Beam workers with one each, without N-1 Beam
+    worker processes (their start-up, memory and the transport between them).
+    """
 
     stage = STAGE
 
     def __init__(self, settings: dict[str, Any] | None = None, page_timeout: float = 60.0,
                  doc_timeout: float = 900.0, max_memory_mb: int = 4096,
-                 near_duplicate_bits: int = 10, drop_blank: bool = True):
+                 near_duplicate_bits: int = 10, drop_blank: bool = True, renderers: int = 1):
         self.settings = PdfRenderSettings(**(settings or {})).to_dict()
         self.page_timeout, self.doc_timeout = page_timeout, doc_timeout
         self.max_memory_mb = max_memory_mb
         self.near_duplicate_bits = near_duplicate_bits
         self.drop_blank = drop_blank
+        self.renderers = max(1, renderers)
 
     def open(self) -> None:
-        self.renderer = IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
-                                         self.max_memory_mb)
+        # children start on first use: a worker that never gets 2 documents starts 1
+        self.pool = [IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
+                                      self.max_memory_mb) for _ in range(self.renderers)]
+        self.renderer = self.pool[0]
+        self.in_flight: collections.deque[_InFlight] = collections.deque()
         self.start_bundle()
 
     def close(self) -> None:
-        self.renderer.stop()
+        for entry in getattr(self, "in_flight", ()):
+            if entry.job is not None:
+                entry.job.close()
+            if entry.files is not None:
+                entry.files.close()
+        for renderer in getattr(self, "pool", ()):
+            renderer.stop()
 
     def start_bundle(self) -> None:
         # Dedup state lives per task: a task's records all arrive in one bundle.
@@ -124,36 +171,111 @@ class RenderPdfPagesFn(StageFn):
         self.pages_seen: dict[str, NearDuplicateIndex] = {}
 
     def process_sample(self, seed: Sample) -> Iterable[Record]:
+        with contextlib.ExitStack() as files:
+            work = self._plan(seed, files)
+            if isinstance(work, list):
+                yield from work
+                return
+            yield from self._render(seed, work, self.renderer.render(work.local, work.pages))
+
+    def _plan(self, seed: Sample, files: contextlib.ExitStack) -> list[Record] | _Document:
+        """The seed's outcome when it needs no rendering, else the document to render."""
         ref = seed.lineage["input_ref"]
         path = ref["path"]
         if ref.get("duplicate_of"):
-            yield Outcome.dropped(seed, self.stage, "duplicate_file",
-                                  f"{path} is byte-identical to {ref['duplicate_of']}")
-            return
+            return [Outcome.dropped(seed, self.stage, "duplicate_file",
+                                    f"{path} is byte-identical to {ref['duplicate_of']}")]
         # Read (and hash) the input here, in the worker, from any fsspec URL; the renderer
         # child process gets a local path (a temporary copy of a remote file).
-        with local_copy(path, suffix=os.path.splitext(path.rsplit("/", 1)[-1])[1]) as (local,
-                                                                                       sha):
-            task = seed.lineage.get("task", "")
-            if "page" in ref:  # a retry of one page
-                yield from self._render(seed, path, sha, [int(ref["page"])], expand=False,
-                                        local=local)
-                return
-            files = self.files_seen.setdefault(task, {})
-            if sha in files:
-                yield Outcome.dropped(seed, self.stage, "duplicate_file",
-                                      f"{path} is byte-identical to {files[sha]}")
-                return
-            files[sha] = path
-            yield from self._render(seed, path, sha, None, expand=True, local=local)
+        local, sha = files.enter_context(
+            local_copy(path, suffix=os.path.splitext(path.rsplit("/", 1)[-1])[1]))
+        if "page" in ref:  # a retry of one page
+            return _Document(path, sha, [int(ref["page"])], local)
+        files_seen = self.files_seen.setdefault(seed.lineage.get("task", ""), {})
+        if sha in files_seen:
+            return [Outcome.dropped(seed, self.stage, "duplicate_file",
+                                    f"{path} is byte-identical to {files_seen[sha]}")]
+        files_seen[sha] = path
+        return _Document(path, sha, None, local)
+
+    # -- documents in flight (renderers > 1) -------------------------------------------
+    def process(self, record: Record) -> Iterator[Record]:
+        if self.renderers == 1:
+            yield from super().process(record)
+            return
+        # The sink needs each task's records contiguous (and a task's end marker last).
+        if self.in_flight and task_of(self.in_flight[0].seed) != task_of(record):
+            yield from self._drain()
+        if isinstance(record, Outcome):
+            yield record
+            return
+        files = contextlib.ExitStack()
+        try:
+            work = self._plan(record, files)
+        except Exception as exc:  # as the base class does for one element
+            work = [self._error(record, exc)]
+        if isinstance(work, list):
+            files.close()
+            self.in_flight.append(_InFlight(record, records=work))
+        else:
+            while sum(e.job is not None for e in self.in_flight) >= len(self.pool):
+                yield from self._finish_one()
+            busy = {id(e.job.renderer) for e in self.in_flight if e.job is not None}
+            renderer = next(r for r in self.pool if id(r) not in busy)
+            self.in_flight.append(_InFlight(record, document=work, files=files,
+                                            job=RenderJob(renderer, work.local, work.pages)))
+        while self.in_flight and self.in_flight[0].job is None:  # nothing to wait for
+            yield from self._finish_one()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        # Normally empty: every task ends with a marker that drains it (see task_end).
+        for out in self._drain():
+            yield GlobalWindows.windowed_value(out)
+
+    def run_local(self, records: Iterable[Record]) -> list[Record]:
+        self.setup()
+        try:
+            out = [o for record in records for o in self.process(record)]
+            return out + list(self._drain())
+        finally:
+            self.teardown()
+
+    def _drain(self) -> Iterator[Record]:
+        while self.in_flight:
+            yield from self._finish_one()
+
+    def _finish_one(self) -> Iterator[Record]:
+        entry = self.in_flight.popleft()
+        if entry.job is None:
+            for out in entry.records or ():
+                self._count(out)
+                yield out
+            return
+        try:
+            for out in self._render(entry.seed, entry.document, entry.job.messages()):
+                self._count(out)
+                yield out
+        except Exception as exc:  # as the base class does for one element
+            yield self._error(entry.seed, exc)
+        finally:
+            entry.job.close()
+            entry.files.close()
+
+    def _error(self, seed: Sample, exc: Exception) -> Outcome:
+        log.warning("%s failed on %s: %s", self.stage, seed.key, exc)
+        out = Outcome.error(seed, self.stage, exc)
+        self._count(out)
+        return out
 
     # -- one document ------------------------------------------------------------------
-    def _render(self, seed: Sample, path: str, sha: str, pages: list[int] | None,
-                expand: bool, local: str | None = None) -> Iterator[Record]:
+    def _render(self, seed: Sample, doc: _Document, messages: Iterator[tuple]
+                ) -> Iterator[Record]:
+        """The records of one document from the renderer's `messages`."""
+        path, sha, pages, expand = doc.path, doc.sha, doc.pages, doc.pages is None
         pending: dict[int, Sample] = {}  # pages announced but not yet answered
         expanded = False
         try:
-            for message in self.renderer.render(local or path, pages):
+            for message in messages:
                 kind = message[0]
                 if kind == "rejected":
                     rejected: Outcome = message[1]
@@ -223,6 +345,7 @@ class RenderPdfPagesFn(StageFn):
             part_meta = {"file_sha256": sha, "path": meta["path"], "page_key": page.key,
                          **part["meta"]}
             yield page.derive(f"{page.locator}&{kind}={number}", image=part["image"],
+                              extra_images=tuple(part.get("extra_images", ())),
                               text=part["text"], markdown=part["markdown"],
                               meta={"pdf": part_meta})
 
@@ -234,7 +357,8 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
     render = RenderPdfPagesFn(
         settings=config.render.to_dict(), page_timeout=config.page_timeout,
         doc_timeout=config.doc_timeout, max_memory_mb=config.max_memory_mb,
-        near_duplicate_bits=config.near_duplicate_bits, drop_blank=config.drop_blank)
+        near_duplicate_bits=config.near_duplicate_bits, drop_blank=config.drop_blank,
+        renderers=config.renderers)
     return [render, *post_stages(config)]
 
 

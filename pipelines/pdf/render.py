@@ -41,6 +41,7 @@ import pymupdf
 from pipelines.charts.pdf_spans import text_runs
 from pipelines.core.clusters import cluster_boxes
 from pipelines.core.outcome import Outcome
+from pipelines.pdf import interleave
 from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
 from pipelines.pdf.settings import PdfRenderSettings
 
@@ -69,13 +70,15 @@ def quiet_mupdf() -> None:
     pymupdf.no_recommend_layout()  # find_tables' advice to install the layout package
 
 
-def open_document(path: str) -> tuple[pymupdf.Document, str]:
-    """Open any format PyMuPDF reads as a PDF, with its original format name, or raise
-    `DocumentRejected` with a clear reason.
+def open_document(path: str) -> tuple[pymupdf.Document, str, list[int]]:
+    """Open any format PyMuPDF reads as a PDF, with its original format name and, for a
+    reflowable book (EPUB, FB2, MOBI), the page count of each chapter ([] otherwise); or
+    raise `DocumentRejected` with a clear reason.
 
     E-books (EPUB, FB2, MOBI) and XPS/CBZ are converted to PDF once here: their pages are
     laid out on the fly, and re-laying a reflowable document out invalidates its pages,
-    so every later step works on one fixed PDF instead.
+    so every later step works on one fixed PDF instead (the chapters are read before:
+    the converted PDF no longer knows them).
     """
     try:
         doc = pymupdf.open(path)
@@ -98,7 +101,13 @@ def open_document(path: str) -> tuple[pymupdf.Document, str]:
         doc.close()
         raise DocumentRejected("dropped", "no_pages", f"{path} has zero pages")
     source_format = doc.metadata.get("format", "") or ""
+    chapter_pages: list[int] = []
     if not doc.is_pdf:
+        try:
+            if doc.is_reflowable:
+                chapter_pages = [doc.chapter_page_count(c) for c in range(doc.chapter_count)]
+        except Exception as exc:  # chapters are a bonus: the pages are still rendered
+            log.debug("chapters of %s unreadable: %s", path, exc)
         try:
             converted = pymupdf.open("pdf", doc.convert_to_pdf())
         except Exception as exc:
@@ -107,7 +116,9 @@ def open_document(path: str) -> tuple[pymupdf.Document, str]:
         finally:
             doc.close()
         doc = converted
-    return doc, source_format
+    if sum(chapter_pages) != doc.page_count:  # the layout did not keep the chapters' pages
+        chapter_pages = []
+    return doc, source_format, chapter_pages
 
 
 def page_scale(width: float, height: float, settings: PdfRenderSettings) -> float:
@@ -198,18 +209,49 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
         markdown = _page_markdown(page, blocks, tables, headers)
     else:
         markdown = None
+    figures, dropped = [], []
     if settings.figures:
-        derived += _figures(page, raw_drawings, regions, norm, tables, blocks, image, meta,
-                            settings, raw_words)
+        figures, dropped = _figures(page, raw_drawings, regions, norm, tables, blocks, image,
+                                    meta, settings, raw_words)
+    derived += figures
+    if settings.captions:
+        derived += _caption_pairs(figures)
     for table in tables:
         derived.append(_crop_sample(image, "table", table["box"], meta, blocks, norm,
                                     text=table["csv"], markdown=table["markdown"],
                                     extra={"rows": table["rows"], "cols": table["cols"]}))
-    return {
+    result = {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
         "phash": _phash(thumb), "blank": _is_blank(thumb) and not text.strip(),
         "derived": derived,
     }
+    if settings.interleaved:  # `iter_document` makes the page's or chapter's document of it
+        text_blocks = [(norm.box(b["bbox"]), interleave.block_text(b)) for b in blocks
+                       if b.get("type") == 0]
+        result["document"] = interleave.page_document(
+            text_blocks, [interleave.Figure(f["image"], index, f["meta"]["box"],
+                                            f["meta"]["figure_source"]) for f in figures],
+            index, dropped)
+    return result
+
+
+def _caption_pairs(figures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A caption pair (kind "caption") per figure with a usable caption; every figure's
+    meta says why it has none (``caption_problem``)."""
+    pairs = []
+    for number, figure in enumerate(figures):
+        meta = figure["meta"]
+        text, problem = interleave.caption_pair(meta["caption"])
+        meta["caption_problem"] = problem
+        if text is None:
+            continue
+        keep = ("page", "page_count", "dpi", "format", "pymupdf_version", "box", "width",
+                "height", "caption", "figure_source")
+        pairs.append({"kind": "caption", "image": figure["image"], "text": text,
+                      "markdown": None,
+                      "meta": {**{k: meta[k] for k in keep}, "kind": "caption",
+                               "figure": number}})
+    return pairs
 
 
 def assess_text_layer(text: str) -> str:
@@ -228,10 +270,15 @@ def iter_document(path: str, pages: list[int] | None,
 
     ("doc", info) first, then ("page", index, result dict | Outcome) per page, then
     ("end",); or a single ("rejected", Outcome) when the document yields no pages.
+
+    Interleaved documents (`pipelines.pdf.interleave`) join a page's derived parts: the
+    page's own for PDFs and fixed-layout formats, the chapter's (at its last page) for
+    reflowable books, which only a whole-document request makes (a retry of single pages
+    cannot see a whole chapter).
     """
     pymupdf.TOOLS.mupdf_warnings(reset=True)
     try:
-        doc, source_format = open_document(path)
+        doc, source_format, chapter_pages = open_document(path)
     except DocumentRejected as rejected:
         yield ("rejected", rejected.outcome)
         return
@@ -240,6 +287,9 @@ def iter_document(path: str, pages: list[int] | None,
         yield ("doc", {"page_count": count, "format": source_format})
         headers = HeadingLevels() if settings.markdown else None
         _drop_structure_tree(doc)
+        chapters = (interleave.ChapterDocuments(chapter_pages, settings.max_chapter_pages,
+                                                settings.max_document_images)
+                    if chapter_pages and pages is None else None)
         for index in (range(count) if pages is None else pages):
             if not 0 <= index < count:
                 yield ("page", index, _error("PageOutOfRange", f"page {index} of {count}"))
@@ -260,8 +310,38 @@ def iter_document(path: str, pages: list[int] | None,
             warnings = pymupdf.TOOLS.mupdf_warnings(reset=True)
             if warnings and not isinstance(result, Outcome):
                 result["meta"]["mupdf_warnings"] = warnings[:1000]
+            if not isinstance(result, Outcome):
+                _add_document(result, index, settings, chapters, bool(chapter_pages))
             yield ("page", index, result)
     yield ("end",)
+
+
+def _add_document(result: dict[str, Any], index: int, settings: PdfRenderSettings,
+                  chapters: interleave.ChapterDocuments | None, reflowable: bool) -> None:
+    """Append the interleaved document this page completes (if any) to its derived parts."""
+    document = result.pop("document", None)  # never sent to the parent as such
+    if document is None:
+        return
+    meta = {k: result["meta"][k] for k in ("page", "page_count", "dpi", "format",
+                                            "pymupdf_version")}
+    if chapters is not None:
+        done = chapters.add(index, document)
+        if done is None:
+            return
+        document, chapter, part = done
+        meta.update(chapter=chapter, chapter_part=part)
+    elif reflowable:
+        return  # a retried page of a book: its chapter is not here to join
+    elif result["meta"]["text_layer"] != "ok":
+        # a scan or a broken text layer: no trustworthy text to put the figures in
+        if document.figures:
+            result["meta"]["interleaved_skipped"] = f"text_layer_{result['meta']['text_layer']}"
+        return
+    if not document.has_text():
+        return
+    part = document.part(settings.max_document_images, meta)
+    if part is not None:
+        result["derived"].append(part)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -473,8 +553,14 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
 
 
 def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, settings,
-             raw_words) -> list[dict]:
-    """Embedded images and clusters of vector graphics large enough to be figures."""
+             raw_words) -> tuple[list[dict], list[dict]]:
+    """Embedded images and clusters of vector graphics large enough to be figures: the
+    figure parts, and the embedded images left out, each with its reason (at most
+    `max_figures` listed). ``page_meta["figures_dropped"]`` counts every candidate left
+    out by reason: ``too_small`` (under `min_figure_fraction` of the page, or a short side
+    under `min_figure_side` px), ``whole_page`` (a scan, a background), ``thin`` (a rule,
+    a bar), ``in_table``, ``inside_figure``, ``over_max_figures``, ``decorative`` (one
+    colour: a panel, a spacer)."""
     area = page.rect.width * page.rect.height
     candidates: list[tuple[str, pymupdf.Rect]] = []
     for info in page.get_image_info():
@@ -482,22 +568,28 @@ def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, se
     candidates += [("vector", pymupdf.Rect(r)) for r in regions]
     table_rects = [pymupdf.Rect(t["rect"]) for t in tables]
     kept: list[tuple[str, pymupdf.Rect]] = []
+    rejected: list[tuple[str, pymupdf.Rect, str]] = []
     for source, rect in candidates:
         rect = rect & _unrotated_rect(page)
         share = rect.get_area() / area if area else 0
-        if not settings.min_figure_fraction <= share <= 0.9:
-            continue  # too small to matter, or the whole page (a scan, a background)
-        if min(rect.width, rect.height) < 0.03 * min(page.rect.width, page.rect.height):
-            continue  # a rule or a thin bar
-        if any((rect & t).get_area() > 0.5 * rect.get_area() for t in table_rects):
-            continue  # a table's ruling, already a table sample
-        if any(rect in other for _, other in kept) or any(
+        if share < settings.min_figure_fraction:
+            reason = "too_small"  # too small to matter
+        elif share > 0.9:
+            reason = "whole_page"  # a scan, a background
+        elif min(rect.width, rect.height) < 0.03 * min(page.rect.width, page.rect.height):
+            reason = "thin"  # a rule or a thin bar
+        elif any((rect & t).get_area() > 0.5 * rect.get_area() for t in table_rects):
+            reason = "in_table"  # a table's ruling, already a table sample
+        elif any(rect in other for _, other in kept) or any(
                 (rect & other).get_area() > 0.8 * rect.get_area() for _, other in kept):
+            reason = "inside_figure"
+        elif len(kept) >= settings.max_figures:
+            reason = "over_max_figures"
+        else:
+            kept.append((source, rect))
             continue
-        kept.append((source, rect))
-        if len(kept) >= settings.max_figures:
-            break
-    words = [pymupdf.Rect(w[:4]) for w in raw_words] if kept else []
+        rejected.append((source, rect, reason))
+    words = _label_words(raw_words) if kept else []
     figures = []
     for source, rect in kept:
         if source == "vector":  # take in the axis labels and legends drawn as text around it
@@ -505,16 +597,55 @@ def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, se
             for word in words:
                 if word.intersects(margin):
                     rect |= word
+        box = norm.box(rect)
+        reason = _small_or_decorative(image, box, settings.min_figure_side)
+        if reason:
+            rejected.append((source, rect, reason))
+            continue
         inside = [d for d in drawings if _touches(pymupdf.Rect(d["rect"]), rect)]
         truncated = len(inside) > settings.max_drawings
-        box = norm.box(rect)
         figures.append(_crop_sample(
             image, "figure", box, page_meta, blocks, norm,
             extra={"figure_source": source, "drawings_total": len(inside),
                    "drawings_truncated": truncated},
             drawings=norm.drawings(inside[:settings.max_drawings], page_meta["dpi"] / 72,
                                    crop=box)))
-    return figures
+    counts: dict[str, int] = {}
+    for _, _, reason in rejected:
+        counts[reason] = counts.get(reason, 0) + 1
+    page_meta["figures_dropped"] = dict(sorted(counts.items()))
+    dropped = [{"page": page_meta["page"], "box": norm.box(rect), "source": source,
+                "reason": reason}
+               for source, rect, reason in rejected if source == "image"]
+    return figures, dropped[:settings.max_figures]
+
+
+def _label_words(raw_words: list) -> list[pymupdf.Rect]:
+    """Boxes of the words a vector figure may take in (axis labels, legends): every word
+    except those of a line that is a figure caption ("Figure 2: ..."), which stays text
+    beside the figure instead of being cut into its crop."""
+    lines: dict[tuple[int, int], list] = {}
+    for w in raw_words:
+        lines.setdefault((w[5], w[6]), []).append(w)
+    out = []
+    for line in lines.values():
+        if interleave.CAPTION_LABEL.match(" ".join(w[4] for w in line)):
+            continue
+        out += [pymupdf.Rect(w[:4]) for w in line]
+    return out
+
+
+def _small_or_decorative(image, box: list[float], min_side: int) -> str | None:
+    """"too_small" when the crop's short side is under `min_side` px, "decorative" when
+    it is one colour (a panel, a spacer), else None."""
+    width, height = image.size
+    px = (round(box[0] * width), round(box[1] * height), round(box[2] * width),
+          round(box[3] * height))
+    if min(px[2] - px[0], px[3] - px[1]) < min_side:
+        return "too_small"
+    thumb = image.crop(px).convert("L")
+    thumb.thumbnail((64, 64))
+    return "decorative" if _is_blank(thumb) else None
 
 
 def may_hold_ruled_table(drawings: list) -> bool:

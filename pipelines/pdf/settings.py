@@ -32,6 +32,15 @@ class PdfRenderSettings:
     # the shared corpus it made the table search 5x dearer (15 vs 3 CPU-s on the 40 pages
     # with ruling lines) and changed the tables of 12 of them (19 tables -> 8).
     layout_model: bool = False
+    # Interleaved documents and caption pairs (`pipelines.pdf.interleave`): a figure's
+    # crop with a short side under min_figure_side px is dropped as too small; a document
+    # holds at most max_document_images images (the collator's per-sample limit, six
+    # 576-token blocks in 4096 tokens) and a book chapter's at most max_chapter_pages pages.
+    interleaved: bool = True
+    captions: bool = True
+    min_figure_side: int = 32
+    max_document_images: int = 6
+    max_chapter_pages: int = 32
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -121,7 +121,9 @@ def _r(box) -> list[float]:
 
 
 def page_snapshot(result: dict) -> dict:
-    """The parts of one `render_page` result the speed work must keep."""
+    """The parts of one `render_page` result the speed work must keep (of the derived
+    parts: figures and tables; interleaved documents and caption pairs are made of them
+    and tested in test_pdf_interleave)."""
     if isinstance(result, Outcome):  # a page the renderer dropped or failed
         return {"status": result.kind, "reason": result.reason}
     meta = result["meta"]
@@ -144,7 +146,7 @@ def page_snapshot(result: dict) -> dict:
                      "csv": d["text"] if d["kind"] == "table" else None,
                      "table_markdown": d["markdown"],
                      "words": [w["text"] for w in d["meta"]["words"]]}
-                    for d in result["derived"]],
+                    for d in result["derived"] if d["kind"] in ("figure", "table")],
     }
 
 
