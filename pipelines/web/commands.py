@@ -15,6 +15,7 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.web.browser import RenderSettings
 from pipelines.web.config import WebConfig
+from pipelines.web.interleave import DerivedSettings
 from pipelines.web.pipeline import PDF_LINKS_FILE, crawl
 from pipelines.web.urls import read_url_args
 
@@ -24,7 +25,8 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Screenshot web pages with Chromium into WebDataset shards: a 1024-wide viewport "
         "shot per page plus 1024x1024 tiles of the full page, the visible text with boxes, "
-        "a simplified HTML and inline SVG charts. robots.txt and X-Robots-Tag noai are "
+        "a simplified HTML and inline SVG charts; per page also an interleaved image-text "
+        "document, caption pairs and a screenshot -> HTML pair. robots.txt and X-Robots-Tag noai are "
         "honoured; private addresses are refused unless --allow-private.")
     parser.add_argument("urls", nargs="+",
                         help="URL list files (.txt one per line, .csv or .parquet with a "
@@ -72,6 +74,24 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {render.max_tiles})")
     parser.add_argument("--viewport-height", type=int, default=render.viewport_height,
                         help="viewport height of the main screenshot (width is 1024)")
+    derived = DerivedSettings()
+    parser.add_argument("--no-interleaved", action="store_true",
+                        help="no interleaved image-text document per page (main-content "
+                             "pictures at their places in the main text)")
+    parser.add_argument("--no-captions", action="store_true",
+                        help="no caption pairs from <figcaption> and alt text")
+    parser.add_argument("--no-code-pairs", action="store_true",
+                        help="no screenshot -> simplified HTML pairs")
+    parser.add_argument("--max-doc-images", type=int, default=derived.max_images,
+                        help="pictures per interleaved document (default "
+                             f"{derived.max_images}: what a 4096-token sequence holds)")
+    parser.add_argument("--min-image-side", type=int, default=derived.min_image_side,
+                        help="smaller images are trackers/icons, dropped as 'tiny' "
+                             f"(px, default {derived.min_image_side})")
+    parser.add_argument("--code-max-chars", type=int, default=derived.code_max_chars,
+                        help="the code pair's HTML is cut (at a tag) to this many characters "
+                             f"(default {derived.code_max_chars}: a 4096-token sequence less "
+                             "the screenshot's 576 tokens)")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
@@ -85,9 +105,17 @@ def render_config(args: argparse.Namespace) -> RenderSettings:
                           retries=args.retries, max_tiles=args.max_tiles,
                           viewport_height=args.viewport_height)
 
+def derived_config(args: argparse.Namespace) -> DerivedSettings:
+    """Which derived samples each page yields, and their limits, from the flags."""
+    return DerivedSettings(interleaved=not args.no_interleaved, captions=not args.no_captions,
+                           code_pairs=not args.no_code_pairs, max_images=args.max_doc_images,
+                           min_image_side=args.min_image_side,
+                           code_max_chars=args.code_max_chars)
+
 def crawl_config(args: argparse.Namespace) -> WebConfig:
     """The typed settings of the flags (not yet validated)."""
-    return WebConfig(render=render_config(args), **post_stage_config(args))
+    return WebConfig(render=render_config(args), derived=derived_config(args),
+                     **post_stage_config(args))
 
 def crawl_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = crawl_config(args), run_settings(args)
