@@ -13,8 +13,9 @@ origin         read from                              trust
 ``ocr``        ``meta["ocr"]["lines"]``               ``recognised`` (``doubtful`` when a line is
                                                       flagged ``low_confidence``)
 ``caption``    ``meta["pdf"]["caption"]``,            ``paired`` (describes the image, does not
-               ``meta["image"]["caption"]``           transcribe it; image files' captions come
-                                                      from sidecar files or a caption table)
+               ``meta["image"]["caption"]``,          transcribe it; image files' captions come
+               ``meta["web"]["caption"]``             from sidecar files or a caption table, web
+                                                      pictures' from figcaption or alt text)
 =============  =====================================  ============================================
 
 Trust, best first: ``exact`` > ``recognised`` > ``doubtful`` > ``paired``. Among layers of
@@ -53,7 +54,7 @@ ORIGINS = ("pdf_text", "dom", "ocr", "caption")  # tie-break among equal trust
 # The meta sub-dict each origin is read from (a layer read elsewhere names its own).
 SECTION = {"pdf_text": "pdf", "dom": "web", "ocr": "ocr", "caption": "pdf"}
 # Sections that may hold a ``caption``, in the order they are looked at.
-CAPTION_SECTIONS = ("pdf", "image")
+CAPTION_SECTIONS = ("pdf", "image", "web")
 
 
 @dataclass(frozen=True)
