@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import re
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
@@ -29,6 +30,7 @@ import torch
 from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
 from pipelines.core.shards import iter_shard_samples
+from pipelines.core.text import IMAGE_PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +230,30 @@ def read_documents(path: str) -> Iterator[dict[str, Any]]:
 
 
 def doc_sample(path: str, number: int, doc: dict[str, Any]) -> Sample:
-    """A text-only Sample for document `number` of `path`."""
+    """A text-only Sample for document `number` of `path`.
+
+    Image placeholders are removed: a language-only sequence has no image to put there,
+    and the tokenizer would turn each into an image token (packed) or the collator reject
+    the document for it (unpacked)."""
     meta = {}
     text = doc.get("text")
+    if text is not None:
+        text = text_only(text)
     if "conversation" in doc:
-        meta["sft"] = {"conversation": doc["conversation"], "template": "text-dialogue"}
+        conversation = [{**turn, "content": text_only(turn["content"])}
+                        if isinstance(turn.get("content"), str) else turn
+                        for turn in doc["conversation"]]
+        meta["sft"] = {"conversation": conversation, "template": "text-dialogue"}
     return Sample.create("text", f"{os.path.basename(path)}#{number}", text=text, meta=meta)
+
+
+def text_only(text: str) -> str:
+    """`text` without image placeholders (a removed one leaves a space between words)."""
+    if IMAGE_PLACEHOLDER not in text:
+        return text
+    text = re.sub(r"[ \t]*" + re.escape(IMAGE_PLACEHOLDER) + r"[ \t]*", " ", text)
+    text = re.sub(r"\n[ \t]+(?=\n)", "\n", text)  # a placeholder's own line, now blank
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 class WeightedInterleave:

@@ -7,8 +7,11 @@ data). Runs are read only through `RunDir` (manifest + samples).
 
 - **Documents, not pages**: the pages of one PDF (one source document, see
   `pipelines.core.split.document_id`) are joined in page order; a web page is one
-  document. Derived samples (figures, tables, screenshot tiles) add nothing: their text is
-  already in their page.
+  document. Derived samples (figures, tables, screenshot tiles, interleaved documents,
+  caption pairs) add nothing: their text is already in their page, so none of them counts
+  as a document a second time (``derived_skipped`` in the stats).
+- **Text only**: image placeholders (`IMAGE_PLACEHOLDER`, which the tokenizer would turn
+  into image tokens) never reach the corpus, whatever sample carried them.
 - **Trusted text only**: a PDF page whose text layer is doubtful (``needs_ocr``) gives its
   OCR text when that is trustworthy (`trusted_text`), else nothing.
 - **Clean**: Unicode NFC, control characters removed, spaces collapsed, at most one blank
@@ -41,11 +44,13 @@ from typing import Any
 from pipelines.core.run_dir import RunDir
 from pipelines.core.sample import Sample
 from pipelines.core.split import TRAIN, document_id
-from pipelines.core.text import RECOGNISED, trusted_text
+from pipelines.core.text import IMAGE_PLACEHOLDER, RECOGNISED, trusted_text
 
 log = logging.getLogger(__name__)
 
 TEXT_SOURCES = ("pdf", "web")
+# Samples made of other samples' text (the record contract of `pipelines.core.text`).
+DERIVED_KINDS = ("interleaved", "caption")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\ufeff]")
 SPACES = re.compile(r"[ \t\u00a0]+")
 BLANK_RUNS = re.compile(r"\n{3,}")
@@ -74,6 +79,7 @@ class CorpusStats:
 
     runs: int = 0
     samples_read: int = 0
+    derived_skipped: int = 0
     documents_seen: int = 0
     documents_written: int = 0
     chars_written: int = 0
@@ -82,6 +88,7 @@ class CorpusStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"runs": self.runs, "samples_read": self.samples_read,
+                "derived_skipped": self.derived_skipped,
                 "documents_seen": self.documents_seen,
                 "documents_written": self.documents_written,
                 "chars_written": self.chars_written,
@@ -90,7 +97,9 @@ class CorpusStats:
 
 
 def clean_text(text: str) -> str:
-    """NFC, no control characters, single spaces, at most one blank line in a row."""
+    """NFC, no control characters or image placeholders, single spaces, at most one blank
+    line in a row."""
+    text = text.replace(IMAGE_PLACEHOLDER, " ")
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = CONTROL.sub("", text)
     lines = [SPACES.sub(" ", line).strip() for line in text.split("\n")]
@@ -135,8 +144,9 @@ def run_documents(run: RunDir, split: str | None, stats: CorpusStats) -> Iterato
     sources: dict[str, str] = {}
     for sample in run.iter_samples(split=split):
         stats.samples_read += 1
-        if sample.lineage.get("derived_from"):
-            continue  # a figure/table/tile: its text is part of its page already
+        if sample.lineage.get("derived_from") or _kind(sample) in DERIVED_KINDS:
+            stats.derived_skipped += 1  # its text is part of its page already
+            continue
         if sample.source not in TEXT_SOURCES:
             stats.dropped[f"source_{sample.source}"] += 1
             continue
@@ -148,6 +158,12 @@ def run_documents(run: RunDir, split: str | None, stats: CorpusStats) -> Iterato
         text = "\n\n".join(t.strip() for _, t in parts if t.strip())
         yield TextDocument(text=text, source=sources[doc], run=run.url, document=doc,
                            parts=len(parts))
+
+
+def _kind(sample: Sample) -> str:
+    """The sample's kind in its own pipeline's meta ("page", "interleaved", ...)."""
+    section = sample.meta.get(sample.source)
+    return str(section.get("kind") or "") if isinstance(section, dict) else ""
 
 
 def drop_reason(text: str, min_chars: int, min_letter_share: float) -> str | None:
