@@ -15,6 +15,8 @@ Which category a sample counts as (one table, `category_of`; first match wins):
 ================================  =========================  ===========================
 sample (manifest row)             pretraining (Table 1)      SFT (Table 2)
 ================================  =========================  ===========================
+a derived ``&interleaved=`` doc   interleaved image-text     general multimodal
+a derived ``&caption=`` pair      image caption              general multimodal
 source ``synth`` (chart + code)   web code                   web code
 taxonomy leaf ``..ui_to_code``    web code                   web code
 chart/table leaves (data chart    table & chart              table & chart
@@ -34,8 +36,9 @@ anything else                     image caption              general multimodal
 
 Stages 1-2 are compared with Table 1, stage 3 with Table 2. Our web screenshots and PDF
 pages pair a rendered page with its text, which is what the paper's document-OCR data is
-(arXiv papers and e-books rendered to image/markdown pairs); captions and interleaved
-documents count once the pipelines make them.
+(arXiv papers and e-books rendered to image/markdown pairs). Interleaved documents and
+caption pairs are derived samples named by their locator (``...&interleaved=0``,
+``...&caption=1``), so they count as what they are, not as a PDF's figures.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ def category_of(row: Mapping[str, Any], sft: bool) -> str:
     source = row.get("source") or ""
     leaf = row.get("taxonomy_leaf") or ""
     images = int(row.get("num_images") or 0)
+    derived = derived_kind(row)
+    if derived in ("interleaved", "caption"):  # the record contract of pipelines.core.text
+        return GENERAL_SFT if sft else (INTERLEAVED if derived == "interleaved" else CAPTION)
     if source == "synth" or leaf == UI_CODE_LEAF:
         return WEB_CODE
     if leaf.startswith(CHART_LEAVES) or (source == "pdf" and row.get("derived_from")):
@@ -94,6 +100,16 @@ def category_of(row: Mapping[str, Any], sft: bool) -> str:
     if source == "images":
         return SCENE_OCR
     return CAPTION
+
+
+def derived_kind(row: Mapping[str, Any]) -> str:
+    """What a derived sample is, from its locator's last ``&kind=n`` ("figure",
+    "interleaved", "caption"...); "" for a sample that is not derived."""
+    if not row.get("derived_from"):
+        return ""
+    _, _, last = str(row.get("locator") or "").rpartition("&")
+    kind, equals, number = last.partition("=")
+    return kind if equals and number.isdigit() else ""
 
 
 def run_categories(url: str, sft: bool) -> Counter:

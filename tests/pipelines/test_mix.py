@@ -7,7 +7,10 @@ import json
 import pytest
 
 from pipelines.app.mix import (
+    CAPTION,
     DOC_OCR,
+    GENERAL_SFT,
+    INTERLEAVED,
     PAPER_PRETRAIN,
     PAPER_SFT,
     TABLE_CHART,
@@ -31,6 +34,17 @@ def test_paper_tables_sum_to_100():
     ({"source": "synth", "num_images": 1}, False, WEB_CODE),
     ({"source": "pdf", "num_images": 1, "derived_from": "k"}, False, TABLE_CHART),
     ({"source": "pdf", "num_images": 1}, False, DOC_OCR),
+    # interleaved documents and caption pairs are derived too, but not table & chart
+    ({"source": "pdf", "num_images": 1, "derived_from": "k",
+      "locator": "sha256:x#page=0&interleaved=0"}, False, INTERLEAVED),
+    ({"source": "pdf", "num_images": 1, "derived_from": "k",
+      "locator": "sha256:x#page=0&caption=1"}, False, CAPTION),
+    ({"source": "pdf", "num_images": 1, "derived_from": "k",
+      "locator": "sha256:x#page=0&figure=1"}, False, TABLE_CHART),
+    ({"source": "web", "num_images": 3, "derived_from": "k",
+      "locator": "https://a.example/p?x=1&interleaved=0"}, True, GENERAL_SFT),
+    ({"source": "web", "num_images": 1, "locator": "https://a.example/p?x=1&caption=2"},
+     False, DOC_OCR),  # a page whose URL merely has such a parameter
     ({"source": "web", "num_images": 1}, True, TAXONOMY_SFT),
     ({"source": "sft", "num_images": 1,
       "taxonomy_leaf": "analysis.data_chart_analysis.graph_interpretation"}, True, TABLE_CHART),
