@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/plan_scale.py [--sizes 10000,100000,1000000]
 
-For each size, in a fresh child process (so peak memory is its own): build the input refs
-(``s3://`` image URLs, never read), plan the run (``inputs.parquet``), write the task lists
-the workers read (``plan/part-*.parquet``) and build the Beam pipeline. Prints planning
+For each size, in a fresh child process (so peak memory is its own): stream the input refs
+(``s3://`` image URLs from a generator, never read), plan the run (``inputs.parquet``, as
+`run_pipeline` does: `RunDir.plan_pending`), write the task lists the workers read
+(``plan/part-*.parquet``) and build the Beam pipeline. Prints planning
 seconds, the driver's peak RSS, and the size of the submitted graph (transforms and bytes
 of the serialized pipeline proto) for the current graph (``ReadTasks``: partition numbers
 only) and, as the baseline, the former one (every task in ``beam.Create``).
@@ -29,14 +30,14 @@ def measure(count: int, old_graph: bool) -> dict:
     import apache_beam as beam
 
     from pipelines.core.run_dir import RunDir
-    from pipelines.core.runner import ExpandTaskFn
+    from pipelines.core.runner import ExpandTaskFn, input_ref
     from pipelines.core.task_lists import ReadTasks
-    from pipelines.images.pipeline import image_refs
 
     out = tempfile.mkdtemp(prefix="plan-scale-")
     start = time.perf_counter()
-    refs = image_refs(f"s3://bucket/images/{i:08d}.jpg" for i in range(count))
-    tasks = RunDir(out).plan("images", refs, {}, task_size=8)
+    urls = (f"s3://bucket/images/{i:08d}.jpg" for i in range(count))
+    refs = (input_ref("images", url, path=url) for url in urls)  # as image_refs makes them
+    tasks = RunDir(out).plan_pending("images", refs, {}, task_size=8)
     planned = time.perf_counter()
     p = beam.Pipeline()
     if old_graph:

@@ -13,8 +13,8 @@ the full URL. Credentials and endpoints come the standard way: ``AWS_ACCESS_KEY_
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import fsspec
 
@@ -46,31 +46,46 @@ def expand_paths(args: Sequence[str], suffixes: Sequence[str]) -> list[str]:
 
 
 def expand_inputs(args: Sequence[str], suffixes: Sequence[str]) -> list[InputFile]:
-    """Input files from files, directories/prefixes, globs and list files, with sizes.
+    """Input files from files, directories/prefixes, globs and list files, with sizes,
+    sorted by URL and de-duplicated (`iter_inputs` held as a list)."""
+    found: dict[str, InputFile] = {}
+    for item in iter_inputs(args, suffixes):
+        found.setdefault(item.url, item)
+    return [found[url] for url in sorted(found)]
+
+
+def iter_paths(args: Sequence[str], suffixes: Sequence[str]) -> Iterator[str]:
+    """Input URLs, streamed (see `iter_inputs`)."""
+    return (item.url for item in iter_inputs(args, suffixes))
+
+
+def iter_inputs(args: Sequence[str], suffixes: Sequence[str]) -> Iterator[InputFile]:
+    """Input files from files, directories/prefixes, globs and list files, with sizes,
+    streamed: a directory is listed one level at a time and a list file read a line at a
+    time, so a million inputs are never held here. A file named twice comes twice (the
+    planner drops repeats: `RunDir.plan_pending(drop_duplicates=True)`).
 
     A directory or prefix contributes every file below it with one of `suffixes`; a list
     file (``.txt``/``.lst``/``.list``, one path or URL a line, ``#`` comments, relative
     lines resolved against the list's own location) contributes its lines; a glob its
     matches; an ``http(s)://`` URL is one file. Raises `InputError` naming each argument
-    that matched nothing.
+    that matched nothing, once every argument has been listed.
     """
     wanted = tuple(s.lower() for s in suffixes)
-    found: dict[str, InputFile] = {}
     missing: list[str] = []
     for arg in args:
-        matches = list(_expand_one(arg, wanted))
-        if not matches:
+        matched = False
+        for item in _expand_one(arg, wanted):
+            matched = True
+            yield item
+        if not matched:
             missing.append(arg)
-        for item in matches:
-            found.setdefault(item.url, item)
     if missing:
         raise InputError("no input files found for: " + ", ".join(missing))
-    return [found[url] for url in sorted(found)]
 
 
 def _normal(url: str) -> str:
-    if url.startswith("file://"):
-        url = url[len("file://"):]
+    url = url.removeprefix("file://")
     return os.path.abspath(url) if "://" not in url else url
 
 
@@ -86,18 +101,21 @@ def _expand_one(arg: str, suffixes: tuple[str, ...]) -> Iterable[InputFile]:
         return path if protocol in ("file", "local") else f"{protocol}://{path}"
 
     if fs.isdir(root):
-        for path, info in sorted(fs.find(root, detail=True).items()):
-            if info.get("type", "file") == "file" and path.lower().endswith(suffixes):
-                yield InputFile(url_of(path), info.get("size"))
+        # walk: one directory's listing at a time (find would hold the whole tree's)
+        for _, _, files in fs.walk(root, detail=True):
+            for path, info in sorted((info["name"], info) for info in files.values()):
+                if info.get("type", "file") == "file" and path.lower().endswith(suffixes):
+                    yield InputFile(url_of(path), info.get("size"))
     elif fs.isfile(root) and root.lower().endswith(LIST_SUFFIXES) and not \
             root.lower().endswith(suffixes):
         base = url_of(root.rsplit("/", 1)[0])
         with fs.open(root, "r", encoding="utf-8") as handle:
-            lines = [line.strip() for line in handle]
-        for line in lines:
-            if line and not line.startswith("#"):
-                target = line if ("://" in line or os.path.isabs(line)) else f"{base}/{line}"
-                yield from _one_file(_normal(target))
+            for line in handle:  # a line at a time: a list may name millions of files
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    target = line if ("://" in line or os.path.isabs(line)) else \
+                        f"{base}/{line}"
+                    yield from _one_file(_normal(target))
     elif fs.isfile(root):
         yield InputFile(url_of(root), fs.size(root))
     else:

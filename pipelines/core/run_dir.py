@@ -25,25 +25,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.core.outcome import Outcome
-from pipelines.core.planning import assign_tasks
+from pipelines.core.planning import DuplicateInputError, IdFingerprint, SpilledRefs
 from pipelines.core.sample import Sample
-from pipelines.core.split import (
-    DEFAULT_VALIDATION_FRACTION,
-    SPLITS,
-    TRAIN,
-    VALIDATION,
-    assign_splits,
-)
 from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_COUNT,
@@ -53,6 +46,13 @@ from pipelines.core.shards import (  # noqa: F401 (SampleNotFound: re-exported)
     ShardWriter,
     group_to_sample,
     read_shard_groups,
+)
+from pipelines.core.split import (
+    DEFAULT_VALIDATION_FRACTION,
+    SPLITS,
+    TRAIN,
+    VALIDATION,
+    assign_splits,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ RESERVED = {SUCCESS, RUN_JSON, INPUTS, MANIFEST, OUTCOMES, STATS, TASKS}
 DEDUP_REMOVED = "dedup_removed.parquet"  # side table: samples readers skip (vlforge dedup)
 OPEN_SHARDS = 4  # shard files a RunDir keeps open for `read_sample` (LRU)
 KEPT_INDEXES = 64  # shard header indexes it keeps (offsets only; reopening is cheap)
+LISTED_TASKS = 1000  # task ids an attempt lists in run.json (the count is always there)
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()), ("shard", pa.string()), ("source", pa.string()),
@@ -132,7 +133,7 @@ class RunDir:
         """`finalize` has merged a manifest (true also for a run with unfinished tasks)."""
         return self.exists(MANIFEST)
 
-    def require_complete(self) -> "RunDir":
+    def require_complete(self) -> RunDir:
         if not self.exists():
             raise RunDirError(f"{self.url}: no such run directory")
         if not self.complete:
@@ -211,7 +212,26 @@ class RunDir:
             pq.write_table(table, handle)
         self.fs.mv(tmp, self.path(*parts))
 
-    def _read_table(self, *parts: str, schema: pa.Schema | None = None) -> pa.Table:
+    def _write_batches(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                       *parts: str) -> None:
+        """A parquet file written a row group per batch (never held whole), atomically."""
+        self.fs.makedirs(self.path(*parts[:-1]) if len(parts) > 1 else self.root, exist_ok=True)
+        tmp = self.path(*parts[:-1], f"{TMP_MARK}{parts[-1]}")
+        with self.fs.open(tmp, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        self.fs.mv(tmp, self.path(*parts))
+
+    def _iter_batches(self, name: str, columns: Sequence[str],
+                      batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """`columns` of a top-level parquet file of the run, a record batch at a time."""
+        with self.fs.open(self.path(name), "rb") as handle:
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns),
+                                            use_threads=False)
+
+    def _read_table(self, *parts: str, schema: pa.Schema | None = None,
+                    columns: Sequence[str] | None = None) -> pa.Table:
         if not self.exists(*parts):
             if schema is None:
                 raise RunDirError(f"{self.url}: missing {'/'.join(parts)}")
@@ -224,7 +244,8 @@ class RunDir:
         # showed arrow::py::PyBuffer::~PyBuffer on an arrow pool thread).
         with self.fs.open(self.path(*parts), "rb") as handle:
             data = handle.read()
-        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+        return pq.ParquetFile(pa.BufferReader(data)).read(
+            columns=list(columns) if columns is not None else None, use_threads=False)
 
     # -- inputs, planning and resuming -------------------------------------------------
     def input_refs(self) -> list[dict[str, Any]]:
@@ -233,46 +254,57 @@ class RunDir:
             return []
         return [json.loads(r) for r in self._read_table(INPUTS).column("input_ref").to_pylist()]
 
-    def plan(self, pipeline: str, input_refs: list[dict[str, Any]], config: Mapping[str, Any],
-             task_size: int, overwrite: bool = False,
+    def plan(self, pipeline: str, input_refs: Iterable[dict[str, Any]],
+             config: Mapping[str, Any], task_size: int, overwrite: bool = False,
              settings: Mapping[str, Any] | None = None) -> list[Task]:
         """Record the inputs and their task split; return the tasks not yet done.
+
+        `plan_pending` with every pending task held as a list (for small callers).
+        """
+        return list(self.plan_pending(pipeline, input_refs, config, task_size,
+                                      overwrite=overwrite, settings=settings))
+
+    def plan_pending(self, pipeline: str, input_refs: Iterable[dict[str, Any]],
+                     config: Mapping[str, Any], task_size: int, overwrite: bool = False,
+                     settings: Mapping[str, Any] | None = None,
+                     drop_duplicates: bool = False) -> PendingTasks:
+        """Record the inputs and their task split; return the tasks not yet done, streamed.
 
         A first run writes run.json (pipeline, `config`, run `settings`: task size and
         shard bounds) and inputs.parquet. A re-run with the same inputs returns only
         unfinished tasks; with different inputs it refuses (or, with `overwrite`, starts
-        the directory afresh).
+        the directory afresh). `input_refs` may be a generator of any length: it is read
+        once and planned in bounded memory (`pipelines.core.planning.SpilledRefs`), and
+        inputs.parquet is written a row group at a time. A repeated input id raises,
+        unless `drop_duplicates` (the same file named by two arguments) keeps the first.
         """
-        ids = [ref["input_id"] for ref in input_refs]
-        if len(set(ids)) != len(ids):
-            raise RunDirError("duplicate input ids in the input list")
-        if self.exists(RUN_JSON):
-            previous = self.info()
-            old_ids = sorted(self._read_table(INPUTS).column("input_id").to_pylist())
-            if overwrite:
-                self.remove()
-            elif previous.get("pipeline") != pipeline or old_ids != sorted(ids):
-                raise RunDirError(
-                    f"{self.url} already holds a different run ({previous.get('pipeline')}, "
-                    f"{len(old_ids)} inputs); use a new --out or pass --overwrite")
-        if not self.exists(RUN_JSON):
-            rows = []
-            for task_id, ref in assign_tasks(input_refs, task_size):  # pipelines.core.planning
-                rows.append({"input_id": ref["input_id"], "task": task_id,
-                             "input_ref": json.dumps(ref, sort_keys=True)})
-            self.fs.makedirs(self.root, exist_ok=True)
-            self._write_table(rows, INPUT_SCHEMA, INPUTS)
-            self.write_json({"pipeline": pipeline, "config": dict(config),
-                             "run": dict(settings or {"task_size": task_size}),
-                             "task_size": task_size, "created": _now(), "attempts": [],
-                             "tools": tool_versions()}, RUN_JSON)
-        tasks: dict[str, list[dict[str, Any]]] = {}
-        for row in self._read_table(INPUTS).to_pylist():
-            tasks.setdefault(row["task"], []).append(json.loads(row["input_ref"]))
-        done = self.done_tasks()
-        pending = [Task(task_id, refs) for task_id, refs in sorted(tasks.items())
-                   if task_id not in done]
-        self.clear_partial(pending, pipeline)
+        try:
+            spilled = SpilledRefs(input_refs, drop_duplicates=drop_duplicates)
+        except DuplicateInputError as exc:
+            raise RunDirError(str(exc)) from None
+        with spilled:
+            if self.exists(RUN_JSON):
+                previous = self.info()
+                old = IdFingerprint().add_all(
+                    i for batch in self._iter_batches(INPUTS, ["input_id"])
+                    for i in batch.column("input_id").to_pylist())
+                if overwrite:
+                    self.remove()
+                elif (previous.get("pipeline") != pipeline
+                      or old.value != spilled.fingerprint.value):
+                    raise RunDirError(
+                        f"{self.url} already holds a different run "
+                        f"({previous.get('pipeline')}, {old.count} inputs); use a new --out "
+                        "or pass --overwrite")
+            if not self.exists(RUN_JSON):
+                self.fs.makedirs(self.root, exist_ok=True)
+                self._write_batches(spilled.assigned(task_size), INPUT_SCHEMA, INPUTS)
+                self.write_json({"pipeline": pipeline, "config": dict(config),
+                                 "run": dict(settings or {"task_size": task_size}),
+                                 "task_size": task_size, "created": _now(), "attempts": [],
+                                 "tools": tool_versions()}, RUN_JSON)
+        pending = PendingTasks(self)
+        self.clear_partial(pending.task_ids(), pipeline)
         return pending
 
     def add_inputs(self, refs: list[dict[str, Any]], task_size: int) -> None:
@@ -305,9 +337,10 @@ class RunDir:
         return {n.rsplit("/", 1)[-1][:-5] for n in names
                 if n.endswith(".json") and TMP_MARK not in n}
 
-    def clear_partial(self, pending: Iterable[Task], pipeline: str) -> None:
-        """Remove temporary files and any shards of tasks about to be (re)done."""
-        pending_ids = {task.task_id for task in pending}
+    def clear_partial(self, pending: Iterable[Task | str], pipeline: str) -> None:
+        """Remove temporary files and any shards of tasks about to be (re)done (given as
+        Tasks or task ids)."""
+        pending_ids = {t.task_id if isinstance(t, Task) else t for t in pending}
         for name in self.fs.ls(self.root, detail=False):
             base = name.rsplit("/", 1)[-1]
             task = _task_of_shard(base, pipeline)
@@ -316,10 +349,18 @@ class RunDir:
         if self.exists(SUCCESS) and pending_ids:
             self.fs.rm(self.path(SUCCESS))
 
-    def record_attempt(self, kind: str, tasks: list[Task]) -> None:
+    def record_attempt(self, kind: str, tasks: Iterable[Task | str]) -> None:
+        """Note an attempt in run.json: its kind, start and tasks (Tasks or ids; only the
+        first `LISTED_TASKS` ids are listed, with the count, so run.json stays small)."""
+        listed: list[str] = []
+        count = 0
+        for task in tasks:
+            count += 1
+            if len(listed) < LISTED_TASKS:
+                listed.append(task.task_id if isinstance(task, Task) else task)
         info = self.info()
         info.setdefault("attempts", []).append(
-            {"kind": kind, "started": _now(), "tasks": [t.task_id for t in tasks]})
+            {"kind": kind, "started": _now(), "tasks": listed, "task_count": count})
         self.write_json(info, RUN_JSON)
 
     # -- per-task results (written by the Beam sink) -----------------------------------
@@ -350,7 +391,7 @@ class RunDir:
         manifest = self._assign_splits(manifest)
         outcomes = pa.concat_tables(outcome_tables or [OUTCOME_SCHEMA.empty_table()])
         outcomes = _supersede_retried(outcomes, manifest)
-        inputs = self._read_table(INPUTS)
+        inputs = self._read_table(INPUTS, columns=["input_id", "task"])  # refs not needed
         stats = compute_stats(inputs, manifest, outcomes)
         planned = set(inputs.column("task").to_pylist())
         # retry tasks (r<N>-t...) are done on top of the planned ones, not instead of them
@@ -393,7 +434,8 @@ class RunDir:
         if all_done:  # never mark complete a run that lost inputs (pipelines.core.completion)
             from pipelines.core.completion import accounting_problems
 
-            problems = accounting_problems(self._read_table(INPUTS), manifest, outcomes)
+            problems = accounting_problems(
+                self._read_table(INPUTS, columns=["input_id", "task"]), manifest, outcomes)
             if problems:
                 stats["accounting_problems"] = problems
         self.write_json(stats, STATS)
@@ -553,6 +595,66 @@ class RunDir:
         for index in self._indexes.values():
             index.close()
         self._indexes.clear()
+
+
+class PendingTasks:
+    """The tasks of a run not yet done, read from inputs.parquet a batch at a time.
+
+    ``len()`` is their number; iterating yields each `Task` (its refs parsed) in task
+    order, so a run of any size is handed to the task lists without holding its refs.
+    The done markers are read once, when this is made.
+    """
+
+    def __init__(self, run: RunDir, batch_rows: int = 65_536):
+        self.run, self.batch_rows = run, batch_rows
+        self.done = run.done_tasks()
+        self.inputs = 0
+        count, last, last_index = 0, None, -1
+        for task in self._tasks_column():
+            if task != last:
+                # rows of a task are contiguous (planned in order, crawled inputs appended)
+                index = _first_run_index(task)
+                if index is not None and index <= last_index:
+                    raise RunDirError(f"{run.url}: inputs of task {task} are not contiguous")
+                last, last_index = task, index if index is not None else last_index
+                count += task not in self.done
+            self.inputs += task not in self.done
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _tasks_column(self) -> Iterator[str]:
+        for batch in self.run._iter_batches(INPUTS, ["task"], self.batch_rows):
+            yield from batch.column("task").to_pylist()
+
+    def task_ids(self) -> Iterator[str]:
+        """The pending task ids, in order."""
+        last = None
+        for task in self._tasks_column():
+            if task != last and task not in self.done:
+                yield task
+            last = task
+
+    def __iter__(self) -> Iterator[Task]:
+        current: Task | None = None
+        for batch in self.run._iter_batches(INPUTS, ["task", "input_ref"], self.batch_rows):
+            for task, ref in zip(batch.column("task").to_pylist(),
+                                 batch.column("input_ref").to_pylist()):
+                if task in self.done:
+                    continue
+                if current is None or current.task_id != task:
+                    if current is not None:
+                        yield current
+                    current = Task(task, [])
+                current.input_refs.append(json.loads(ref))
+        if current is not None:
+            yield current
+
+
+def _first_run_index(task_id: str) -> int | None:
+    """The number of a first-run task ``t<N>`` (None for any other name)."""
+    return int(task_id[1:]) if task_id[:1] == "t" and task_id[1:].isdigit() else None
 
 
 class SampleReader:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 
@@ -108,7 +109,7 @@ class ExpandTaskFn(beam.DoFn):
         yield TaskEnd.of(task_id)
 
 
-def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Sequence[Task],
+def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Collection[Task],
                    stages: Sequence[StageFn], run_url: str, **bounds: Any) -> None:
     """Add the whole chain to `p` (kept fused from ExpandTask to WriteRun)."""
     records = (
@@ -122,15 +123,18 @@ def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Sequence[Task],
     _ = records | "WriteRun" >> WriteRun(run_url, pipeline, **bounds)
 
 
-def run_pipeline(pipeline: str, refs: list[dict[str, Any]],
+def run_pipeline(pipeline: str, refs: Iterable[dict[str, Any]],
                  config: Config | Mapping[str, Any] | None, out: str,
                  beam_args: Sequence[str] = (), task_size: int = 8, overwrite: bool = False,
-                 **bounds: Any) -> dict[str, Any]:
+                 drop_duplicates: bool = False, **bounds: Any) -> dict[str, Any]:
     """Check the settings, plan, run the pending tasks, finalize; returns the run's stats.
 
-    `config` is the pipeline's config (or a dict of its fields); `task_size` and the shard
-    `bounds` (``max_bytes``, ``max_count``) make its `RunSettings`. Every problem with
-    either raises one `ConfigError` before the run directory is touched.
+    `refs` may be a generator of any length: planning streams it (the driver holds a
+    bounded batch of refs, `RunDir.plan_pending`), and with `drop_duplicates` a ref whose
+    input id was already given is skipped rather than refused. `config` is the pipeline's
+    config (or a dict of its fields); `task_size` and the shard `bounds` (``max_bytes``,
+    ``max_count``) make its `RunSettings`. Every problem with either raises one
+    `ConfigError` before the run directory is touched.
     """
     settings = RunSettings(task_size=task_size, **bounds)
     try:
@@ -139,23 +143,24 @@ def run_pipeline(pipeline: str, refs: list[dict[str, Any]],
         raise ConfigError(exc.problems + settings.check()) from None
     validate_all(typed, settings)
     run = RunDir(out)
-    tasks = run.plan(pipeline, refs, typed.to_dict(), task_size=settings.task_size,
-                     overwrite=overwrite, settings=settings.to_dict())
-    if tasks:
-        log.info("%s: %d task(s) to run (%d inputs)", pipeline, len(tasks),
-                 sum(len(t.input_refs) for t in tasks))
-        run.record_attempt("run", tasks)
-        with task_progress(run.url, [t.task_id for t in tasks], label=pipeline):
-            execute(pipeline, tasks, typed, run.url, beam_args, settings)
+    pending = run.plan_pending(pipeline, refs, typed.to_dict(), task_size=settings.task_size,
+                               overwrite=overwrite, settings=settings.to_dict(),
+                               drop_duplicates=drop_duplicates)
+    if len(pending):
+        log.info("%s: %d task(s) to run (%d inputs)", pipeline, len(pending), pending.inputs)
+        run.record_attempt("run", pending.task_ids())
+        with task_progress(run.url, len(pending), label=pipeline):
+            execute(pipeline, pending, typed, run.url, beam_args, settings)
     else:
         log.info("%s: every task already done; finalizing", pipeline)
     return ensure_complete(run, run.finalize())
 
 
-def execute(pipeline: str, tasks: list[Task], config: Config, run_url: str,
+def execute(pipeline: str, tasks: Collection[Task], config: Config, run_url: str,
             beam_args: Sequence[str], settings: RunSettings) -> None:
     """Run `tasks` of `pipeline` on Beam into the run at `run_url` (no planning, no
-    finalizing: `run_pipeline` and `retry` do those)."""
+    finalizing: `run_pipeline` and `retry` do those). `tasks` is iterated once, to write
+    the task lists (a `PendingTasks` streams them)."""
     stages = load_stage_builder(pipeline)(config)
     options = beam_options(beam_args, len(tasks))  # runner aliases, engine defaults
     with beam.Pipeline(options=options) as p:

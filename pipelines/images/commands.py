@@ -13,12 +13,12 @@ from pipelines.core.cli_options import (
     run_settings,
 )
 from pipelines.core.config import validate_all
-from pipelines.core.inputs import expand_paths
+from pipelines.core.inputs import expand_paths, iter_paths
 from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import run_pipeline
 from pipelines.images.captions import attach_captions, caption_counts, read_caption_table
 from pipelines.images.config import ImagesConfig
-from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs
+from pipelines.images.pipeline import IMAGE_SUFFIXES, image_refs, iter_image_refs
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,16 @@ def images_config(args: argparse.Namespace) -> ImagesConfig:
 def images_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = images_config(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before reading inputs
-    paths = expand_paths(args.inputs, IMAGE_SUFFIXES)
-    refs = image_refs(paths)
     if config.captions:  # read once here; each caption travels in its image's input ref
+        refs = image_refs(expand_paths(args.inputs, IMAGE_SUFFIXES))
         matched = attach_captions(refs, read_caption_table(config.captions))
         log.info("caption table %s: captions for %d of %d images",
                  config.captions, matched, len(refs))
+    else:  # streamed into the planner: the driver never holds every input
+        refs = iter_image_refs(iter_paths(args.inputs, IMAGE_SUFFIXES))
     stats = run_pipeline("images", refs, config, args.out,
                          beam_args, task_size=settings.task_size, overwrite=args.overwrite,
+                         drop_duplicates=True,  # a file named by two arguments runs once
                          **settings.shard_bounds,
                          validation_fraction=settings.validation_fraction)
     # Captions dropped by the quality rule leave their image written, so the run's drop

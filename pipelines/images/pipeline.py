@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from apache_beam.metrics import Metrics
@@ -99,4 +99,10 @@ def build_stages(config: ImagesConfig | Mapping[str, Any]) -> list[StageFn]:
 
 def image_refs(paths: Iterable[str]) -> list[dict[str, Any]]:
     """One input ref per image file (a local path or any fsspec URL; nothing is read)."""
-    return [input_ref("images", p if "://" in p else f"file://{p}", path=p) for p in paths]
+    return list(iter_image_refs(paths))
+
+
+def iter_image_refs(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """`image_refs` one at a time, for a planner that streams millions of inputs."""
+    for p in paths:
+        yield input_ref("images", p if "://" in p else f"file://{p}", path=p)
