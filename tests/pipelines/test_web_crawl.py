@@ -117,7 +117,8 @@ def test_article_page_sample(crawled):
 
 def test_tall_page_is_cut_into_tiles(crawled):
     page = crawled["pages"]["/huge"]
-    tiles = [s for s in crawled["samples"] if s.lineage.get("derived_from") == page.key]
+    tiles = [s for s in crawled["samples"] if s.lineage.get("derived_from") == page.key
+             and s.meta["web"]["kind"] == "tile"]
     assert len(tiles) == 3 == len(page.meta["web"]["tiles"])  # capped by max_tiles
     for index, tile in enumerate(sorted(tiles, key=lambda t: t.meta["web"]["tile"])):
         with Image.open(io.BytesIO(tile.image)) as image:
@@ -193,9 +194,11 @@ def test_recycled_contexts_start_without_cookies(site):
     refs, _ = web_refs([site + "/cookie", site + "/cookie?again=1", site + "/articles/8"])
     fn = ScreenshotPagesFn({**RENDER, "concurrency": 1, "pages_per_context": 3})
     out = fn.run_local([seed_sample("web", ref, "t00000") for ref in refs])
-    texts = [s.text for s in out if s.meta["web"]["url"].startswith(site + "/cookie")]
+    texts = [s.text for s in out if s.meta["web"]["url"].startswith(site + "/cookie")
+             and s.meta["web"]["kind"] == "page"]
     assert len(texts) == 2 and all("cookie:[]" in t for t in texts)  # cleared in between
-    assert sum(1 for s in out if s.meta["web"]["render"]["pages_per_context"] == 3) == 3
+    assert sum(1 for s in out if s.meta["web"]["render"]["pages_per_context"] == 3
+               and s.meta["web"]["kind"] == "page") == 3
 
 
 def test_crawl_command(site, tmp_path, capsys):

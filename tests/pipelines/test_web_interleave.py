@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from pipelines.core.audit import audit_run
 from pipelines.core.run_dir import RunDir
-from pipelines.core.text import IMAGE_PLACEHOLDER
+from pipelines.core.text import IMAGE_PLACEHOLDER, text_layers
 from pipelines.web.pipeline import crawl
 from pipelines.web.testsite import paragraph, serve_site
 
@@ -131,6 +131,8 @@ def test_caption_pairs_from_figcaption_and_good_alt(crawled):
         path = next(p for p in PICTURES if pair.meta["web"]["src"].endswith(p))
         assert pixels(pair.image) == pixels(IMAGES[path][0])
         assert pair.extra_images == () and IMAGE_PLACEHOLDER not in pair.text
+        (layer,) = text_layers(pair)  # the caption is the pair's (paired-trust) text layer
+        assert (layer.origin, layer.trust, layer.text) == ("caption", "paired", pair.text)
     (page,) = crawled["kinds"][("/birds", "page")]
     captions = page.meta["web"]["captions"]
     assert captions["pairs"] == 2
@@ -218,6 +220,10 @@ def test_hf_datasets_loads_the_run(crawled):
     from pipelines.core.schema import hf_features
 
     urls = sorted(glob.glob(os.path.join(crawled["out"], "*.tar")))
+    # Plain inference reads every sample (a multi-image one keeps only the members the
+    # first samples had, see pipelines.core.schema); the schema's features read them all.
+    plain = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train")
+    assert plain.num_rows == len(crawled["samples"])
     members = ("png", "1.png", "2.png")
     loaded = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train",
                                    features=hf_features(members))
