@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import select
 import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Iterator
 
@@ -106,24 +108,104 @@ class IsolatedRenderer:
             self._kill()
             raise RendererFailure("renderer_crashed", f"renderer not accepting work: {exc}")
         doc_deadline = time.monotonic() + self.doc_timeout
-        while True:
-            deadline = min(doc_deadline, time.monotonic() + self.page_timeout)
+        answered = False
+        try:
+            while True:
+                deadline = min(doc_deadline, time.monotonic() + self.page_timeout)
+                try:
+                    message = _read_frame(self.proc.stdout.fileno(), deadline)
+                except TimeoutError:
+                    which = ("document" if deadline == doc_deadline else "page")
+                    limit = self.doc_timeout if which == "document" else self.page_timeout
+                    self._kill()
+                    raise RendererFailure("timeout", f"{path}: no result within the {which} "
+                                          f"time limit ({limit:g} s); renderer killed")
+                except EOFError:
+                    code = self.proc.wait()
+                    self._kill()
+                    raise RendererFailure("renderer_crashed",
+                                          f"{path}: renderer died ({_describe_exit(code)})")
+                answered = message[0] in ("end", "rejected")
+                # The time limits are the renderer's: time the caller spends on a message
+                # (or, for a `RenderJob`, waiting for its consumer) is not charged to it.
+                paused = time.monotonic()
+                yield message
+                doc_deadline += time.monotonic() - paused
+                if answered:
+                    return
+        finally:
+            # Abandoned mid-document (the caller stopped iterating): the child is still
+            # writing this document's messages, which the next request would read as its
+            # own. A fresh child is cheaper than draining them.
+            if not answered and self.proc is not None:
+                self._kill()
+
+
+class RenderJob:
+    """One document on one `IsolatedRenderer`, read by a background thread, so several
+    renderers work at once while the caller consumes one document's messages at a time.
+
+    The thread holds at most `buffer` messages (page images included): a consumer that
+    falls behind stops the thread, whose renderer then blocks on its pipe, so memory stays
+    bounded. `messages` yields what `IsolatedRenderer.render` would, in order, and raises
+    its `RendererFailure`; `close` ends the job, killing the child if the document was
+    not read to its end.
+    """
+
+    _END = object()
+
+    def __init__(self, renderer: IsolatedRenderer, path: str, pages: list[int] | None = None,
+                 buffer: int = 8):
+        self.renderer = renderer
+        self.queue: queue.Queue = queue.Queue(maxsize=buffer)
+        self.stopped = threading.Event()
+        self.answered = False
+        self.thread = threading.Thread(target=self._pump, args=(path, pages), daemon=True,
+                                       name="pdf-render-job")
+        self.thread.start()
+
+    def _pump(self, path: str, pages: list[int] | None) -> None:
+        stream = self.renderer.render(path, pages)
+        try:
+            for message in stream:
+                if not self._put(message):
+                    return  # closed early: leaving `stream` kills the child (see render)
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+        finally:
+            stream.close()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stopped.is_set():
             try:
-                message = _read_frame(self.proc.stdout.fileno(), deadline)
-            except TimeoutError:
-                which = ("document" if deadline == doc_deadline else "page")
-                limit = self.doc_timeout if which == "document" else self.page_timeout
-                self._kill()
-                raise RendererFailure("timeout", f"{path}: no result within the {which} "
-                                      f"time limit ({limit:g} s); renderer killed")
-            except EOFError:
-                code = self.proc.wait()
-                self._kill()
-                raise RendererFailure("renderer_crashed",
-                                      f"{path}: renderer died ({_describe_exit(code)})")
-            yield message
-            if message[0] in ("end", "rejected"):
-                return
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def messages(self) -> Iterator[tuple]:
+        """The document's messages, in the order the renderer sent them."""
+        while True:
+            item = self.queue.get()
+            if item is self._END or isinstance(item, BaseException):
+                self.answered = True  # the renderer finished (or was already killed)
+                if item is self._END:
+                    return
+                raise item
+            if item[0] in ("end", "rejected"):  # its last message: the child is idle
+                self.answered = True
+            yield item
+
+    def close(self) -> None:
+        """Stop the reader thread and wait for it (the renderer is free afterwards)."""
+        self.stopped.set()
+        proc = self.renderer.proc
+        if not self.answered and proc is not None:
+            # abandoned mid-document: unblock a thread waiting on the child's next page
+            proc.kill()
+        self.thread.join()
 
 
 def _describe_exit(code: int) -> str:
