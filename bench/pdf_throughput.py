@@ -5,9 +5,12 @@ worker count:
 
 - ``bare``: a multiprocessing pool of ``--workers`` processes; each opens a document and,
   for every page, renders the pixmap and encodes it as PNG. Nothing else.
-- ``pipeline``: ``vlforge pdf`` (`run_pipeline("pdf", ...)`: Beam DirectRunner, one
-  isolated renderer per worker, text/words/lines, drawings, perceptual hashes, shards,
-  manifest), in-process for 1 worker, ``--direct_running_mode=multi_processing`` above.
+- ``pipeline``: ``vlforge pdf`` (`run_pipeline("pdf", ...)`: Beam DirectRunner, isolated
+  renderer children, text/words/lines, drawings, perceptual hashes, shards, manifest).
+  ``--layouts`` says how it uses ``--workers`` N processes: ``renderers`` (the default):
+  the in-process DirectRunner keeping N documents in flight on N renderer children
+  (``renderers=N``); ``beam``: ``--direct_running_mode=multi_processing`` with N Beam SDK
+  worker processes of one renderer each (the layout measured before, issue 17).
   Post stages (OCR, charts, labels) off: they are benchmarked by their own scripts.
   Modes: ``full`` (markdown, figures, tables: the defaults), ``lean``
   (``--no-markdown --no-figures --no-tables``), and, to price each setting, ``no-markdown``,
@@ -19,14 +22,16 @@ Tail latency: every page sample records its renderer time (``render_s`` wall,
 CPU: on a shared machine, wall includes waiting for a core) and its slowest 5 pages with
 file and page number.
 
-Each measurement runs in a fresh child process; its wall time, CPU seconds (the whole
+Each measurement runs in a fresh child process (reading the run back for the page
+timings and the audit happens afterwards, in this process, unmeasured); its wall time, CPU seconds (the whole
 process tree, so a busy shared machine skews it less) and peak memory (sum of the RSS of
 the process tree, sampled every 0.1 s) are recorded. Memory is measured at 1x and 10x the
 input (10x = ten byte-distinct copies of each file, the near-duplicate filter off so every
 copy is really processed).
 
     .venv/bin/python bench/pdf_throughput.py [--inputs DIR] [--limit N] [--workers 1]
-        [--modes full,lean] [--memory-limit N] [--copies N] [--json]
+        [--modes full,lean] [--layouts renderers,beam] [--memory-limit N] [--copies N]
+        [--json]
 """
 
 from __future__ import annotations
@@ -90,21 +95,36 @@ def bare_loop(paths: list[str], workers: int, target: int) -> dict:
 
 
 def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
-                 near_duplicates: bool) -> dict:
-    from pipelines.core.audit import audit_run
-    from pipelines.core.run_dir import RunDir
+                 near_duplicates: bool, layout: str = "renderers") -> dict:
+    """Run the pipeline; returns its stats and the run directory (read by `analyse_run`
+    in the unmeasured parent, so reading every sample back is not counted as pipeline
+    cost)."""
     from pipelines.core.runner import run_pipeline
     from pipelines.pdf.pipeline import pdf_refs
 
     render = {"target": target, **MODES[mode]}
     config = {"render": render, "near_duplicate_bits": 10 if near_duplicates else -1,
               **NO_POST_STAGES}
-    beam = (["--runner=DirectRunner"] if workers == 1 else
-            ["--runner=DirectRunner", f"--direct_num_workers={workers}",
-             "--direct_running_mode=multi_processing"])
+    if layout == "renderers" or workers == 1:
+        # one in-process Beam worker keeping `workers` documents in flight on as many
+        # renderer children
+        beam = ["--runner=DirectRunner"]
+        config["renderers"] = workers
+    else:  # `workers` Beam SDK worker processes with one renderer child each
+        beam = ["--runner=DirectRunner", f"--direct_num_workers={workers}",
+                "--direct_running_mode=multi_processing"]
     out = os.path.join(tempfile.mkdtemp(prefix="pdf-bench-"), "run")
+    stats = run_pipeline("pdf", pdf_refs(paths), config, out, beam_args=beam, task_size=8)
+    return {"run_dir": out, "written": stats["written"], "derived": stats["derived"],
+            "dropped": stats["dropped"], "errors": stats["errors"]}
+
+
+def analyse_run(out: str) -> dict:
+    """Pages rendered, tail latency and the audit of a finished bench run (then removed)."""
+    from pipelines.core.audit import audit_run
+    from pipelines.core.run_dir import RunDir
+
     try:
-        stats = run_pipeline("pdf", pdf_refs(paths), config, out, beam_args=beam, task_size=8)
         # pages rendered = pages written + pages rendered and then filtered out
         run = RunDir(out)
         filtered = sum(1 for o in run.outcomes() if o.kind == "dropped"
@@ -113,10 +133,9 @@ def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
                     os.path.basename(s.meta["pdf"]["path"]), s.meta["pdf"]["page"])
                    for s in run.iter_samples(payloads=False)
                    if s.meta.get("pdf", {}).get("kind") == "page"]
-        return {"pages": stats["written"] + filtered, "written": stats["written"],
-                "page_seconds": tail_latency(timings),
-                "derived": stats["derived"], "dropped": stats["dropped"],
-                "errors": stats["errors"], "audit_ok": audit_run(out, verify_shards=False).ok}
+        written_pages = len(timings)
+        return {"pages": written_pages + filtered, "page_seconds": tail_latency(timings),
+                "audit_ok": audit_run(out, verify_shards=False).ok}
     finally:
         shutil.rmtree(os.path.dirname(out), ignore_errors=True)
 
@@ -167,6 +186,8 @@ def measure(spec: dict) -> dict:
     out, _ = proc.communicate()
     wall = time.perf_counter() - started
     result = json.loads(out.decode().strip().splitlines()[-1])
+    if "run_dir" in result:  # read back here, outside the measured process tree
+        result.update(analyse_run(result.pop("run_dir")))
     usage = result.pop("_rusage_children_cpu", 0.0)
     cpu = max(usage, sum(cpu_seen.values()))
     return {**result, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
@@ -182,7 +203,7 @@ def child_main(spec: dict) -> None:
         result = bare_loop(spec["paths"], spec["workers"], spec["target"])
     else:
         result = pipeline_run(spec["paths"], spec["workers"], spec["target"], spec["mode"],
-                              spec["near_duplicates"])
+                              spec["near_duplicates"], spec.get("layout", "renderers"))
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["_rusage_children_cpu"] = (own.ru_utime + own.ru_stime + kids.ru_utime
@@ -226,6 +247,10 @@ def replicate(paths: list[str], copies: int, directory: str) -> list[str]:
     return out
 
 
+def _row_name(mode: str, layout: str, layouts: list[str]) -> str:
+    return f"pipeline_{mode}" + (f" [{layout}]" if len(layouts) > 1 else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--inputs", default=DEFAULT_INPUTS, help="directory of documents")
@@ -236,6 +261,11 @@ def main() -> int:
                         help="byte-distinct copies of the inputs for the throughput runs, so "
                              "fixed start-up costs (Beam, interpreters) are amortised")
     parser.add_argument("--modes", default="full,lean", help="pipeline modes to measure")
+    parser.add_argument("--layouts", default="renderers",
+                        help="how the pipeline uses --workers processes, comma-separated: "
+                             "'renderers' (one in-process Beam worker, N renderer children; "
+                             "the default) and/or 'beam' (N Beam SDK worker processes with "
+                             "one renderer each, the layout measured before)")
     parser.add_argument("--memory-limit", type=int, default=20,
                         help="documents in the 1x/10x memory comparison (default 20)")
     parser.add_argument("--skip-memory", action="store_true")
@@ -254,15 +284,17 @@ def main() -> int:
     inputs = replicate(paths, args.copies, copies_dir) if args.copies > 1 else paths
     bare = measure({"kind": "bare", "paths": inputs, **base})
     report["bare"] = bare
-    for mode in args.modes.split(","):
+    layouts = args.layouts.split(",")
+    runs = [(mode, layout) for layout in layouts for mode in args.modes.split(",")]
+    for mode, layout in runs:
         # near-duplicate filter off: copies would otherwise be dropped (still rendered, but
         # then not written), making the two sides do different work
-        run = measure({"kind": "pipeline", "paths": inputs, "mode": mode,
+        run = measure({"kind": "pipeline", "paths": inputs, "mode": mode, "layout": layout,
                        "near_duplicates": args.copies == 1, **base})
         run["ratio_pages_per_s"] = round(run["pages_per_s"] / bare["pages_per_s"], 3)
         run["ratio_cpu_per_page"] = round(run["cpu_s_per_page"] / bare["cpu_s_per_page"], 3)
         run["ratio_peak_rss"] = round(run["peak_rss_mb"] / bare["peak_rss_mb"], 3)
-        report[f"pipeline_{mode}"] = run
+        report[_row_name(mode, layout, layouts)] = run
     shutil.rmtree(copies_dir, ignore_errors=True)
     if not args.skip_memory:
         with tempfile.TemporaryDirectory(prefix="pdf-bench-10x-") as tmp:
@@ -271,21 +303,24 @@ def main() -> int:
             for scale in (1, 10):
                 files = replicate(small, scale, os.path.join(tmp, f"x{scale}"))
                 memory[f"{scale}x"] = measure({"kind": "pipeline", "paths": files, "mode": "full",
-                                               "near_duplicates": False, **base})
+                                               "layout": layouts[0], "near_duplicates": False,
+                                               **base})
             memory["ratio_peak_10x_over_1x"] = round(
                 memory["10x"]["peak_rss_mb"] / memory["1x"]["peak_rss_mb"], 3)
             report["memory"] = memory
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{report['documents']} documents, {args.workers} worker(s), long side {args.target} px")
+    print(f"{report['documents']} documents, {args.workers} worker(s), long side {args.target} px"
+          f", pipeline layout(s): {args.layouts}")
     load = os.getloadavg()[0]
     print(f"load average {load:.1f} on {os.cpu_count()} CPUs (shared machine: compare rows of "
           f"one run; CPU s/page is the steadier figure)")
     print(f"{'run':22s} {'pages':>6s} {'wall s':>8s} {'pages/s':>8s} {'x bare':>7s} "
           f"{'cpu s/page':>11s} {'x bare':>7s} {'peak MB':>8s} {'x bare':>7s}")
-    rows = [("bare PyMuPDF", bare)] + [(f"pipeline {m}", report[f"pipeline_{m}"])
-                                       for m in args.modes.split(",")]
+    rows = [("bare PyMuPDF", bare)] + [
+        (_row_name(m, lay, layouts).replace("_", " ", 1), report[_row_name(m, lay, layouts)])
+        for m, lay in runs]
     for name, row in rows:
         print(f"{name:22s} {row['pages']:6d} {row['wall_s']:8.2f} {row['pages_per_s']:8.2f} "
               f"{row.get('ratio_pages_per_s', 1.0):7.3f} {row['cpu_s_per_page']:11.4f} "
@@ -303,7 +338,7 @@ def main() -> int:
         print(f"slowest 5, {name}: {slow}")
     if "memory" in report:
         m = report["memory"]
-        print(f"memory (pipeline full, {len(paths[:args.memory_limit])} docs): "
+        print(f"memory (pipeline full [{layouts[0]}], {len(paths[:args.memory_limit])} docs): "
               f"1x {m['1x']['pages']} pages peak {m['1x']['peak_rss_mb']} MB; "
               f"10x {m['10x']['pages']} pages peak {m['10x']['peak_rss_mb']} MB; "
               f"ratio 10x/1x = {m['ratio_peak_10x_over_1x']}")
