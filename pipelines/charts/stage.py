@@ -75,6 +75,8 @@ def _worth_raster(sample: Sample) -> bool:
     pdf = sample.meta.get("pdf")
     if pdf and pdf.get("kind") == "page" and not pdf.get("needs_ocr"):
         return False
+    if pdf and pdf.get("kind") in ("interleaved", "caption"):
+        return False  # made of the page's figure crops, each read as its figure sample
     return "web" not in sample.meta or sample.meta["web"].get("kind") == "image"
 
 

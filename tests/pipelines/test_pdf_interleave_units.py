@@ -136,3 +136,14 @@ def test_flags_reach_the_settings_and_bad_values_are_named():
     problems = " ".join(bad.problems())
     for name in ("max_document_images", "min_figure_side", "max_chapter_pages"):
         assert f"render.{name} must be >= 1" in problems
+
+
+def test_the_chart_stage_reads_figures_not_their_documents_and_pairs():
+    from pipelines.charts.stage import _worth_raster
+    from pipelines.core.sample import Sample
+
+    def sample(kind):
+        return Sample.create("pdf", f"x&{kind}=0", image=b"png", meta={"pdf": {"kind": kind}})
+
+    assert _worth_raster(sample("figure"))
+    assert not _worth_raster(sample("interleaved")) and not _worth_raster(sample("caption"))
