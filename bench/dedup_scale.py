@@ -1,6 +1,8 @@
-"""De-duplication at scale: samples/s, peak memory, and recall/precision of planted duplicates.
+"""De-duplication at scale: samples/s, peak memory per process, CPU-seconds, and
+recall / false matches of planted duplicates.
 
-    .venv/bin/python bench/dedup_scale.py [--sizes 10000 100000] [--runner-args ...]
+    .venv/bin/python bench/dedup_scale.py [--sizes 10000 100000 1000000]
+        [--runner direct|multi|dask] [--workers 2]
 
 For each size N it writes two synthetic finished runs of N/2 manifest rows each (no shards:
 dedup reads manifests only) with random signatures, and plants duplicates:
@@ -11,33 +13,41 @@ dedup reads manifests only) with random signatures, and plants duplicates:
 * 1% near-duplicate images (a photo's perceptual hash with 2 of 64 bits flipped, no text),
 * and "distinct" rows whose signatures share nothing.
 
-It then runs `vlforge dedup` in-process (DirectRunner unless --runner-args say otherwise)
-and prints rows/s, CPU-seconds per 1k rows, the peak RSS of this process and its children
-(the same baseline for every size, side by side), and recall/precision of the planted
-near duplicates.
+Each size is measured in a fresh process (the runs are written by another one first), so
+one size's high-water mark never leaks into the next: `vlforge dedup`'s pipeline runs in
+that process on the DirectRunner (``direct``), on the DirectRunner with worker processes
+(``multi``: ``--direct_running_mode=multi_processing``) or on Beam's Dask runner against a
+local ``dask scheduler`` + ``dask worker`` started for the size (``dask``). A sampler reads
+the RSS of every process of the tree (the driver, its children, the Dask cluster) every
+0.1 s and reports the peak of the driver, of the largest single worker process, and of
+the whole tree at once; CPU-seconds are summed over the same processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
-import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from pipelines.core.run_dir import RunDir  # noqa: E402
-from pipelines.core.runner import input_ref  # noqa: E402
-from pipelines.core.signatures import NUM_PERM  # noqa: E402
-from pipelines.dedup.pipeline import run_dedup  # noqa: E402
+from pipelines.core.run_dir import RunDir
+from pipelines.core.runner import input_ref
+from pipelines.core.signatures import NUM_PERM
 
 TASK_ROWS = 5000
+DIRECT_MULTI = ["--direct_running_mode=multi_processing"]
 
 
 def random_signature(rng: np.random.Generator) -> np.ndarray:
@@ -114,44 +124,137 @@ def write_run(url: str, rows: list[dict]) -> None:
     run.finalize()
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
+def prepare(size: int, tmp: str) -> None:
+    """Write the two runs of one size and the planted duplicates (planted.json)."""
+    runs, planted = synthetic_rows(size, seed=size)
+    for index, rows in enumerate(runs):
+        write_run(os.path.join(tmp, f"run{index}"), rows)
+    Path(tmp, "planted.json").write_text(json.dumps(
+        {"planted": planted, "rows": sum(len(r) for r in runs)}))
+
+
+def dedup(tmp: str, beam_args: list[str]) -> None:
+    """Run `vlforge dedup` on the two runs of `tmp` (this process is the measured driver)."""
+    from pipelines.dedup.pipeline import run_dedup
+
+    began = time.perf_counter()
+    run_dedup([os.path.join(tmp, "run0"), os.path.join(tmp, "run1")],
+              os.path.join(tmp, "dedup"), beam_args=beam_args)
+    Path(tmp, "wall.json").write_text(json.dumps(time.perf_counter() - began))
+
+
+class TreeSampler(threading.Thread):
+    """Samples RSS and CPU time of the processes below this one every `interval` s."""
+
+    def __init__(self, driver: psutil.Process, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.driver, self.interval = driver, interval
+        self.me = psutil.Process()
+        self.stop = threading.Event()
+        self.driver_peak = self.worker_peak = self.tree_peak = 0
+        self.cpu: dict[int, float] = {}  # last CPU-seconds seen per process
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total = 0
+            for proc in self.me.children(recursive=True):
+                try:
+                    rss = proc.memory_info().rss
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                self.cpu[proc.pid] = times.user + times.system
+                total += rss
+                if proc.pid == self.driver.pid:
+                    self.driver_peak = max(self.driver_peak, rss)
+                else:
+                    self.worker_peak = max(self.worker_peak, rss)
+            self.tree_peak = max(self.tree_peak, total)
+            self.stop.wait(self.interval)
+
+
+def measure(size: int, runner: str, workers: int) -> dict:
+    """One size: write the runs, then run and sample dedup in fresh processes."""
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        me = [sys.executable, str(Path(__file__).resolve())]
+        subprocess.run([*me, "--prepare", str(size), tmp], check=True)
+        cluster, beam_args = [], []
+        if runner == "multi":
+            beam_args = [*DIRECT_MULTI, f"--direct_num_workers={workers}"]
+        elif runner == "dask":
+            from tests.servers import start_dask_cluster
+
+            cluster, address = start_dask_cluster(Path(tmp, "dask"), workers)
+            beam_args = ["--runner=DaskRunner", f"--dask_client_address={address}"]
+        try:
+            sampler = TreeSampler(psutil.Process())
+            cpu_before = {p.pid: sum(p.cpu_times()[:2])
+                          for p in psutil.Process().children(recursive=True)}
+            driver = subprocess.Popen([*me, "--dedup", tmp, "--", *beam_args])
+            sampler.driver = psutil.Process(driver.pid)
+            sampler.start()
+            if driver.wait() != 0:
+                raise SystemExit(f"dedup failed at {size} rows")
+            sampler.stop.set()
+            sampler.join()
+            cpu = sum(v - cpu_before.get(pid, 0.0) for pid, v in sampler.cpu.items())
+        finally:
+            for server in reversed(cluster):
+                server.stop()
+        info = json.loads(Path(tmp, "planted.json").read_text())
+        wall = json.loads(Path(tmp, "wall.json").read_text())
+        urls = [os.path.join(tmp, f"run{i}") for i in range(2)]
+        found = {f"{r['key']}@{urls.index(r['run'])}": r["reason"]
+                 for url in urls for r in RunDir(url).read_side_table("dedup_removed.parquet")}
+    planted, rows = info["planted"], info["rows"]
+    near_planted = {k for k, v in planted.items() if v.startswith("near")}
+    near_found = {k for k, v in found.items() if v.startswith("near")}
+    exact = {k for k, v in planted.items() if v == "same_source"}
+    return {"rows": rows, "wall_s": wall, "rows_per_s": rows / wall, "cpu_s": cpu,
+            "driver_peak_mb": sampler.driver_peak / 2**20,
+            "worker_peak_mb": sampler.worker_peak / 2**20,
+            "tree_peak_mb": sampler.tree_peak / 2**20,
+            "near_recall": len(near_planted & near_found) / max(1, len(near_planted)),
+            # distinct rows wrongly removed as near duplicates, over the rows that are not
+            # planted near copies
+            "false_match_rate": len(near_found - near_planted) / max(1, rows - len(near_planted)),
+            "exact_found": f"{len(exact & set(found))}/{len(exact)}",
+            "removed": len(found)}
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--prepare":
+        prepare(int(sys.argv[2]), sys.argv[3])
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--dedup":
+        dedup(sys.argv[2], sys.argv[4:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--runner-args", nargs="*", default=[],
-                        help="Beam flags, e.g. --runner=DaskRunner --dask_client_address=...")
+    parser.add_argument("--runner", choices=("direct", "multi", "dask"), default="direct")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes (multi, dask)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per size")
     args = parser.parse_args()
-    print(f"{'rows':>9} {'rows/s':>9} {'CPU-s/1k rows':>14} {'peak RSS MB':>12} "
-          f"{'near recall':>12} {'near precision':>15} {'exact found':>12}")
+    print(f"runner: {args.runner}" + (f", {args.workers} workers" if args.runner != "direct"
+                                     else ""), flush=True)
+    header = (f"{'rows':>9} {'rows/s':>8} {'CPU-s':>8} {'driver MB':>10} {'worker MB':>10} "
+              f"{'tree MB':>8} {'near recall':>11} {'false match':>11} {'exact':>13}")
+    if not args.json:
+        print(header, flush=True)
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            runs, planted = synthetic_rows(size, seed=size)
-            urls = [os.path.join(tmp, f"run{i}") for i in range(2)]
-            for url, rows in zip(urls, runs):
-                write_run(url, rows)
-            cpu0 = time.process_time() + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
-            began = time.perf_counter()
-            run_dedup(urls, os.path.join(tmp, "dedup"), beam_args=args.runner_args)
-            wall = time.perf_counter() - began
-            cpu = time.process_time() + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - cpu0
-            found = {f"{r['key']}@{urls.index(r['run'])}": r["reason"]
-                     for url in urls for r in RunDir(url).read_side_table("dedup_removed.parquet")}
-            near_planted = {k for k, v in planted.items() if v.startswith("near")}
-            near_found = {k for k, v in found.items() if v.startswith("near")}
-            recall = len(near_planted & near_found) / max(1, len(near_planted))
-            precision = len(near_planted & near_found) / max(1, len(near_found))
-            exact = {k for k, v in planted.items() if v == "same_source"}
-            total = sum(len(r) for r in runs)
-            print(f"{total:>9} {total / wall:>9.0f} {cpu / total * 1000:>14.2f} "
-                  f"{peak_rss_mb():>12.0f} {recall:>12.3f} {precision:>15.3f} "
-                  f"{len(exact & set(found)):>5}/{len(exact):<6}")
-    print("peak RSS is the process high-water mark so far (it only grows across sizes).")
+        r = measure(size, args.runner, args.workers)
+        if args.json:
+            print(json.dumps(r), flush=True)
+            continue
+        print(f"{r['rows']:>9} {r['rows_per_s']:>8.0f} {r['cpu_s']:>8.1f} "
+              f"{r['driver_peak_mb']:>10.0f} {r['worker_peak_mb']:>10.0f} "
+              f"{r['tree_peak_mb']:>8.0f} {r['near_recall']:>11.3f} "
+              f"{r['false_match_rate']:>11.5f} {r['exact_found']:>13}", flush=True)
+    print("driver = the process running the pipeline (DirectRunner: the runner with its "
+          "in-memory shuffle); worker = the largest other process (SDK worker, Dask worker); "
+          "tree = all at once.")
     return 0
 
 

@@ -66,6 +66,9 @@ STATS = "stats.json"
 TASKS = "tasks"
 # Files of the contract itself: side files (labels, reports) may not take these names.
 RESERVED = {SUCCESS, RUN_JSON, INPUTS, MANIFEST, OUTCOMES, STATS, TASKS}
+# Parquet row groups of this many rows: a worker can read one slice of a big manifest
+# (`iter_manifest_rows(start=, stop=)`) without decoding the rest of the file.
+ROW_GROUP_ROWS = 65_536
 DEDUP_REMOVED = "dedup_removed.parquet"  # side table: samples readers skip (vlforge dedup)
 OPEN_SHARDS = 4  # shard files a RunDir keeps open for `read_sample` (LRU)
 KEPT_INDEXES = 64  # shard header indexes it keeps (offsets only; reopening is cheap)
@@ -209,7 +212,7 @@ class RunDir:
         table = pa.Table.from_pylist(rows, schema=schema)
         tmp = self.path(*parts[:-1], f"{TMP_MARK}{parts[-1]}")
         with self.fs.open(tmp, "wb") as handle:
-            pq.write_table(table, handle)
+            pq.write_table(table, handle, row_group_size=ROW_GROUP_ROWS)
         self.fs.mv(tmp, self.path(*parts))
 
     def _write_batches(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
@@ -485,20 +488,42 @@ class RunDir:
         split existed reads with every sample in ``train``."""
         return _with_split_columns(self._read_table(MANIFEST))
 
-    def iter_manifest_rows(self, columns: Sequence[str],
-                           batch_rows: int = 65_536) -> Iterator[dict[str, Any]]:
+    def manifest_num_rows(self) -> int:
+        """Rows in the manifest, from its footer alone (no row is decoded)."""
+        with self.fs.open(self.path(MANIFEST), "rb") as handle:
+            return pq.ParquetFile(handle, pre_buffer=False).metadata.num_rows
+
+    def iter_manifest_rows(self, columns: Sequence[str], batch_rows: int = 65_536,
+                           start: int = 0, stop: int | None = None
+                           ) -> Iterator[dict[str, Any]]:
         """The manifest's rows (only `columns`), streamed a record batch at a time, so a
-        worker's memory stays flat however many samples the run holds. Columns an older
-        run lacks read as empty values."""
+        worker's memory stays flat however many samples the run holds; with `start` /
+        `stop` only that range of rows, decoding only the row groups it overlaps (workers
+        each read a slice). Columns an older run lacks read as empty values."""
         with self.fs.open(self.path(MANIFEST), "rb") as handle:
             manifest = pq.ParquetFile(handle, pre_buffer=False)
             present = set(manifest.schema_arrow.names)
             wanted = [c for c in columns if c in present]
             missing = {c: (b"" if MANIFEST_SCHEMA.field(c).type == pa.binary() else "")
                        for c in columns if c not in present}
-            for batch in manifest.iter_batches(batch_size=batch_rows, columns=wanted,
-                                               use_threads=False):
-                for row in batch.to_pylist():
+            stop = manifest.metadata.num_rows if stop is None else stop
+            groups, position, first = [], 0, None
+            for index in range(manifest.num_row_groups):
+                size = manifest.metadata.row_group(index).num_rows
+                if position < stop and position + size > start:
+                    groups.append(index)
+                    first = position if first is None else first
+                position += size
+            if not groups:
+                return
+            position = first
+            for batch in manifest.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                               columns=wanted, use_threads=False):
+                low, high = max(start - position, 0), min(stop - position, batch.num_rows)
+                position += batch.num_rows
+                if low >= high:
+                    continue
+                for row in batch.slice(low, high - low).to_pylist():
                     row.update(missing)
                     yield row
 

@@ -25,24 +25,31 @@ runs, counts per reason and source), then ``_SUCCESS``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from pipelines.core.run_dir import DEDUP_REMOVED, RunDir
-from pipelines.core.signatures import (minhash_bands, minhash_similarity, phash_chunks,
-                                       phash_distance)
+from pipelines.core.signatures import (
+    minhash_bands,
+    minhash_similarity,
+    phash_chunks,
+    phash_distance,
+)
 from pipelines.dedup.config import DedupConfig
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "dedup.json"
-EXACT_REASONS = ("same_source", "same_image", "same_text")
-REASON_ORDER = {r: i for i, r in enumerate(EXACT_REASONS + ("near_text", "near_image"))}
+REASONS = ("same_source", "same_image", "same_text", "near_text", "near_image")
+EXACT_REASONS = REASONS[:3]
+REASON_ORDER = {r: i for i, r in enumerate(REASONS)}
 COLUMNS = ("key", "source", "text_chars", "image_sha256", "text_hash", "text_minhash",
            "image_phash")
 REMOVAL_SCHEMA = pa.schema([
@@ -50,60 +57,170 @@ REMOVAL_SCHEMA = pa.schema([
     ("kept_run", pa.string()), ("kept_key", pa.string()), ("reason", pa.string()),
     ("similarity", pa.float64()),
 ])
+SLICE_ROWS = 65_536  # manifest rows one read element covers (= RunDir's row groups)
+ROW_BITS = 40        # a row id is (run position << ROW_BITS) | row number in its manifest
 
-# A member of a bucket: (run position, key, source, minhash signature, phash, text hash);
-# tuples keep the shuffle cheap to encode.
+# A member of a near bucket, verified there: (run position, key, source, minhash
+# signature, phash, text hash). Only near buckets with two or more row ids get these:
+# the shuffles before carry a 17-byte bucket key and an int per band.
 Member = tuple[int, str, str, bytes, str, str]
+# A member of an exact bucket: (run position, key, source).
+Entry = tuple[int, str, str]
 
 
-def read_rows(indexed_run: tuple[int, str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Every manifest row of one run, streamed (the run's position travels along)."""
-    index, url = indexed_run
-    for row in RunDir(url).require_complete().iter_manifest_rows(COLUMNS):
-        yield index, row
+def manifest_slices(runs: Sequence[str], rows: int = SLICE_ROWS
+                    ) -> list[tuple[int, int, int]]:
+    """(run position, first row, end row) ranges covering every run's manifest, so the
+    reading spreads over workers and no element stands for a whole manifest."""
+    slices = []
+    for index, url in enumerate(runs):
+        total = RunDir(url).manifest_num_rows()
+        slices.extend((index, start, min(start + rows, total))
+                      for start in range(0, total, rows))
+    return slices
 
 
-def buckets(item: tuple[int, dict[str, Any]], config: DedupConfig
-            ) -> Iterator[tuple[tuple[str, str], Member]]:
-    """The buckets one sample belongs to: one per exact identity, band and hash chunk."""
-    index, row = item
+def read_rows(piece: tuple[int, int, int], runs: Sequence[str]
+              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The manifest rows of one slice, streamed, each with its row id."""
+    index, start, stop = piece
+    rows = RunDir(runs[index]).require_complete().iter_manifest_rows(COLUMNS, start=start,
+                                                                     stop=stop)
+    for number, row in enumerate(rows, start):
+        yield (index << ROW_BITS) | number, row
+
+
+def bucket_key(reason: str, bucket: str) -> bytes:
+    """A bucket's shuffle key: the reason's code, then 16 bytes of hash (collisions are
+    out of reach: 2**-128 per pair)."""
+    digest = hashlib.blake2b(bucket.encode("utf-8"), digest_size=16).digest()
+    return bytes((REASON_ORDER[reason],)) + digest
+
+
+def bucket_reason(key: bytes) -> str:
+    return REASONS[key[0]]
+
+
+def row_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str, str]]:
+    """The (reason, bucket) pairs one sample belongs to: one per exact identity, band and
+    hash chunk."""
+    yield from exact_buckets(row, config)
+    yield from near_buckets(row, config)
+
+
+def exact_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str, str]]:
+    """The sample's exact identities: its key, image checksum and normalised text hash."""
     source = row["source"] or ""
-    member: Member = (index, row["key"], source, row["text_minhash"] or b"",
-                      row["image_phash"] or "", row["text_hash"] or "")
-    yield ("same_source", row["key"]), member
+    yield "same_source", row["key"]
     # Content buckets are per source: an SFT conversation about a page shares the page's
     # image (and often its text) and is a different sample, not a copy of it.
     if row["image_sha256"]:
-        yield ("same_image", f"{source}|{row['image_sha256']}"), member
+        yield "same_image", f"{source}|{row['image_sha256']}"
+    if (row["text_chars"] or 0) >= config.min_text_chars and row["text_hash"]:
+        yield "same_text", f"{source}|{row['text_hash']}"
+
+
+def near_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str, str]]:
+    """The sample's MinHash bands (enough text) or perceptual-hash chunks (little text)."""
+    source = row["source"] or ""
     if (row["text_chars"] or 0) >= config.min_text_chars:
-        if row["text_hash"]:
-            yield ("same_text", f"{source}|{row['text_hash']}"), member
-        for band, value in enumerate(minhash_bands(member[3], config.text_bands)):
-            yield ("near_text", f"{source}|{band}:{value}"), member
+        for band, value in enumerate(minhash_bands(row["text_minhash"] or b"",
+                                                   config.text_bands)):
+            yield "near_text", f"{source}|{band}:{value}"
     else:
         # Perceptual hashes see layout, not words: two text pages set alike hash alike.
         # Only samples whose text says little (photos, figures, scans) are compared by it.
-        for chunk, value in enumerate(phash_chunks(member[4], config.image_distance + 1)):
-            yield ("near_image", f"{source}|{chunk}:{value}"), member
+        for chunk, value in enumerate(phash_chunks(row["image_phash"] or "",
+                                                   config.image_distance + 1)):
+            yield "near_image", f"{source}|{chunk}:{value}"
+
+
+def exact_entries(item: tuple[int, dict[str, Any]], config: DedupConfig
+                  ) -> Iterator[tuple[bytes, Entry]]:
+    """A manifest row → (exact bucket, (run position, key, source)) per exact identity."""
+    row_id, row = item
+    entry: Entry = (row_id >> ROW_BITS, row["key"], row["source"] or "")
+    for reason, bucket in exact_buckets(row, config):
+        yield bucket_key(reason, bucket), entry
+
+
+def near_ids(item: tuple[int, dict[str, Any]], config: DedupConfig
+             ) -> Iterator[tuple[bytes, int]]:
+    """A manifest row → (near bucket, row id) per band or hash chunk: the signature itself
+    stays behind and joins only the buckets that turn out to be shared."""
+    row_id, row = item
+    for reason, bucket in near_buckets(row, config):
+        yield bucket_key(reason, bucket), row_id
+
+
+def near_signature(item: tuple[int, dict[str, Any]], config: DedupConfig
+                   ) -> Iterator[tuple[int, Member]]:
+    """A manifest row in any near bucket → (row id, member with its signatures)."""
+    row_id, row = item
+    if (row["text_chars"] or 0) >= config.min_text_chars:
+        near = bool(row["text_minhash"])
+    else:
+        near = bool(row["image_phash"])
+    if near:
+        yield row_id, (row_id >> ROW_BITS, row["key"], row["source"] or "",
+                       row["text_minhash"] or b"", row["image_phash"] or "",
+                       row["text_hash"] or "")
+
+
+def match_exact(item: tuple[bytes, Iterable[Entry]]
+                ) -> Iterator[tuple[tuple[int, str], tuple]]:
+    """In one exact bucket, every member but the earliest (run, key) is its duplicate.
+
+    Two passes over the grouped values and nothing kept but the earliest: a bucket of a
+    million copies costs no more memory than one of two (on runners that page groups)."""
+    key, entries = item
+    reason = bucket_reason(key)
+    first = None
+    for entry in entries:
+        if first is None or entry[:2] < first[:2]:
+            first = entry
+    for entry in entries:
+        if entry[:2] != first[:2]:
+            yield (entry[0], entry[1]), (reason, first[0], first[1], 1.0, entry[2])
+
+
+def shared_ids(item: tuple[bytes, Iterable[int]]) -> Iterator[tuple[int, bytes]]:
+    """A near bucket holding two or more rows → (row id, bucket) for each; singleton
+    buckets (nearly all of them) end here, before any signature is shuffled."""
+    key, ids = item
+    first = None
+    for row_id in ids:
+        if first is None:
+            first = row_id
+        elif row_id != first:
+            break
+    else:
+        return
+    for row_id in ids:
+        yield row_id, key
+
+
+def attach_signature(item: tuple[int, dict[str, list]]) -> Iterator[tuple[bytes, Member]]:
+    """Row id joined with its signature → (near bucket, member) for each shared bucket."""
+    _, joined = item
+    for member in joined["signature"]:
+        for key in joined["buckets"]:
+            yield key, member
 
 
 class MatchBucketFn(beam.DoFn):
-    """Within one bucket, each member that duplicates an earlier member → one match."""
+    """Within one near bucket, each member that duplicates an earlier member → one match."""
 
     def __init__(self, config: DedupConfig):
         self.config = config
         self.capped = Metrics.counter("dedup", "bucket_comparisons_capped")
 
-    def process(self, item: tuple[tuple[str, str], Iterable[Member]]
+    def process(self, item: tuple[bytes, Iterable[Member]]
                 ) -> Iterator[tuple[tuple[int, str], tuple]]:
-        (reason, _), members = item
+        key, members = item
+        reason = bucket_reason(key)
         ordered = sorted(set(members), key=lambda m: (m[0], m[1]))
         if len(ordered) < 2:
-            return
-        if reason in EXACT_REASONS:
-            first = ordered[0]
-            for member in ordered[1:]:
-                yield (member[0], member[1]), (reason, first[0], first[1], 1.0, member[2])
             return
         limit = self.config.max_bucket
         for j in range(1, len(ordered)):
@@ -181,16 +298,36 @@ def write_summary(item: tuple[str, Iterable[dict[str, Any]]], runs: Sequence[str
     return summary
 
 
-def build_dedup(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig) -> None:
-    """The de-duplication graph: rows → buckets → matches → one removal per sample →
-    per-run writes → summary (each arrow a keyed shuffle or a ParDo)."""
+def build_dedup(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
+                slices: Sequence[tuple[int, int, int]] | None = None) -> None:
+    """The de-duplication graph, each arrow a keyed shuffle or a ParDo:
+
+    manifest slices → rows → exact buckets (run, key) → earliest wins → removals
+                           → near buckets (row ids) → shared ones ⋈ signatures by row id
+                             → near buckets (members) → verified matches → removals
+    removals → one per removed sample → per-run writes → summary.
+    """
     runs = list(runs)
-    rows = (p | "Runs" >> beam.Create(list(enumerate(runs)))
-            | "ReadManifests" >> beam.FlatMap(read_rows))
-    removals = (rows
-                | "Buckets" >> beam.FlatMap(buckets, config)
-                | "GroupBuckets" >> beam.GroupByKey()
-                | "MatchInBuckets" >> beam.ParDo(MatchBucketFn(config))
+    slices = manifest_slices(runs) if slices is None else list(slices)
+    rows = (p | "Slices" >> beam.Create(slices)
+            | "ReadManifests" >> beam.FlatMap(read_rows, runs))
+    # Three plain FlatMaps, not one multi-output ParDo: Beam's Dask runner merges the
+    # tagged outputs of a ParDo into one collection.
+    exact = (rows
+             | "ExactBuckets" >> beam.FlatMap(exact_entries, config)
+             | "GroupExact" >> beam.GroupByKey()
+             | "MatchExact" >> beam.FlatMap(match_exact))
+    shared = (rows
+              | "NearBuckets" >> beam.FlatMap(near_ids, config)
+              | "GroupNearIds" >> beam.GroupByKey()
+              | "SharedBuckets" >> beam.FlatMap(shared_ids))
+    signatures = rows | "Signatures" >> beam.FlatMap(near_signature, config)
+    near = ({"signature": signatures, "buckets": shared}
+            | "JoinSignatures" >> beam.CoGroupByKey()
+            | "AttachSignatures" >> beam.FlatMap(attach_signature)
+            | "GroupNear" >> beam.GroupByKey()
+            | "MatchNear" >> beam.ParDo(MatchBucketFn(config)))
+    removals = ((exact, near) | "Matches" >> beam.Flatten()
                 | "GroupRemoved" >> beam.GroupByKey()
                 | "PickKept" >> beam.Map(pick_kept, runs))
     every_run = p | "EveryRun" >> beam.Create([(i, None) for i in range(len(runs))])
@@ -208,7 +345,7 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
     The order of `runs` decides which copy is kept (earlier runs win). Re-running is safe:
     every run's side table and the output are rewritten, `_SUCCESS` comes last.
     """
-    from pipelines.core.engines import beam_options
+    from pipelines.core.engines import beam_options, is_dask
 
     config = (config or DedupConfig()).validate()
     runs = [url.rstrip("/") for url in runs]
@@ -221,7 +358,16 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
     out_dir = RunDir(out)
     if out_dir.complete:
         out_dir.fs.rm(out_dir.path("_SUCCESS"))  # a killed re-run must not look finished
-    log.info("de-duplicating %d run(s) into %s", len(runs), out)
-    with beam.Pipeline(options=beam_options(beam_args, tasks=len(runs))) as p:
-        build_dedup(p, runs, out, config)
+    slices = manifest_slices(runs)
+    beam_args = list(beam_args)
+    if is_dask(beam_args) and not any(a.startswith(("--dask_npartitions",
+                                                    "--dask_partition_size"))
+                                      for a in beam_args):
+        # Beam's Dask runner keeps the first Create's partitions through every shuffle and
+        # holds a partition's outputs in a list: one partition per slice bounds that list.
+        beam_args.append(f"--dask_npartitions={max(1, len(slices))}")
+    log.info("de-duplicating %d run(s), %d manifest slice(s), into %s", len(runs),
+             len(slices), out)
+    with beam.Pipeline(options=beam_options(beam_args, tasks=max(1, len(slices)))) as p:
+        build_dedup(p, runs, out, config, slices)
     return out_dir.read_json(SUMMARY)

@@ -15,14 +15,19 @@ from pipelines.cli import main as vlforge
 from pipelines.core.run_dir import RunDir
 from pipelines.core.signatures import minhash_similarity, text_minhash
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.pipeline import MatchBucketFn, buckets, run_dedup
+from pipelines.dedup.pipeline import (
+    MatchBucketFn,
+    bucket_key,
+    match_exact,
+    row_buckets,
+    run_dedup,
+    shared_ids,
+)
 from tests.pipelines.pdf_fixtures import photo_png
 from tests.servers import dask_cluster, seaweedfs  # noqa: F401  (fixtures)
 
 LEAN = ["--ocr", "none", "--no-charts", "--no-label", "--task-size", "1"]
-WORDS = ("river mountain ledger quartz violet harbor copper lantern meadow falcon cedar "
-         "orbit glacier saddle timber velvet canyon ember prairie summit beacon willow "
-         "garnet tundra ripple marble thistle coral ember bramble").split()
+WORDS = ["river", "mountain", "ledger", "quartz", "violet", "harbor", "copper", "lantern", "meadow", "falcon", "cedar", "orbit", "glacier", "saddle", "timber", "velvet", "canyon", "ember", "prairie", "summit", "beacon", "willow", "garnet", "tundra", "ripple", "marble", "thistle", "coral", "ember", "bramble"]
 
 
 def paragraph(seed: int, words: int = 120) -> str:
@@ -135,7 +140,7 @@ def test_an_oversized_bucket_costs_bounded_comparisons():
     fn = MatchBucketFn(config)
     signature = text_minhash(paragraph(1))
     members = [(0, f"k{i:03d}", "pdf", signature, "", "") for i in range(50)]
-    matches = list(fn.process((("near_text", "0:x"), members)))
+    matches = list(fn.process((bucket_key("near_text", "pdf|0:x"), members)))
     assert len(matches) == 49  # every later member is matched, each within the cap
     assert all(m[1][2] in {f"k{i:03d}" for i in range(50)} for m in matches)
 
@@ -155,8 +160,8 @@ def test_a_conversation_about_a_page_is_no_copy_of_the_page():
             "text_hash": "1" * 16, "text_minhash": text_minhash(text), "image_phash": "f" * 16}
     conversation = dict(page, key="c", source="sft")
     config = DedupConfig()
-    page_buckets = {bucket for bucket, _ in buckets((0, page), config)}
-    conversation_buckets = {bucket for bucket, _ in buckets((1, conversation), config)}
+    page_buckets = set(row_buckets(page, config))
+    conversation_buckets = set(row_buckets(conversation, config))
     assert not page_buckets & conversation_buckets
 
 
@@ -197,7 +202,62 @@ def test_near_blank_pages_with_different_words_are_not_near_images():
     blank = "8000000000000000"
     hello = (0, "a", "pdf", b"", blank, "1111111111111111")
     lorem = (0, "b", "pdf", b"", "8000000000000001", "2222222222222222")
-    assert list(fn.process((("near_image", "pdf|0:x"), [hello, lorem]))) == []
+    bucket = bucket_key("near_image", "pdf|0:x")
+    assert list(fn.process((bucket, [hello, lorem]))) == []
     same_words = (0, "c", "pdf", b"", "8000000000000001", "1111111111111111")
-    matches = list(fn.process((("near_image", "pdf|0:x"), [hello, same_words])))
+    matches = list(fn.process((bucket, [hello, same_words])))
     assert [m[0][1] for m in matches] == ["c"]
+
+
+def test_an_exact_bucket_keeps_its_earliest_member_without_sorting_it():
+    """Exact buckets are scanned twice (earliest, then the rest), never materialised: a
+    bucket of many copies removes all but the earliest (run position, key)."""
+    entries = [(1, "b", "web"), (0, "z", "web"), (0, "c", "web"), (2, "a", "web"),
+               (0, "c", "web")]  # the same sample seen twice is never its own duplicate
+    removed = dict(match_exact((bucket_key("same_text", "web|1"), entries)))
+    assert set(removed) == {(1, "b"), (0, "z"), (2, "a")}
+    assert {kept[1:3] for kept in removed.values()} == {(0, "c")}
+    assert {kept[0] for kept in removed.values()} == {"same_text"}
+
+
+def test_only_shared_near_buckets_go_on_to_the_signature_join():
+    key = bucket_key("near_text", "web|3:abc")
+    assert list(shared_ids((key, [7]))) == []
+    assert list(shared_ids((key, [7, 7]))) == []  # one row twice is no pair
+    assert sorted(shared_ids((key, [7, 9]))) == [(7, key), (9, key)]
+
+
+def test_a_manifest_is_read_in_slices_that_cover_it_once(tmp_path):
+    """Workers read a manifest by row ranges; the ranges together give every row once,
+    across row-group boundaries."""
+    from pipelines.core import run_dir as run_dir_module
+    from pipelines.dedup.pipeline import COLUMNS, manifest_slices, read_rows
+
+    url = str(tmp_path / "run")
+    run = RunDir(url)
+    from pipelines.core.runner import input_ref
+
+    refs = [input_ref("bench", f"u{n}") for n in range(23)]
+    tasks = run.plan("bench", refs, {}, task_size=23, overwrite=True)
+    rows = [{"key": f"k{n:03d}", "shard": "s.tar", "source": "web", "locator": f"u{n}",
+             "input_id": refs[n]["input_id"], "item_id": refs[n]["input_id"],
+             "task": tasks[0].task_id} for n in range(23)]
+    full = {f: None for f in run_dir_module.MANIFEST_SCHEMA.names}
+    original = run_dir_module.ROW_GROUP_ROWS
+    run_dir_module.ROW_GROUP_ROWS = 5  # several row groups in a small manifest
+    try:
+        run.write_task(tasks[0].task_id, [], [{**full, **r, "text_chars": 0, "bytes": 0,
+                                               "image_bytes": 0, "num_images": 0}
+                                              for r in rows], [])
+        run.finalize()
+    finally:
+        run_dir_module.ROW_GROUP_ROWS = original
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(os.path.join(url, run_dir_module.MANIFEST)).num_row_groups == 5
+    slices = manifest_slices([url], rows=7)
+    assert slices == [(0, 0, 7), (0, 7, 14), (0, 14, 21), (0, 21, 23)]
+    read = [(row_id, row["key"]) for piece in slices for row_id, row in read_rows(piece, [url])]
+    assert [key for _, key in read] == [r["key"] for r in run.manifest().to_pylist()]
+    assert [row_id for row_id, _ in read] == list(range(23))
+    assert set(COLUMNS) <= set(next(read_rows(slices[0], [url]))[1])
