@@ -176,7 +176,14 @@ class RenderPdfPagesFn(StageFn):
             if isinstance(work, list):
                 yield from work
                 return
-            yield from self._render(seed, work, self.renderer.render(work.local, work.pages))
+            messages = self.renderer.render(work.local, work.pages)
+            try:
+                yield from self._render(seed, work, messages)
+            finally:
+                # on an exception the stream is abandoned mid-document: closing it now
+                # restarts the child (see IsolatedRenderer.render) before the next request,
+                # whatever still holds the traceback
+                messages.close()
 
     def _plan(self, seed: Sample, files: contextlib.ExitStack) -> list[Record] | _Document:
         """The seed's outcome when it needs no rendering, else the document to render."""
