@@ -19,7 +19,8 @@ from pipelines.core.sample import Sample
 # Our simplified HTML escapes "<", ">" and quotes in text and attribute values, so a tag is
 # exactly "<" up to the next ">".
 _TOKEN = re.compile(r"<[^>]*>|[^<]+")
-_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "source", "track", "wbr"})
 _OPEN = re.compile(r"<([a-zA-Z][\w-]*)")
 _CLOSE = re.compile(r"</([a-zA-Z][\w-]*)\s*>")
 

@@ -14,7 +14,8 @@ reason              the image is...
 ``not_main``        outside the main content (navigation, sidebars, teasers)
 ``not_captured``    main, but past the renderer's budget of image bodies per page
 ``robots_disallowed`` / ``no_ai`` / ``http_NNN`` / ``too_large`` / ``body_unavailable``
-                    the renderer's verdict on its bytes (`pipelines.web.browser`)
+                    the renderer's verdict on its bytes (`pipelines.web.browser`);
+                    ``too_large`` also for more than `MAX_PIXELS` pixels
 ``undecodable``     bytes that are no raster image (an SVG file, a truncated JPEG)
 ``duplicate``       the same picture (URL) again in this document
 ``over_limit``      past ``max_images`` per document (kept for captions)
@@ -39,6 +40,8 @@ from pipelines.web.main_text import CHROME_LANDMARKS, to_markdown
 # The renderer takes the bytes of at most this many candidate images per document image
 # allowed: which candidates are main content is only known after the page is released.
 BODIES_PER_IMAGE = 3
+# Larger pictures (a PNG passes through undecoded) would cost every reader a huge decode.
+MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def _decode(verdict: ImageVerdict, data: bytes, settings: DerivedSettings) -> st
         return "undecodable"
     if min(size) < settings.min_image_side:
         return "tiny"
+    if size[0] * size[1] > MAX_PIXELS:
+        return "too_large"
     verdict.png, verdict.size = png, size
     return ""
 

@@ -68,10 +68,10 @@ from pipelines.core.runner import input_ref, run_pipeline
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.post_stages import post_stages
-from pipelines.web.config import WebConfig
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.captions import caption_pairs
 from pipelines.web.code_pairs import code_pair
+from pipelines.web.config import WebConfig
 from pipelines.web.extract import group_lines, lines_in_region
 from pipelines.web.interleave import DerivedSettings, interleaved_sample, judge_images
 from pipelines.web.main_text import main_text

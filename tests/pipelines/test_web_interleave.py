@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import ClassVar
 
 import pytest
 from PIL import Image, ImageDraw
@@ -152,7 +153,7 @@ def test_code_pair_within_budget_and_well_formed(crawled):
     assert page.html.startswith(code.html[:200]) and len(page.html) > CODE_CHARS
 
     class Depth(HTMLParser):
-        void = {"img", "br", "hr", "input", "wbr", "source", "col", "area"}
+        void: ClassVar[set[str]] = {"img", "br", "hr", "input", "wbr", "source", "col", "area"}
 
         def __init__(self):
             super().__init__()

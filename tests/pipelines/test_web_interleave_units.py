@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from html.parser import HTMLParser
+from typing import ClassVar
 
 import pytest
 from PIL import Image
@@ -119,7 +120,7 @@ def test_caption_pairs_record_dropped_captions():
 
 
 class _Checker(HTMLParser):
-    VOID = {"img", "br", "hr", "input"}
+    VOID: ClassVar[set[str]] = {"img", "br", "hr", "input"}
 
     def __init__(self):
         super().__init__()
