@@ -68,6 +68,11 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory-mb", type=int, default=pdf.max_memory_mb,
                         help="address-space cap of the renderer process "
                              f"(default {pdf.max_memory_mb})")
+    parser.add_argument("--renderers", type=int, default=pdf.renderers,
+                        help="renderer processes per pipeline worker (documents rendered at "
+                             "once). On one machine, the in-process DirectRunner with "
+                             "--renderers N uses N cores with one Beam process, cheaper than N "
+                             f"Beam workers (default {pdf.renderers})")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
@@ -82,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> PdfConfig:
     return PdfConfig(render=render, page_timeout=args.page_timeout,
                      doc_timeout=args.doc_timeout, max_memory_mb=args.max_memory_mb,
                      near_duplicate_bits=args.near_duplicate_bits, drop_blank=args.drop_blank,
-                     **post_stage_config(args))
+                     renderers=args.renderers, **post_stage_config(args))
 
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = config_from_args(args), run_settings(args)
