@@ -311,7 +311,11 @@ def iter_document(path: str, pages: list[int] | None,
             if warnings and not isinstance(result, Outcome):
                 result["meta"]["mupdf_warnings"] = warnings[:1000]
             if not isinstance(result, Outcome):
-                _add_document(result, index, settings, chapters, bool(chapter_pages))
+                try:
+                    _add_document(result, index, settings, chapters, bool(chapter_pages))
+                except Exception as exc:  # the page and its figures stand without it
+                    result.pop("document", None)
+                    result["meta"]["interleaved_error"] = f"{type(exc).__name__}: {exc}"
             yield ("page", index, result)
     yield ("end",)
 

@@ -147,3 +147,18 @@ def test_the_chart_stage_reads_figures_not_their_documents_and_pairs():
 
     assert _worth_raster(sample("figure"))
     assert not _worth_raster(sample("interleaved")) and not _worth_raster(sample("caption"))
+
+
+def test_a_failing_document_costs_only_the_document(tmp_path, monkeypatch):
+    path = str(tmp_path / "figures.pdf")
+    fx.figures_page(path)
+
+    def broken(*args, **kwargs):
+        raise ValueError("no place for this figure")
+
+    monkeypatch.setattr(render, "_add_document", broken)
+    [result] = [m[2] for m in render.iter_document(path, None, PdfRenderSettings())
+                if m[0] == "page"]
+    assert result["meta"]["interleaved_error"] == "ValueError: no place for this figure"
+    assert [p["kind"] for p in result["derived"]] == ["figure", "figure", "caption", "caption"]
+    assert "document" not in result  # never sent to the parent
