@@ -13,7 +13,8 @@ extracted again and PyMuPDF is not imported here.
   Text blocks inside a figure (axis labels, legends) are part of the image, not the text.
   PDF and fixed-layout pages give one document per page with figures; reflowable books
   (EPUB, FB2, MOBI) one per chapter (`ChapterDocuments`), in parts of at most
-  ``max_chapter_pages`` pages.
+  ``max_chapter_pages`` pages. Chapters are MuPDF's: an EPUB's spine items; a FB2 book
+  is one chapter to it, so its documents are runs of ``max_chapter_pages`` pages.
 - **Caption pairs**: a figure whose nearby caption is labelled ("Figure 3: ...") and whose
   text after the label passes `caption_problem` (`caption_pair`).
 

@@ -124,3 +124,27 @@ def tint(png: bytes) -> str:
     with Image.open(io.BytesIO(png)) as image:
         r, _, b = np.asarray(image.convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
     return "warm" if r > b else "cool"
+
+
+def illustrated_fb2(path: str) -> None:
+    """A FictionBook 2 book: a text-only section, then a section with a warm and a cool
+    photo between the CHAPTER_TWO paragraphs (MuPDF makes the whole body one chapter)."""
+    import base64
+
+    def binary(name: str, png: bytes) -> str:
+        data = base64.b64encode(png).decode()
+        return f'<binary id="{name}" content-type="image/png">{data}</binary>'
+
+    first, between, last = CHAPTER_TWO
+    book = ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0" '
+            'xmlns:l="http://www.w3.org/1999/xlink"><description><title-info>'
+            "<book-title>Lighthouse</book-title><lang>en</lang></title-info></description><body>"
+            "<section><title><p>The Keeper</p></title><p>The keeper's log: calm seas.</p>"
+            "</section><section><title><p>The Lamp</p></title>"
+            f'<p>{first}</p><image l:href="#warm.png"/><p>{between}</p>'
+            f'<image l:href="#cool.png"/><p>{last}</p></section></body>'
+            + binary("warm.png", tinted_photo("warm", seed=7))
+            + binary("cool.png", tinted_photo("cool", seed=8)) + "</FictionBook>")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(book)

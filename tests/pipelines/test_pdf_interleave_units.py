@@ -162,3 +162,15 @@ def test_a_failing_document_costs_only_the_document(tmp_path, monkeypatch):
     assert result["meta"]["interleaved_error"] == "ValueError: no place for this figure"
     assert [p["kind"] for p in result["derived"]] == ["figure", "figure", "caption", "caption"]
     assert "document" not in result  # never sent to the parent
+
+
+def test_an_fb2_book_gives_its_images_in_order(tmp_path):
+    path = str(tmp_path / "lighthouse.fb2")
+    fx.illustrated_fb2(path)
+    parts = [p for m in render.iter_document(path, None, PdfRenderSettings())
+             if m[0] == "page" for p in m[2]["derived"] if p["kind"] == "interleaved"]
+    [doc] = parts
+    assert doc["meta"]["format"] == "FictionBook2" and doc["meta"]["chapter"] == 0
+    assert [fx.tint(png) for png in [doc["image"], *doc["extra_images"]]] == ["warm", "cool"]
+    pieces = [p.strip() for p in doc["text"].split(IMAGE_PLACEHOLDER)]
+    assert pieces[0].endswith(fx.CHAPTER_TWO[0]) and pieces[1:] == list(fx.CHAPTER_TWO[1:])
