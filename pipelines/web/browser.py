@@ -421,8 +421,8 @@ class PageRenderer:
         """Keep the page's image responses by URL (and by every URL that redirected to
         one), for `_take_images`."""
         visit, request = tab.visit, response.request
-        if visit is None or request.resource_type != "image":
-            return
+        if visit is None or request.resource_type != "image" or 300 <= response.status < 400:
+            return  # a redirect's own response has no picture: its end is recorded for it
         while request is not None:
             visit.images.setdefault(request.url, response)
             request = request.redirected_from

@@ -8,8 +8,10 @@ logo and a picture robots.txt forbids, and of an article without pictures.
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
 from typing import ClassVar
 
 import pytest
@@ -19,7 +21,7 @@ from pipelines.core.audit import audit_run
 from pipelines.core.run_dir import RunDir
 from pipelines.core.text import IMAGE_PLACEHOLDER, text_layers
 from pipelines.web.pipeline import crawl
-from pipelines.web.testsite import paragraph, serve_site
+from pipelines.web.testsite import SiteHandler, paragraph
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.browser, pytest.mark.slow]
 
@@ -56,7 +58,7 @@ ARTICLE = f"""<!doctype html><html lang="en"><head><title>Birds of the harbour</
 <article><h1>Birds of the harbour</h1><p>{paragraph(1, 80)}</p>
 <figure><img src="/img/heron.png" alt="heron.png"><figcaption>{CAPTION}</figcaption></figure>
 <p>{paragraph(2, 80)} <img src="/img/info.png" alt="info" width="16" height="16"></p>
-<img src="/img/gull.jpg" alt="{GOOD_ALT}">
+<img src="/r/gull" alt="{GOOD_ALT}">
 <p>{paragraph(3, 80)}</p><div style="height:3600px"></div><p>{paragraph(4, 60)}</p>
 <img src="/img/IMG_1234.png" alt="IMG_1234.jpg" loading="lazy">
 <p>{paragraph(5, 80)}</p><img src="/private/boat.png" alt="A fishing boat in the harbour">
@@ -71,10 +73,26 @@ def pixels(data: bytes) -> tuple[tuple[int, int], bytes]:
         return rgb.size, rgb.tobytes()
 
 
+def serve(files):
+    """The test site plus a redirecting image URL (``/r/NAME`` -> ``/img/NAME.jpg``)."""
+    class Site(SiteHandler):
+        def do_GET(self):
+            if self.path.startswith("/r/"):
+                self.hits[self.path] = self.hits.get(self.path, 0) + 1
+                return self.redirect(f"/img/{self.path[3:]}.jpg")
+            return super().do_GET()
+
+    Site.files, Site.hits = files, {}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory):
     files = {"/birds": (ARTICLE.encode(), "text/html; charset=utf-8"), **IMAGES}
-    server, base = serve_site(files)
+    server, base = serve(files)
     out = str(tmp_path_factory.mktemp("web_interleave") / "run")
     try:
         stats = crawl([base + "/birds", base + "/articles/1"], out,
@@ -100,16 +118,17 @@ def test_one_interleaved_document_with_three_pictures_in_dom_order(crawled):
     for stored, path in zip(doc.images, PICTURES):
         assert stored.startswith(b"\x89PNG")
         assert pixels(stored) == pixels(IMAGES[path][0]), path
-    assert [i["src"].rsplit("/", 2)[-2:] for i in doc.meta["web"]["images"]] == \
-        [p.split("/")[-2:] for p in PICTURES]
     # Each placeholder stands between the right paragraphs.
     parts = doc.text.split(IMAGE_PLACEHOLDER)
     assert paragraph(1, 80) in parts[0] and CAPTION in parts[1]
     assert paragraph(2, 80) in parts[1] and paragraph(3, 80) in parts[2]
     assert paragraph(4, 60) in parts[2] and paragraph(5, 80) in parts[3]
     assert "Home" not in doc.text and "Copyright" not in doc.text
-    # No image was fetched twice: the bytes are the browser's own.
+    # No image was fetched twice: the bytes are the browser's own (the gull's through a
+    # redirect).
     assert all(crawled["hits"].get(path) == 1 for path in PICTURES), crawled["hits"]
+    assert crawled["hits"]["/r/gull"] == 1
+    assert doc.meta["web"]["images"][1]["src"].endswith("/r/gull")
 
 
 def test_every_other_image_is_dropped_with_a_reason(crawled):
@@ -129,7 +148,7 @@ def test_caption_pairs_from_figcaption_and_good_alt(crawled):
     assert sorted((p.text, p.meta["web"]["caption_source"]) for p in pairs) == \
         sorted([(CAPTION, "figcaption"), (GOOD_ALT, "alt")])
     for pair in pairs:
-        path = next(p for p in PICTURES if pair.meta["web"]["src"].endswith(p))
+        path = PICTURES[0] if pair.meta["web"]["caption_source"] == "figcaption" else PICTURES[1]
         assert pixels(pair.image) == pixels(IMAGES[path][0])
         assert pair.extra_images == () and IMAGE_PLACEHOLDER not in pair.text
         (layer,) = text_layers(pair)  # the caption is the pair's (paired-trust) text layer
