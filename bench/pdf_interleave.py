@@ -23,8 +23,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.pdf import render  # noqa: E402
-from pipelines.pdf.settings import PdfRenderSettings  # noqa: E402
+from pipelines.pdf import render
+from pipelines.pdf.settings import PdfRenderSettings
 
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                        "corpus", "pdfs")
@@ -87,13 +87,11 @@ def main() -> int:
     off, on = tallies["off"], tallies["on"]
     print(f"on/off: CPU {on['cpu'] / off['cpu']:.3f}  wall {on['wall'] / off['wall']:.3f}  "
           f"derived bytes {on['bytes'] / max(off['bytes'], 1):.2f}")
-    per_round = {k: v // args.rounds for k, v in on["kinds"].items()}
-    print(f"derived per kind (on): {dict(sorted(per_round.items()))}")
-    print(f"images per interleaved document: "
-          f"{dict(sorted((k, v // args.rounds) for k, v in on['images'].items()))}")
-    print(f"figure captions: {dict((k, v // args.rounds) for k, v in on['captions'].items())}")
-    print(f"figure candidates left out: "
-          f"{dict((k, v // args.rounds) for k, v in on['dropped'].most_common())}")
+    for label, counts in (("derived per kind (on)", sorted(on["kinds"].items())),
+                          ("images per interleaved document", sorted(on["images"].items())),
+                          ("figure captions", on["captions"].most_common()),
+                          ("figure candidates left out", on["dropped"].most_common())):
+        print(f"{label}: { {k: v // args.rounds for k, v in counts} }")
     return 0
 
 
