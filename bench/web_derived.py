@@ -35,7 +35,7 @@ from pipelines.web.pipeline import ScreenshotPagesFn, web_refs  # noqa: E402
 from pipelines.web.testsite import paragraph, serve_site  # noqa: E402
 
 OFF = {"interleaved": False, "captions": False, "code_pairs": False}
-ON: dict = {}  # the defaults
+ON = {"interleaved": True, "captions": True, "code_pairs": True}
 
 
 def picture(seed: int, fmt: str) -> bytes:

@@ -26,8 +26,9 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
         "Screenshot web pages with Chromium into WebDataset shards: a 1024-wide viewport "
         "shot per page plus 1024x1024 tiles of the full page, the visible text with boxes, "
         "a simplified HTML and inline SVG charts; per page also an interleaved image-text "
-        "document, caption pairs and a screenshot -> HTML pair. robots.txt and X-Robots-Tag noai are "
-        "honoured; private addresses are refused unless --allow-private.")
+        "document, caption pairs and (--code-pairs) a screenshot -> HTML pair. robots.txt "
+        "and X-Robots-Tag noai are honoured; private addresses are refused unless "
+        "--allow-private.")
     parser.add_argument("urls", nargs="+",
                         help="URL list files (.txt one per line, .csv or .parquet with a "
                              "'url' column) or URLs")
@@ -80,8 +81,9 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
                              "pictures at their places in the main text)")
     parser.add_argument("--no-captions", action="store_true",
                         help="no caption pairs from <figcaption> and alt text")
-    parser.add_argument("--no-code-pairs", action="store_true",
-                        help="no screenshot -> simplified HTML pairs")
+    parser.add_argument("--code-pairs", action="store_true",
+                        help="also a screenshot -> simplified HTML pair per page (off by "
+                             "default: dedup would take it for a copy of its page)")
     parser.add_argument("--max-doc-images", type=int, default=derived.max_images,
                         help="pictures per interleaved document (default "
                              f"{derived.max_images}: what a 4096-token sequence holds)")
@@ -108,7 +110,7 @@ def render_config(args: argparse.Namespace) -> RenderSettings:
 def derived_config(args: argparse.Namespace) -> DerivedSettings:
     """Which derived samples each page yields, and their limits, from the flags."""
     return DerivedSettings(interleaved=not args.no_interleaved, captions=not args.no_captions,
-                           code_pairs=not args.no_code_pairs, max_images=args.max_doc_images,
+                           code_pairs=args.code_pairs, max_images=args.max_doc_images,
                            min_image_side=args.min_image_side,
                            code_max_chars=args.code_max_chars)
 

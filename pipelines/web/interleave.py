@@ -50,7 +50,9 @@ class DerivedSettings:
 
     interleaved: one interleaved document per page whose main content holds images.
     captions: one caption pair per main-content image with a usable figcaption or alt.
-    code_pairs: one screenshot → simplified-HTML pair per page.
+    code_pairs: one screenshot → simplified-HTML pair per page. Off by default for now:
+        its image is the page sample's own, and dedup's ``same_image`` bucket (per source)
+        would remove one of the two, the page itself half of the time.
     max_images: images per interleaved document. 6 is what the paper's 4096-token
         sequences hold (six 576-token blocks and the text around them; the trainer's
         collator keeps six too).
@@ -64,7 +66,7 @@ class DerivedSettings:
 
     interleaved: bool = True
     captions: bool = True
-    code_pairs: bool = True
+    code_pairs: bool = False
     max_images: int = 6
     min_image_side: int = 64
     max_image_bytes: int = 10_000_000

@@ -97,7 +97,7 @@ def crawled(tmp_path_factory):
     try:
         stats = crawl([base + "/birds", base + "/articles/1"], out,
                       {"render": RENDER, "ocr": None, "charts": False, "label": False,
-                       "derived": {"code_max_chars": CODE_CHARS}}, task_size=4)
+                       "derived": {"code_pairs": True, "code_max_chars": CODE_CHARS}}, task_size=4)
         hits = dict(server.RequestHandlerClass.hits)
     finally:
         server.shutdown()
