@@ -174,3 +174,18 @@ def test_an_fb2_book_gives_its_images_in_order(tmp_path):
     assert [fx.tint(png) for png in [doc["image"], *doc["extra_images"]]] == ["warm", "cool"]
     pieces = [p.strip() for p in doc["text"].split(IMAGE_PLACEHOLDER)]
     assert pieces[0].endswith(fx.CHAPTER_TWO[0]) and pieces[1:] == list(fx.CHAPTER_TWO[1:])
+
+
+def test_a_page_without_a_text_layer_gives_no_document(tmp_path):
+    import pymupdf
+
+    path = str(tmp_path / "scan.pdf")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_image(pymupdf.Rect(100, 100, 500, 400), stream=fx.tinted_photo("warm"))
+    page.insert_text((100, 420), "Fig. 1", fontsize=10)  # too little text to trust
+    doc.save(path)
+    [result] = [m[2] for m in render.iter_document(path, None, PdfRenderSettings())
+                if m[0] == "page"]
+    assert result["meta"]["interleaved_skipped"] == "text_layer_none"
+    assert [p["kind"] for p in result["derived"]] == ["figure"]
