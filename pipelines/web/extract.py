@@ -189,7 +189,7 @@ EXTRACT_JS = r"""
       const cap = fig ? fig.querySelector("figcaption") : null;
       const role = (node.getAttribute("role") || "").toLowerCase();
       pendingImages.push({kind: "image", tag: "img", src: node.currentSrc || node.src || "",
-                          alt: node.alt || "", hasAlt: node.hasAttribute("alt"), box: box(r),
+                          alt: node.alt || "", box: box(r),
                           natural: [node.naturalWidth, node.naturalHeight],
                           complete: node.complete,
                           decorative: node.closest('[aria-hidden="true"]') ? "aria_hidden" :
