@@ -92,6 +92,10 @@ def test_no_document_without_a_kept_picture():
     assert interleaved_sample(Sample.create("web", "u"), "u", {}, blocks, [True, True],
                               images) is None
     assert images.summary()["dropped_by_reason"] == {"not_loaded": 1}
+    # Main, loaded, but its bytes were not taken (past the renderer's budget): said so.
+    blocks = [text("Only text."), image("a")]
+    images = judge_images(blocks, [True, True], {}, {}, DerivedSettings())
+    assert images.summary()["dropped_by_reason"] == {"not_captured": 1}
 
 
 @pytest.mark.parametrize("alt,figcaption,shared,expected", [
