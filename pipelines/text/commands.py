@@ -42,6 +42,9 @@ def text_command(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"text corpus: {args.out}")
         print(f"  documents {stats['documents_written']} of {stats['documents_seen']} "
               f"({stats['chars_written']} chars) from {stats['runs']} run(s)")
+        if stats["derived_skipped"]:
+            print(f"    skipped {stats['derived_skipped']:6d}  derived samples (figures, tables, "
+                  "interleaved documents, caption pairs: their text is their page's)")
         for reason, count in stats["dropped"].items():
             print(f"    dropped {count:6d}  {reason}")
     return 0
