@@ -8,9 +8,9 @@ gets a verdict, in this order (first match wins), so none is lost silently:
 reason              the image is...
 ==================  ================================================================
 ``decorative``      ``aria-hidden`` (itself or an ancestor) or ``role=presentation|none``
-``tiny``            shown or stored smaller than ``min_image_side`` (trackers, icons)
 ``failed_load``     loaded and broken (no pixels) — or refused by the request guard
 ``not_loaded``      never loaded (a lazy loader that did not fire)
+``tiny``            shown or stored smaller than ``min_image_side`` (trackers, icons)
 ``not_main``        outside the main content (navigation, sidebars, teasers)
 ``not_captured``    main, but past the renderer's budget of image bodies per page
 ``robots_disallowed`` / ``no_ai`` / ``http_NNN`` / ``too_large`` / ``body_unavailable``
@@ -144,13 +144,13 @@ def screen_reason(block: Mapping[str, Any], settings: DerivedSettings) -> str:
         return "decorative"
     x0, y0, x1, y1 = block.get("box", (0, 0, 0, 0))
     natural = block.get("natural") or (0, 0)
-    side = settings.min_image_side
-    if min(x1 - x0, y1 - y0) < side or (natural[0] and min(natural) < side):
-        return "tiny"
-    if block.get("complete") and not natural[0]:
-        return "failed_load"
+    # Load state first: a broken or unloaded image shows as a small box, and "tiny" would
+    # hide why it has no pixels.
     if not natural[0]:
-        return "not_loaded"
+        return "failed_load" if block.get("complete") else "not_loaded"
+    side = settings.min_image_side
+    if min(x1 - x0, y1 - y0) < side or min(natural) < side:
+        return "tiny"
     return ""
 
 
