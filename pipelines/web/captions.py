@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.core.caption_quality import EMPTY, caption_problem, normalise
 from pipelines.core.sample import Sample
-from pipelines.web.interleave import ImageVerdict, PageImages
+from pipelines.web.interleave import ImageVerdict, PageImages, derived_locator
 
 MAX_CAPTION_CHARS = 2000
 
@@ -57,7 +57,8 @@ def caption_pairs(page: Sample, url: str, web: Mapping[str, Any],
             dropped.append({"block": verdict.index, "src": verdict.block.get("src", "")[:500],
                             "alt": verdict.block.get("alt", ""), "reason": problem})
             continue
-        pair = page.derive(f"{url}#caption={verdict.index}", image=verdict.png, text=caption)
+        pair = page.derive(derived_locator(url, "caption", verdict.index), image=verdict.png,
+                           text=caption)
         samples.append(pair.with_meta("web", {
             "kind": "caption", "url": url, "final_url": web.get("final_url", url),
             "title": web.get("title", ""), "lang": web.get("lang"), "caption": caption,

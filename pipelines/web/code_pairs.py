@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.core.sample import Sample
+from pipelines.web.interleave import derived_locator
 
 # Our simplified HTML escapes "<", ">" and quotes in text and attribute values, so a tag is
 # exactly "<" up to the next ">".
@@ -80,7 +81,8 @@ def code_pair(page: Sample, url: str, web: Mapping[str, Any], viewport_png: byte
     if not html:
         return None
     code, truncated = cut_html(html, max_chars)
-    pair = page.derive(f"{url}#code=0", image=viewport_png, text=code, html=code)
+    pair = page.derive(derived_locator(url, "code", 0), image=viewport_png, text=code,
+                       html=code)
     return pair.with_meta("web", {
         "kind": "code", "url": url, "final_url": web.get("final_url", url),
         "title": web.get("title", ""), "lang": web.get("lang"), "image": "viewport",

@@ -232,6 +232,14 @@ def _without_placeholder(block: Mapping[str, Any]) -> Mapping[str, Any]:
     return block
 
 
+def derived_locator(url: str, kind: str, number: int) -> str:
+    """The locator of a sample derived from the page at `url`: ``URL#&KIND=N``. The
+    ``&KIND=N`` ending is the record contract (`pipelines.app.mix` reads the kind from it);
+    the fragment keeps it apart from every crawled URL (a canonical URL has none), so no
+    page ever shares a derived sample's key."""
+    return f"{url}#&{kind}={number}"
+
+
 def interleaved_sample(page: Sample, url: str, web: Mapping[str, Any],
                        blocks: list[Mapping[str, Any]], chosen: list[bool],
                        images: PageImages) -> Sample | None:
@@ -240,7 +248,7 @@ def interleaved_sample(page: Sample, url: str, web: Mapping[str, Any],
     if not kept:
         return None
     text = interleaved_text(blocks, chosen, kept, web.get("title", ""))
-    doc = page.derive(f"{url}#interleaved=0", image=kept[0].png,
+    doc = page.derive(derived_locator(url, "interleaved", 0), image=kept[0].png,
                       extra_images=tuple(v.png for v in kept[1:]), text=text)
     return doc.with_meta("web", {
         "kind": "interleaved", "url": url, "final_url": web.get("final_url", url),

@@ -18,17 +18,17 @@ browser context (see `pipelines.web.browser`). Each page becomes:
   ``lines``/``words``/``svgs`` normalised to the tile. Tiles are derived samples rather than
   extra images so every image carries its own text ground truth, as OCR and grounding
   stages expect (one image per sample, boxes relative to it);
-- one derived **interleaved document** (``#interleaved=0``, ``meta["web"]["kind"] ==
+- one derived **interleaved document** (``URL#&interleaved=0``, ``meta["web"]["kind"] ==
   "interleaved"``) when the page's main content holds pictures: ``image`` = the first,
   ``extra_images`` = the rest (PNG, at most ``max_images``), ``text`` = the main-content
   markdown with one ``<image_placeholder>`` at each picture's place in DOM order (see
   `pipelines.web.interleave`). The bytes are those the browser loaded for the page (lazy
   images are made to load with it), taken under the crawl policy (robots.txt of the
   image's origin, X-Robots-Tag noai, size limit); no image is fetched twice;
-- one derived **caption pair** (``#caption=N``, kind ``caption``) per main-content picture
+- one derived **caption pair** (``URL#&caption=N``, kind ``caption``) per main-content picture
   with a usable ``<figcaption>`` (preferred) or ``alt`` text (`pipelines.web.captions`);
 - with ``code_pairs`` on (``--code-pairs``; off by default while dedup would take it for
-  a copy of its page, whose image it shares), one derived **code pair** (``#code=0``,
+  a copy of its page, whose image it shares), one derived **code pair** (``URL#&code=0``,
   kind ``code``): the viewport screenshot with the
   simplified HTML cut to ``code_max_chars`` at a tag boundary and closed
   (`pipelines.web.code_pairs`), as text and html, for screenshot → code pretraining.

@@ -200,6 +200,14 @@ def test_a_page_without_pictures_has_no_document_but_loses_nothing(crawled):
     derived = [s for s in crawled["samples"] if s.lineage.get("derived_from")]
     assert stats["derived"] == len(derived)
     (page,) = crawled["kinds"][("/birds", "page")]
+    # The paper's categories of the mix: the document and the pairs count as what they are.
+    from pipelines.app.mix import CAPTION, DOC_OCR, INTERLEAVED, category_of
+
+    rows = RunDir(crawled["out"]).manifest().to_pylist()
+    kinds = {s.key: s.meta["web"]["kind"] for s in crawled["samples"]}
+    counted = {(kinds[r["key"]], category_of(r, sft=False)) for r in rows}
+    assert {("interleaved", INTERLEAVED), ("caption", CAPTION), ("page", DOC_OCR)} <= counted
+    assert len({k for k, _ in counted}) == len(counted)  # one category per kind
     listed = {k for keys in page.meta["web"]["derived"].values() for k in keys}
     assert listed == {s.key for s in derived if s.lineage["derived_from"] == page.key
                       and s.meta["web"]["kind"] != "tile"}

@@ -73,7 +73,8 @@ def test_verdicts_placeholders_and_limits():
 
     page = Sample.create("web", "http://x/a", text="t")
     doc = interleaved_sample(page, "http://x/a", {"title": "Title"}, blocks, chosen, images)
-    assert doc.locator == "http://x/a#interleaved=0" and doc.meta["web"]["kind"] == "interleaved"
+    assert doc.locator == "http://x/a#&interleaved=0"
+    assert doc.meta["web"]["kind"] == "interleaved"
     assert doc.lineage["derived_from"] == page.key and len(doc.images) == 3
     P = IMAGE_PLACEHOLDER
     assert doc.text == f"# Title\n\n{P}\n\nOne.\n\n{P}\n\nTwo.\n\nThree.\n\n{P}"
@@ -119,7 +120,7 @@ def test_caption_pairs_record_dropped_captions():
     images = judge_images(blocks, [True, True], {"a": png(), "b": png()}, {}, DerivedSettings())
     pairs, record = caption_pairs(Sample.create("web", "u"), "u", {}, blocks, images)
     assert [(p.text, p.meta["web"]["kind"], p.locator) for p in pairs] == [
-        ("A red square", "caption", "u#caption=0")]
+        ("A red square", "caption", "u#&caption=0")]
     assert record["dropped_by_reason"] == {"file_name": 1} and record["pairs"] == 1
 
 
