@@ -3,7 +3,8 @@
 One crawl (real Chromium, real Beam DirectRunner, a loopback site) of an article with three
 inline pictures (one in a figure with a caption, one with a good alt text, one with a
 file-name alt text, lazily loaded far down the page) plus a 1x1 tracker, an icon, a header
-logo and a picture robots.txt forbids, and of an article without pictures.
+logo, an aria-hidden divider and a picture robots.txt forbids, and of an article without
+pictures.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ IMAGES = {
     "/img/pixel.gif": (draw((1, 1), "white", "GIF"), "image/gif"),
     "/img/info.png": (draw((16, 16), "blue"), "image/png"),
     "/img/logo.png": (draw((200, 80), "purple"), "image/png"),
+    "/img/divider.png": (draw((400, 70), "gold"), "image/png"),
     "/private/boat.png": (draw((300, 200), "brown"), "image/png"),
 }
 ARTICLE = f"""<!doctype html><html lang="en"><head><title>Birds of the harbour</title></head>
@@ -59,7 +61,8 @@ ARTICLE = f"""<!doctype html><html lang="en"><head><title>Birds of the harbour</
 <figure><img src="/img/heron.png" alt="heron.png"><figcaption>{CAPTION}</figcaption></figure>
 <p>{paragraph(2, 80)} <img src="/img/info.png" alt="info" width="16" height="16"></p>
 <img src="/r/gull" alt="{GOOD_ALT}">
-<p>{paragraph(3, 80)}</p><div style="height:3600px"></div><p>{paragraph(4, 60)}</p>
+<p>{paragraph(3, 80)}</p><span aria-hidden="true"><img src="/img/divider.png" alt=""></span>
+<div style="height:3600px"></div><p>{paragraph(4, 60)}</p>
 <img src="/img/IMG_1234.png" alt="IMG_1234.jpg" loading="lazy">
 <p>{paragraph(5, 80)}</p><img src="/private/boat.png" alt="A fishing boat in the harbour">
 <p>{paragraph(6, 40)}</p><img src="/img/pixel.gif" width="1" height="1" alt=""></article>
@@ -136,9 +139,10 @@ def test_every_other_image_is_dropped_with_a_reason(crawled):
     images = page.meta["web"]["images"]
     reasons = {d["src"].rsplit("/", 1)[-1]: d["reason"] for d in images["dropped"]}
     assert reasons == {"pixel.gif": "tiny", "info.png": "tiny", "logo.png": "not_main",
-                       "boat.png": "robots_disallowed"}
-    assert images["kept"] == 3 and images["total"] == 7
-    assert images["dropped_by_reason"] == {"not_main": 1, "robots_disallowed": 1, "tiny": 2}
+                       "boat.png": "robots_disallowed", "divider.png": "decorative"}
+    assert images["kept"] == 3 and images["total"] == 8
+    assert images["dropped_by_reason"] == {"decorative": 1, "not_main": 1,
+                                           "robots_disallowed": 1, "tiny": 2}
     (doc,) = crawled["kinds"][("/birds", "interleaved")]
     assert doc.meta["web"]["images_dropped_by_reason"] == images["dropped_by_reason"]
 
