@@ -8,7 +8,10 @@ every page its cookies, permissions, session storage and the storage of every or
 page touched are cleared, so no page sees another page's state. Every request goes
 through a route handler that enforces the safety rules (scheme, non-public addresses, also
 for each redirect hop, robots.txt of redirect targets, X-Robots-Tag, non-HTML bodies,
-downloads, size), so a refused URL is never fetched by the browser.
+downloads, size), so a refused URL is never fetched by the browser. The bytes of a page's
+candidate images (for interleaved documents and caption pairs) are taken from the
+browser's own responses, each checked against robots.txt and X-Robots-Tag: no image is
+fetched a second time.
 
 Why a thread with its own loop: Beam calls the stage synchronously, one element at a time;
 the loop lets one worker keep several pages in flight while Beam's thread just waits.
