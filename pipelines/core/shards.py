@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import tarfile
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -75,6 +76,26 @@ def _image_hashes(image: bytes) -> tuple[str, str]:
     return sha256_hex(image), image_phash(image)
 
 
+# Perceptual hashes handed over by a stage that computed them from the pixels it encoded
+# (the PDF renderer, in its own process, before PNG encoding): decoding the PNG again
+# costs the writer more than everything else it does for a page. Keyed by the image's
+# sha256, so an entry can only ever describe those exact bytes; taken when written,
+# bounded (dropped pages never take theirs); stage and writer share a worker thread.
+_KNOWN_PHASHES: OrderedDict[str, str] = OrderedDict()
+KNOWN_PHASHES_KEPT = 1024
+
+
+def remember_image_phash(image: bytes, phash: str) -> None:
+    """Tell the writer `image`'s manifest perceptual hash (what
+    `pipelines.core.signatures.image_phash` returns for these bytes), so it is not decoded
+    again when the sample is written in this process."""
+    sha = sha256_hex(image)
+    _KNOWN_PHASHES[sha] = phash
+    _KNOWN_PHASHES.move_to_end(sha)
+    while len(_KNOWN_PHASHES) > KNOWN_PHASHES_KEPT:
+        _KNOWN_PHASHES.popitem(last=False)
+
+
 def tar_size(group: dict[str, Any]) -> int:
     """Bytes a WebDataset group occupies in a tar: a 512-byte header + padded data each."""
     return sum(512 + -(-len(v) // 512) * 512 for k, v in group.items() if k != "__key__")
@@ -123,7 +144,12 @@ class ShardWriter:
         self._bytes += size
         row = manifest_row(sample, self._current_name, group, image_sha256="", phash="")
         if sample.image:
-            self._pending.append((row, self._hasher.submit(_image_hashes, sample.image)))
+            sha = sha256_hex(sample.image)
+            known = _KNOWN_PHASHES.pop(sha, None)
+            if known is not None:
+                row["image_sha256"], row["image_phash"] = sha, known
+            else:
+                self._pending.append((row, self._hasher.submit(_image_hashes, sample.image)))
         self.rows.append(row)
         return row
 

@@ -37,6 +37,7 @@ from pipelines.core.inputs import InputFile
 from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
+from pipelines.core.shards import remember_image_phash
 from pipelines.core.stage import Record, StageFn, task_of
 from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RenderJob
@@ -344,6 +345,8 @@ class RenderPdfPagesFn(StageFn):
                 yield Outcome.dropped(page, self.stage, "near_duplicate_page",
                                       f"perceptual hash {match[1]} bits from {match[0]}")
                 return
+        if result.get("image_phash"):  # the sink then need not decode the PNG for it
+            remember_image_phash(page.image, result["image_phash"])
         yield page
         counters: dict[str, int] = {}
         for part in result["derived"]:

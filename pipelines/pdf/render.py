@@ -185,6 +185,9 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
 
     image = _pil_image(pix)
     thumb = image.convert("L")
+    # the manifest's 64-bit hash of the PNG's pixels, from the full-size grey image before
+    # it is shrunk in place: the writer would otherwise decode the PNG to compute it
+    image_phash = _manifest_phash(thumb)
     thumb.thumbnail((256, 256))
     meta = {
         "page": index, "page_count": doc.page_count, "kind": "page",
@@ -222,7 +225,8 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
                                     extra={"rows": table["rows"], "cols": table["cols"]}))
     result = {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
-        "phash": _phash(thumb), "blank": _is_blank(thumb) and not text.strip(),
+        "phash": _phash(thumb), "image_phash": image_phash,
+        "blank": _is_blank(thumb) and not text.strip(),
         "derived": derived,
     }
     if settings.interleaved:  # `iter_document` makes the page's or chapter's document of it
@@ -823,6 +827,14 @@ def _phash(thumb) -> str:
     import imagehash
 
     return str(imagehash.phash(thumb, hash_size=16))
+
+
+def _manifest_phash(grey) -> str:
+    """`pipelines.core.signatures.image_phash` of the page's PNG, from its grey pixels
+    (the PNG is lossless: decoding it and converting to "L" gives these same pixels)."""
+    import imagehash
+
+    return str(imagehash.phash(grey))
 
 
 def _is_blank(thumb) -> bool:

@@ -1,6 +1,7 @@
 """Several renderer children per worker (``renderers``, issue 17): the records are those of
 one renderer, in the same order; a crash, a time limit or a stage error costs one document
-and never leaves a renderer out of step with its requests."""
+and never leaves a renderer out of step with its requests. And the page pHash the renderer
+hands the sink is the one the sink would compute."""
 
 import hashlib
 import json
@@ -13,6 +14,10 @@ import pytest
 from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import run_pipeline, seed_sample
+from pipelines.core.sample import sha256_hex
+from pipelines.core import shards
+from pipelines.core.shards import ShardWriter
+from pipelines.core.signatures import image_phash
 from pipelines.core.task_end import TaskEnd
 from pipelines.pdf.pipeline import RenderPdfPagesFn, pdf_refs
 from tests.pipelines.pdf_fixtures import write_corpus
@@ -148,3 +153,19 @@ def test_time_waiting_for_the_consumer_is_not_charged_to_the_document(corpus):
         stage.close()
     assert not [r for r in records if isinstance(r, Outcome) and r.kind == "error"]
     assert len(_page_images(records)) == 2
+
+
+def test_the_renderers_perceptual_hash_is_the_writers(corpus, tmp_path):
+    """The renderer hands the sink each page's manifest pHash (computed before PNG
+    encoding); the manifest must hold what decoding the PNG gives, for every sample."""
+    records = RenderPdfPagesFn().run_local(_seeds(sorted(corpus.values())))
+    samples = [r for r in records if not isinstance(r, Outcome)]
+    handed_over = [sha256_hex(s.image) in shards._KNOWN_PHASHES for s in samples
+                   if s.meta["pdf"]["kind"] == "page"]
+    assert handed_over and all(handed_over)  # the writer uses these, not its own decode
+    with ShardWriter(str(tmp_path), "s") as writer:
+        rows = [writer.write(s) for s in samples]
+    pages = [r for r, s in zip(rows, samples) if s.meta["pdf"]["kind"] == "page"]
+    assert len(pages) >= 8 and all(r["image_phash"] for r in rows)
+    assert [r["image_phash"] for r in rows] == [image_phash(s.image) for s in samples]
+    assert [r["image_sha256"] for r in rows] == [sha256_hex(s.image) for s in samples]
