@@ -127,6 +127,7 @@ class ShardWriter:
         # sha256 releases the GIL: hashing images on a thread overlaps it with tar writes.
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-sha256")
         self._pending: list[tuple[dict[str, Any], Future]] = []
+        self._hashing: dict[str, Future] = {}  # image sha256 -> its hashes (this task's)
 
     def write(self, sample: Sample) -> dict[str, Any]:
         """Write one sample; returns its manifest row (its image_sha256 is set by `close`)."""
@@ -149,7 +150,13 @@ class ShardWriter:
             if known is not None:
                 row["image_sha256"], row["image_phash"] = sha, known
             else:
-                self._pending.append((row, self._hasher.submit(_image_hashes, sample.image)))
+                # derived samples often repeat an image (a figure, its caption pair, the
+                # page's interleaved document): decode each distinct image once
+                future = self._hashing.get(sha)
+                if future is None:
+                    future = self._hashing[sha] = self._hasher.submit(_image_hashes,
+                                                                      sample.image)
+                self._pending.append((row, future))
         self.rows.append(row)
         return row
 
@@ -160,6 +167,7 @@ class ShardWriter:
         for row, future in self._pending:
             row["image_sha256"], row["image_phash"] = future.result()
         self._pending.clear()
+        self._hashing.clear()
         self._hasher.shutdown()
         return list(self.shards)
 
