@@ -42,6 +42,9 @@ from pipelines.web.main_text import CHROME_LANDMARKS, to_markdown
 BODIES_PER_IMAGE = 3
 # Larger pictures (a PNG passes through undecoded) would cost every reader a huge decode.
 MAX_PIXELS = 40_000_000
+# Dropped images listed one by one in meta (a page of 200 thumbnails and icons would
+# otherwise bloat every sample's JSON); the counts by reason always cover all of them.
+MAX_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,13 @@ class PageImages:
         return dict(sorted(Counter(v.reason for v in self.verdicts if v.reason).items()))
 
     def summary(self) -> dict[str, Any]:
-        """What the page sample's ``meta["web"]["images"]`` records."""
+        """What the page sample's ``meta["web"]["images"]`` records: counts, and each
+        dropped image with its reason (the first `MAX_LISTED`; the counts cover all)."""
+        dropped = [v for v in self.verdicts if v.reason]
         return {"total": len(self.verdicts), "kept": len(self.kept),
                 "dropped_by_reason": self.dropped_by_reason(),
-                "dropped": [v.record() for v in self.verdicts if v.reason]}
+                "dropped": [v.record() for v in dropped[:MAX_LISTED]],
+                "dropped_unlisted": max(0, len(dropped) - MAX_LISTED)}
 
 
 def screen_reason(block: Mapping[str, Any], settings: DerivedSettings) -> str:
@@ -255,6 +261,6 @@ def interleaved_sample(page: Sample, url: str, web: Mapping[str, Any],
         "title": web.get("title", ""), "lang": web.get("lang"),
         "images": [v.record() for v in kept], "placeholders": len(kept),
         "images_dropped_by_reason": images.dropped_by_reason(),
-        "images_dropped": [v.record() for v in images.verdicts if v.reason],
+        "images_dropped": images.summary()["dropped"],
         "render": web.get("render", {})})
 
