@@ -79,8 +79,11 @@ class RasterChartDetector:
             return
         from rapidocr import RapidOCR
 
-        self.engine = RapidOCR(params={"Global.log_level": "error", "Global.text_score": 0.3,
-                                       "Global.use_cls": False})
+        from pipelines.core.worker_cache import worker_resource
+
+        params = {"Global.log_level": "error", "Global.text_score": 0.3, "Global.use_cls": False}
+        # once per worker process, not per Dask partition (see worker_resource)
+        self.engine = worker_resource("chart-ocr", params, lambda: RapidOCR(params=params))
 
     def read_text(self, image: Image.Image) -> list[Text]:
         if self.engine is None:

@@ -41,6 +41,7 @@ from apache_beam.metrics import Metrics
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn
 from pipelines.core.text import EXACT, trusted_text
+from pipelines.core.worker_cache import worker_resource
 from pipelines.ocr.backends import (
     DEFAULT_BACKEND,
     DEFAULT_LOW_CONFIDENCE,
@@ -100,9 +101,12 @@ class OcrImagesFn(StageFn):
         self.engine: OcrBackend | None = None
 
     def open(self) -> None:
-        # Once per worker: loading the models is what costs; a backend that cannot run
-        # here (paddleocr without local models) fails now, with its explanation.
-        self.engine = load_backend(self.backend, **self.options)
+        # Once per worker process (not per Dask partition: `worker_resource`): loading the
+        # models is what costs; a backend that cannot run here (paddleocr without local
+        # models) fails now, with its explanation.
+        self.engine = worker_resource(
+            "ocr", {"backend": self.backend, "options": self.options},
+            lambda: load_backend(self.backend, **self.options))
         self.engine_info = self.engine.describe()
 
     def close(self) -> None:
