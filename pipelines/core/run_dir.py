@@ -171,6 +171,22 @@ class RunDir:
         """A parquet side table next to the manifest (never one of the contract's files)."""
         self._write_table(rows, schema, _side_name(name))
 
+    def write_side_table_rows(self, rows: Iterable[dict[str, Any]], schema: pa.Schema,
+                              name: str) -> None:
+        """`write_side_table` for any number of rows, streamed: written a row group of
+        `ROW_GROUP_ROWS` rows at a time, never held whole."""
+        def batches() -> Iterator[pa.RecordBatch]:
+            chunk: list[dict[str, Any]] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) == ROW_GROUP_ROWS:
+                    yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+                    chunk = []
+            if chunk:
+                yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+
+        self._write_batches(batches(), schema, _side_name(name))
+
     def read_side_table(self, name: str) -> list[dict[str, Any]]:
         """Rows of a side table written by `write_side_table` (empty when absent)."""
         name = _side_name(name)

@@ -5,22 +5,35 @@ Reads only manifests (the content signatures every sample's row carries:
 
   exact   ``same_source`` (same source + locator: the same URL crawled twice, the same
           PDF file given twice — its locator is its sha256 — or rendered by two workers),
-          ``same_image`` (image sha256), ``same_text`` (normalised text hash);
+          ``same_text`` (normalised text hash), ``same_image`` (image sha256, for samples
+          whose text says little: photos, figures, scans);
   near    ``near_text`` (MinHash LSH bands over word shingles, confirmed by the estimated
           Jaccard similarity), ``near_image`` (perceptual-hash chunks, confirmed by the
-          Hamming distance);
+          Hamming distance and equal short texts);
 
-content buckets are per sample source (pdf, web, images, sft...: an SFT conversation
-about a page shares its image and is no copy of it). Buckets are formed with GroupByKey, so
-no process ever holds a set of all samples and the pipeline runs on any Beam runner and
-over any number of runs. In a bucket, members are
-ordered by (run position on the command line, key): a member duplicating an earlier one
-is removed in its favour, so the earliest run's, then the smallest key's, copy is kept and
-two runs of dedup give the same list. A removed sample keeps its bytes in its shard; each
-run gets a side table of its removed keys (`RunDir.DEDUP_REMOVED`) that every reader
-honours (`RunDir.iter_samples`, the trainer's streams), and the output directory holds the
-whole list (``removals-NNNNN.parquet``, one part per run) and ``dedup.json`` (settings,
-runs, counts per reason and source), then ``_SUCCESS``.
+content buckets are per sample source and kind (pdf, web, images, sft...; a page, a
+figure, an interleaved document, a caption pair: an SFT conversation about a page shares
+its image, an interleaved document its first figure's, and neither is a copy of it).
+
+Buckets are formed with GroupByKey, so no process ever holds a set of all samples and the
+pipeline runs on any Beam runner and over any number of runs; what is shuffled is kept
+small, since a local runner holds every shuffle in memory:
+
+  manifest slices (row ranges, read by workers) → rows
+  → exact buckets: (17-byte bucket key, (run, key, source)) → the earliest member found in
+    one pass over the group, every other member removed in a second pass (no list, no sort)
+  → near buckets: (bucket key, row id int) → buckets with one row (nearly all) end here;
+    the rest are joined with the rows' signatures by row id (each signature shuffled once,
+    not once per band) and verified pairwise as before (`MatchBucketFn`).
+
+In a bucket, members are ordered by (run position on the command line, key): a member
+duplicating an earlier one is removed in its favour, so the earliest run's, then the
+smallest key's, copy is kept and two runs of dedup give the same list. A removed sample
+keeps its bytes in its shard; each run gets a side table of its removed keys
+(`RunDir.DEDUP_REMOVED`, streamed) that every reader honours (`RunDir.iter_samples`, the
+trainer's streams), and the output directory holds the whole list
+(``removals-NNNNN.parquet``, one part per run) and ``dedup.json`` (settings, runs, counts
+per reason and source), then ``_SUCCESS``.
 """
 
 from __future__ import annotations
@@ -50,14 +63,14 @@ SUMMARY = "dedup.json"
 REASONS = ("same_source", "same_image", "same_text", "near_text", "near_image")
 EXACT_REASONS = REASONS[:3]
 REASON_ORDER = {r: i for i, r in enumerate(REASONS)}
-COLUMNS = ("key", "source", "text_chars", "image_sha256", "text_hash", "text_minhash",
-           "image_phash")
+COLUMNS = ("key", "source", "locator", "derived_from", "text_chars", "image_sha256",
+           "text_hash", "text_minhash", "image_phash")
 REMOVAL_SCHEMA = pa.schema([
     ("run", pa.string()), ("key", pa.string()), ("source", pa.string()),
     ("kept_run", pa.string()), ("kept_key", pa.string()), ("reason", pa.string()),
     ("similarity", pa.float64()),
 ])
-SLICE_ROWS = 65_536  # manifest rows one read element covers (= RunDir's row groups)
+SLICE_ROWS = 16_384  # manifest rows one read element covers (a quarter of a row group)
 ROW_BITS = 40        # a row id is (run position << ROW_BITS) | row number in its manifest
 
 # A member of a near bucket, verified there: (run position, key, source, minhash
@@ -108,31 +121,50 @@ def row_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str,
     yield from near_buckets(row, config)
 
 
+def sample_kind(row: dict[str, Any]) -> str:
+    """What a derived sample is, from the tag its parent appended to the locator
+    (``...#page=1&figure=0`` → "figure", ``&interleaved=0``, a caption pair's tag...);
+    "" for a sample made from an input itself (a page, a URL: its own query is no tag)."""
+    if not row.get("derived_from"):
+        return ""
+    tail = (row.get("locator") or "").rsplit("&", 1)[-1].rsplit("#", 1)[-1]
+    return tail.split("=", 1)[0]
+
+
+def content_group(row: dict[str, Any]) -> str:
+    """The scope content buckets are drawn in: the sample's source and kind. An SFT
+    conversation about a page shares the page's image (and often its text), an
+    interleaved document its first figure's image: different samples, not copies."""
+    source, kind = row["source"] or "", sample_kind(row)
+    return f"{source}/{kind}" if kind else source
+
+
 def exact_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str, str]]:
     """The sample's exact identities: its key, image checksum and normalised text hash."""
-    source = row["source"] or ""
+    group = content_group(row)
     yield "same_source", row["key"]
-    # Content buckets are per source: an SFT conversation about a page shares the page's
-    # image (and often its text) and is a different sample, not a copy of it.
-    if row["image_sha256"]:
-        yield "same_image", f"{source}|{row['image_sha256']}"
-    if (row["text_chars"] or 0) >= config.min_text_chars and row["text_hash"]:
-        yield "same_text", f"{source}|{row['text_hash']}"
+    if (row["text_chars"] or 0) >= config.min_text_chars:
+        if row["text_hash"]:
+            yield "same_text", f"{group}|{row['text_hash']}"
+    elif row["image_sha256"]:
+        # The image is the content only when the text says little (a photo, a figure, a
+        # scan): two documents that share a picture but not their words are no copies.
+        yield "same_image", f"{group}|{row['image_sha256']}"
 
 
 def near_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str, str]]:
     """The sample's MinHash bands (enough text) or perceptual-hash chunks (little text)."""
-    source = row["source"] or ""
+    group = content_group(row)
     if (row["text_chars"] or 0) >= config.min_text_chars:
         for band, value in enumerate(minhash_bands(row["text_minhash"] or b"",
                                                    config.text_bands)):
-            yield "near_text", f"{source}|{band}:{value}"
+            yield "near_text", f"{group}|{band}:{value}"
     else:
         # Perceptual hashes see layout, not words: two text pages set alike hash alike.
         # Only samples whose text says little (photos, figures, scans) are compared by it.
         for chunk, value in enumerate(phash_chunks(row["image_phash"] or "",
                                                    config.image_distance + 1)):
-            yield "near_image", f"{source}|{chunk}:{value}"
+            yield "near_image", f"{group}|{chunk}:{value}"
 
 
 def exact_entries(item: tuple[int, dict[str, Any]], config: DedupConfig
@@ -258,7 +290,10 @@ def pick_kept(item: tuple[tuple[int, str], Iterable[tuple]], runs: Sequence[str]
 
 
 class WriteRemovals(beam.DoFn):
-    """Per run: the side table in the run, a part of the list in the output directory."""
+    """Per run: the side table in the run, a part of the list in the output directory.
+
+    The run's removals are streamed into both files (never held as one list: a run can
+    lose millions of samples), in the order the shuffle delivers them."""
 
     def __init__(self, runs: Sequence[str], out: str):
         self.runs = list(runs)
@@ -267,13 +302,23 @@ class WriteRemovals(beam.DoFn):
     def process(self, item: tuple[int, Iterable[dict[str, Any] | None]]
                 ) -> Iterator[tuple[str, dict[str, Any]]]:
         index, rows = item
-        removed = sorted((r for r in rows if r is not None), key=lambda r: r["key"])
-        RunDir(self.runs[index]).write_side_table(removed, REMOVAL_SCHEMA, DEDUP_REMOVED)
-        RunDir(self.out).write_side_table(removed, REMOVAL_SCHEMA, f"removals-{index:05d}.parquet")
+        by_reason: Counter = Counter()
+        by_source: Counter = Counter()
+
+        def counted() -> Iterator[dict[str, Any]]:
+            for row in rows:
+                if row is not None:
+                    by_reason[row["reason"]] += 1
+                    by_source[row["source"]] += 1
+                    yield row
+
+        RunDir(self.runs[index]).write_side_table_rows(counted(), REMOVAL_SCHEMA,
+                                                       DEDUP_REMOVED)
+        RunDir(self.out).write_side_table_rows((r for r in rows if r is not None),
+                                               REMOVAL_SCHEMA, f"removals-{index:05d}.parquet")
         yield "summary", {
-            "run": self.runs[index], "removed": len(removed),
-            "by_reason": dict(Counter(r["reason"] for r in removed)),
-            "by_source": dict(Counter(r["source"] for r in removed)),
+            "run": self.runs[index], "removed": sum(by_reason.values()),
+            "by_reason": dict(by_reason), "by_source": dict(by_source),
         }
 
 

@@ -90,11 +90,16 @@ def test_planted_duplicates_are_removed_and_distinct_pages_kept(runs):
                                                                           "near_image")
 
     # the page with one word changed is a near duplicate of report page 1; others stay
-    pages = [r for r in rows1 if "figure=" not in r["locator"] and "table=" not in r["locator"]]
+    pages = [r for r in rows1 if not r["derived_from"]]
     near = [removed[(first, r["key"])] for r in pages if (first, r["key"]) in removed]
     assert [n["reason"] for n in near] == ["near_text"], near
     assert near[0]["similarity"] >= 0.8
     assert len(pages) - len(near) == 4  # report 1-3 and notes page 2 stay distinct
+
+    # an interleaved document's first image is its figure's: it is no copy of the figure,
+    # nor of the other document's interleaved page that holds the same picture
+    interleaved = [r for r in rows1 if "interleaved=" in r["locator"]]
+    assert len(interleaved) == 2 and not any((first, r["key"]) in removed for r in interleaved)
 
     assert summary["removed"] == len(removed)
     assert summary["removed_by_reason"]["same_source"] == len(rows2)
@@ -227,7 +232,7 @@ def test_only_shared_near_buckets_go_on_to_the_signature_join():
     assert sorted(shared_ids((key, [7, 9]))) == [(7, key), (9, key)]
 
 
-def test_a_manifest_is_read_in_slices_that_cover_it_once(tmp_path):
+def test_a_manifest_is_read_in_slices_that_cover_it_once(tmp_path, monkeypatch):
     """Workers read a manifest by row ranges; the ranges together give every row once,
     across row-group boundaries."""
     from pipelines.core import run_dir as run_dir_module
@@ -243,15 +248,11 @@ def test_a_manifest_is_read_in_slices_that_cover_it_once(tmp_path):
              "input_id": refs[n]["input_id"], "item_id": refs[n]["input_id"],
              "task": tasks[0].task_id} for n in range(23)]
     full = {f: None for f in run_dir_module.MANIFEST_SCHEMA.names}
-    original = run_dir_module.ROW_GROUP_ROWS
-    run_dir_module.ROW_GROUP_ROWS = 5  # several row groups in a small manifest
-    try:
-        run.write_task(tasks[0].task_id, [], [{**full, **r, "text_chars": 0, "bytes": 0,
-                                               "image_bytes": 0, "num_images": 0}
-                                              for r in rows], [])
-        run.finalize()
-    finally:
-        run_dir_module.ROW_GROUP_ROWS = original
+    monkeypatch.setattr(run_dir_module, "ROW_GROUP_ROWS", 5)  # several row groups
+    run.write_task(tasks[0].task_id, [], [{**full, **r, "text_chars": 0, "bytes": 0,
+                                           "image_bytes": 0, "num_images": 0}
+                                          for r in rows], [])
+    run.finalize()
     import pyarrow.parquet as pq
 
     assert pq.ParquetFile(os.path.join(url, run_dir_module.MANIFEST)).num_row_groups == 5
@@ -261,3 +262,22 @@ def test_a_manifest_is_read_in_slices_that_cover_it_once(tmp_path):
     assert [key for _, key in read] == [r["key"] for r in run.manifest().to_pylist()]
     assert [row_id for row_id, _ in read] == list(range(23))
     assert set(COLUMNS) <= set(next(read_rows(slices[0], [url]))[1])
+
+
+def test_a_side_table_is_written_from_a_stream_of_rows(tmp_path, monkeypatch):
+    """A run's removals are streamed into its side table a row group at a time (a list of
+    millions is never built); no rows still make a readable, empty table."""
+    import pyarrow.parquet as pq
+
+    from pipelines.core import run_dir as run_dir_module
+    from pipelines.dedup.pipeline import REMOVAL_SCHEMA
+
+    monkeypatch.setattr(run_dir_module, "ROW_GROUP_ROWS", 3)
+    run = RunDir(str(tmp_path / "run"))
+    rows = [{"run": "r", "key": f"k{n}", "source": "web", "kept_run": "r", "kept_key": "k",
+             "reason": "same_text", "similarity": 1.0} for n in range(7)]
+    run.write_side_table_rows(iter(rows), REMOVAL_SCHEMA, "dedup_removed.parquet")
+    assert run.read_side_table("dedup_removed.parquet") == rows
+    assert pq.ParquetFile(str(tmp_path / "run" / "dedup_removed.parquet")).num_row_groups == 3
+    run.write_side_table_rows(iter([]), REMOVAL_SCHEMA, "empty.parquet")
+    assert run.read_side_table("empty.parquet") == []
