@@ -2,7 +2,7 @@
 recall / false matches of planted duplicates.
 
     .venv/bin/python bench/dedup_scale.py [--sizes 10000 100000 1000000]
-        [--runner direct|multi|dask] [--workers 2]
+        [--runner direct|multi|dask] [--workers 2] [--worker-memory 1GiB]
 
 For each size N it writes two synthetic finished runs of N/2 manifest rows each (no shards:
 dedup reads manifests only) with random signatures, and plants duplicates:
@@ -173,7 +173,7 @@ class TreeSampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def measure(size: int, runner: str, workers: int) -> dict:
+def measure(size: int, runner: str, workers: int, worker_memory: str = "0") -> dict:
     """One size: write the runs, then run and sample dedup in fresh processes."""
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         me = [sys.executable, str(Path(__file__).resolve())]
@@ -184,7 +184,8 @@ def measure(size: int, runner: str, workers: int) -> dict:
         elif runner == "dask":
             from tests.servers import start_dask_cluster
 
-            cluster, address = start_dask_cluster(Path(tmp, "dask"), workers)
+            cluster, address = start_dask_cluster(Path(tmp, "dask"), workers,
+                                                  memory_limit=worker_memory)
             beam_args = ["--runner=DaskRunner", f"--dask_client_address={address}"]
         try:
             sampler = TreeSampler(psutil.Process())
@@ -235,16 +236,19 @@ def main() -> int:
     parser.add_argument("--runner", choices=("direct", "multi", "dask"), default="direct")
     parser.add_argument("--workers", type=int, default=2,
                         help="worker processes (multi, dask)")
+    parser.add_argument("--worker-memory", default="0",
+                        help="dask: --memory-limit per worker (e.g. 1GiB: spill past 60%%)")
     parser.add_argument("--json", action="store_true", help="one JSON object per size")
     args = parser.parse_args()
     print(f"runner: {args.runner}" + (f", {args.workers} workers" if args.runner != "direct"
-                                     else ""), flush=True)
+                                     else "") + (f", worker memory limit {args.worker_memory}"
+                                                 if args.runner == "dask" else ""), flush=True)
     header = (f"{'rows':>9} {'rows/s':>8} {'CPU-s':>8} {'driver MB':>10} {'worker MB':>10} "
               f"{'tree MB':>8} {'near recall':>11} {'false match':>11} {'exact':>13}")
     if not args.json:
         print(header, flush=True)
     for size in args.sizes:
-        r = measure(size, args.runner, args.workers)
+        r = measure(size, args.runner, args.workers, args.worker_memory)
         if args.json:
             print(json.dumps(r), flush=True)
             continue

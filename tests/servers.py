@@ -223,8 +223,12 @@ def seaweedfs(tmp_path_factory) -> Iterator[S3Store]:
 
 # -- dask.distributed ------------------------------------------------------------------------
 def start_dask_cluster(workdir: Path, workers: int = 2,
-                       env: dict[str, str] | None = None) -> tuple[list[Server], str]:
-    """``dask scheduler`` + ``dask worker --nworkers N --nthreads 1`` over TCP on loopback."""
+                       env: dict[str, str] | None = None,
+                       memory_limit: str = "0") -> tuple[list[Server], str]:
+    """``dask scheduler`` + ``dask worker --nworkers N --nthreads 1`` over TCP on loopback.
+
+    `memory_limit` per worker process ("0": none; e.g. "1GiB": the worker spills to disk
+    past 60% of it, as a memory-bounded cluster would)."""
     port, dashboard = free_port(), free_port()
     scheduler = Server("dask-scheduler", [
         str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -236,7 +240,7 @@ def start_dask_cluster(workdir: Path, workers: int = 2,
     worker = Server("dask-worker", [
         str(BIN / "dask"), "worker", address, "--nworkers", str(workers), "--nthreads", "1",
         "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(worker_dir),
-        "--memory-limit", "0", "--death-timeout", "60"],
+        "--memory-limit", memory_limit, "--death-timeout", "60"],
         worker_dir, env=dict(env or {})).start()
     servers = [scheduler, worker]
     try:
