@@ -6,7 +6,7 @@ For each size, in a fresh child process (so peak memory is its own): stream the 
 (``s3://`` image URLs from a generator, never read), plan the run (``inputs.parquet``, as
 `run_pipeline` does: `RunDir.plan_pending`), write the task lists the workers read
 (``plan/part-*.parquet``) and build the Beam pipeline. Prints planning
-seconds, the driver's peak RSS, and the size of the submitted graph (transforms and bytes
+seconds (wall and CPU), the driver's peak RSS, and the size of the submitted graph (transforms and bytes
 of the serialized pipeline proto) for the current graph (``ReadTasks``: partition numbers
 only) and, as the baseline, the former one (every task in ``beam.Create``).
 """
@@ -34,11 +34,11 @@ def measure(count: int, old_graph: bool) -> dict:
     from pipelines.core.task_lists import ReadTasks
 
     out = tempfile.mkdtemp(prefix="plan-scale-")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     urls = (f"s3://bucket/images/{i:08d}.jpg" for i in range(count))
     refs = (input_ref("images", url, path=url) for url in urls)  # as image_refs makes them
     tasks = RunDir(out).plan_pending("images", refs, {}, task_size=8)
-    planned = time.perf_counter()
+    planned, cpu_planned = time.perf_counter(), time.process_time()
     p = beam.Pipeline()
     if old_graph:
         source = p | beam.Create([(t.task_id, t.input_refs) for t in tasks])
@@ -46,9 +46,10 @@ def measure(count: int, old_graph: bool) -> dict:
         source = p | ReadTasks(out, tasks)
     _ = source | beam.Reshuffle() | beam.ParDo(ExpandTaskFn("images"))
     proto = p.to_runner_api()
-    graph = time.perf_counter()
+    graph, cpu_graph = time.perf_counter(), time.process_time()
     return {"inputs": count, "graph": "Create(tasks)" if old_graph else "ReadTasks",
             "plan_s": planned - start, "graph_s": graph - planned,
+            "plan_cpu_s": cpu_planned - cpu_start, "graph_cpu_s": cpu_graph - cpu_planned,
             "transforms": len(proto.components.transforms),
             "graph_bytes": len(proto.SerializeToString()),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -70,8 +71,9 @@ def main() -> None:
                                   capture_output=True, text=True, check=True)
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{r['inputs']:>9d} {r['graph']:14s} plan {r['plan_s']:7.1f} s  graph "
-                  f"{r['graph_s']:6.1f} s  {r['transforms']:3d} transforms "
+            print(f"{r['inputs']:>9d} {r['graph']:14s} plan {r['plan_s']:7.1f} s "
+                  f"({r['plan_cpu_s']:5.1f} CPU-s)  graph {r['graph_s']:6.1f} s "
+                  f"({r['graph_cpu_s']:5.1f} CPU-s)  {r['transforms']:3d} transforms "
                   f"{r['graph_bytes'] / 1e6:9.2f} MB  driver peak {r['peak_rss_mb']:7.0f} MB",
                   flush=True)
     print(json.dumps(rows))
