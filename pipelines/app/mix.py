@@ -17,6 +17,8 @@ sample (manifest row)             pretraining (Table 1)      SFT (Table 2)
 ================================  =========================  ===========================
 a derived ``&interleaved=`` doc   interleaved image-text     general multimodal
 a derived ``&caption=`` pair      image caption              general multimodal
+a derived ``&code=`` pair (web    web code                   web code
+screenshot -> simplified HTML)
 source ``synth`` (chart + code)   web code                   web code
 taxonomy leaf ``..ui_to_code``    web code                   web code
 chart/table leaves (data chart    table & chart              table & chart
@@ -81,7 +83,7 @@ def category_of(row: Mapping[str, Any], sft: bool) -> str:
     derived = derived_kind(row)
     if derived in ("interleaved", "caption"):  # the record contract of pipelines.core.text
         return GENERAL_SFT if sft else (INTERLEAVED if derived == "interleaved" else CAPTION)
-    if source == "synth" or leaf == UI_CODE_LEAF:
+    if derived == "code" or source == "synth" or leaf == UI_CODE_LEAF:
         return WEB_CODE
     if leaf.startswith(CHART_LEAVES) or (source == "pdf" and row.get("derived_from")):
         return TABLE_CHART

@@ -46,6 +46,11 @@ def test_paper_tables_sum_to_100():
     ({"source": "web", "num_images": 1, "locator": "https://a.example/p?x=1&caption=2"},
      False, DOC_OCR),  # a page whose URL merely has such a parameter
     ({"source": "web", "num_images": 1}, True, TAXONOMY_SFT),
+    # a web code pair (screenshot -> simplified HTML) is web code in both mixes
+    ({"source": "web", "num_images": 1, "derived_from": "k",
+      "locator": "https://a.example/p#&code=0"}, False, WEB_CODE),
+    ({"source": "web", "num_images": 1, "derived_from": "k",
+      "locator": "https://a.example/p#&code=0"}, True, WEB_CODE),
     ({"source": "sft", "num_images": 1,
       "taxonomy_leaf": "analysis.data_chart_analysis.graph_interpretation"}, True, TABLE_CHART),
     ({"source": "text", "num_images": 0}, False, TEXT_ONLY),
