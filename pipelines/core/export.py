@@ -33,14 +33,43 @@ def inspect_run(url: str, examples: int = 5) -> dict[str, Any]:
 
 
 def export_rows(run: RunDir) -> Iterator[dict[str, Any]]:
-    """One flat row per sample: payloads as columns, meta as a JSON string."""
+    """One flat row per sample: payloads as columns (``image`` the first image,
+    ``extra_images`` the rest, in placeholder order), meta as a JSON string."""
     for sample in run.iter_samples():
         yield {
             "key": sample.key, "source": sample.source, "locator": sample.locator,
-            "image": sample.image, "text": sample.text, "markdown": sample.markdown,
+            "image": sample.image, "extra_images": list(sample.extra_images),
+            "text": sample.text, "markdown": sample.markdown,
             "html": sample.html, "meta": json.dumps(sample.meta, sort_keys=True, default=str),
             "taxonomy_leaf": (sample.meta.get("taxonomy") or {}).get("leaf", ""),
         }
+
+
+def export_schema():
+    """The parquet export's columns, fixed (a batch whose texts are all absent would
+    otherwise be inferred as type null and differ from the other files)."""
+    import pyarrow as pa
+
+    text = pa.string()
+    return pa.schema([("key", text), ("source", text), ("locator", text),
+                      ("image", pa.binary()), ("extra_images", pa.list_(pa.binary())),
+                      ("text", text), ("markdown", text), ("html", text), ("meta", text),
+                      ("taxonomy_leaf", text)])
+
+
+def hf_features_for(urls: list[str]):
+    """`datasets.Features` that load the shards of these runs with
+    ``load_dataset("webdataset", data_files=..., features=...)`` whatever their mix: one
+    image member per image position any of their samples has (``png``, ``1.png``...,
+    from the manifests' ``num_images``). Without it, ``datasets`` infers the members from
+    the first samples and drops (or refuses) the ``N.png`` of interleaved documents."""
+    from pipelines.core.schema import hf_features
+
+    most = 1
+    for url in urls:
+        for row in RunDir(url).require_complete().iter_manifest_rows(["num_images"]):
+            most = max(most, int(row["num_images"] or 0))
+    return hf_features(("png", *(f"{n}.png" for n in range(1, most))))
 
 
 def export_parquet(url: str, out_dir: str, rows_per_file: int = 1000) -> list[str]:
@@ -54,7 +83,7 @@ def export_parquet(url: str, out_dir: str, rows_per_file: int = 1000) -> list[st
 
     def flush() -> None:
         path = os.path.join(out_dir, f"part-{len(written):05d}.parquet")
-        pq.write_table(pa.Table.from_pylist(batch), path)
+        pq.write_table(pa.Table.from_pylist(batch, schema=export_schema()), path)
         written.append(path)
         batch.clear()
 
@@ -75,6 +104,7 @@ def export_hf(url: str, out_dir: str) -> int:
     features = datasets.Features({
         "key": datasets.Value("string"), "source": datasets.Value("string"),
         "locator": datasets.Value("string"), "image": datasets.Image(),
+        "extra_images": datasets.Sequence(datasets.Image()),
         "text": datasets.Value("string"), "markdown": datasets.Value("string"),
         "html": datasets.Value("string"), "meta": datasets.Value("string"),
         "taxonomy_leaf": datasets.Value("string"),
@@ -83,7 +113,9 @@ def export_hf(url: str, out_dir: str) -> int:
     def rows():
         for row in export_rows(run):
             image = row["image"]
-            yield {**row, "image": {"bytes": image, "path": None} if image else None}
+            yield {**row, "image": {"bytes": image, "path": None} if image else None,
+                   "extra_images": [{"bytes": extra, "path": None}
+                                    for extra in row["extra_images"]]}
 
     dataset = datasets.Dataset.from_generator(rows, features=features)
     dataset.save_to_disk(out_dir)

@@ -34,7 +34,8 @@ it saw in the first samples (a web page's ``html`` written after five PDF pages 
 one would be silently dropped) and refuses a load whose first five samples differ in their
 members. Image members cannot be made uniform that way: a text-only sample has none, a
 conversation may have several. Runs of text-only or multi-image samples (SFT) therefore
-load with ``features=hf_features(("png", "1.png", ...))``, which skips that inference.
+load with ``features=hf_features(("png", "1.png", ...))``, which skips that inference;
+`pipelines.core.export.hf_features_for(runs)` builds it from the runs' manifests.
 
 The JSON member, schema 2 (`FIELDS` is the authoritative list; tests check every written
 sample against it):

@@ -218,3 +218,41 @@ def test_inspect_reports_counts(run_dir):
     info = inspect_run(run_dir)
     assert info["samples"] == 7 and len(info["shards"]) == 2
     assert info["by_source"] == {"images": 7}
+
+
+def test_interleaved_documents_load_and_export_with_every_image(tmp_path):
+    """Six one-image pages, then a three-image interleaved document (as a crawl writes them):
+    `hf_features_for` loads every image member; the parquet and HF exports keep them."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    from pipelines.core.export import hf_features_for
+    from pipelines.core.text import IMAGE_PLACEHOLDER
+    from tests.training.conftest import draw_png, write_run_dir
+
+    pages = [Sample.create("web", f"https://a.example/{i}", image=draw_png("red", "square"),
+                           text=f"page {i}") for i in range(6)]
+    shapes = [draw_png(c, s) for c, s in (("red", "circle"), ("green", "square"),
+                                          ("blue", "circle"))]
+    text = f"intro {IMAGE_PLACEHOLDER} middle {IMAGE_PLACEHOLDER} end {IMAGE_PLACEHOLDER}"
+    document = Sample.create("web", "https://a.example/0#&interleaved=0", image=shapes[0],
+                             extra_images=tuple(shapes[1:]), text=text)
+    run = write_run_dir(tmp_path / "run", "web", pages + [document], max_count=100)
+    urls = shards_of([run])
+
+    features = hf_features_for([run])
+    assert {"png", "1.png", "2.png"} <= set(features)
+    loaded = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train",
+                                   features=features)
+    [row] = [r for r in loaded if r["json"]["num_images"] == 3]
+    assert [_png(row[m].convert("RGB")) == _png(Image.open(io.BytesIO(b)).convert("RGB"))
+            for m, b in zip(("png", "1.png", "2.png"), shapes)] == [True] * 3
+    assert all(r["1.png"] is None for r in loaded if r["json"]["num_images"] == 1)
+
+    export_parquet(run, str(tmp_path / "pq"), rows_per_file=4)
+    table = pq.read_table(str(tmp_path / "pq")).to_pylist()
+    [exported] = [r for r in table if r["extra_images"]]
+    assert exported["extra_images"] == list(shapes[1:]) and exported["text"] == text
+    assert export_hf(run, str(tmp_path / "hf")) == 7
+    hf = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert sorted(len(r["extra_images"]) for r in hf) == [0] * 6 + [2]
