@@ -32,6 +32,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.core.outcome import Outcome
@@ -223,9 +224,12 @@ class RunDir:
             handle.write(data)
         self.fs.mv(tmp, self.path(*parts))
 
-    def _write_table(self, rows: list[dict[str, Any]], schema: pa.Schema, *parts: str) -> None:
+    def _write_table(self, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema,
+                     *parts: str) -> None:
+        """Rows (or an Arrow table, written without becoming Python rows) as parquet."""
         self.fs.makedirs(self.path(*parts[:-1]) if len(parts) > 1 else self.root, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=schema)
+        table = rows.select(schema.names).cast(schema) if isinstance(rows, pa.Table) else \
+            pa.Table.from_pylist(rows, schema=schema)
         tmp = self.path(*parts[:-1], f"{TMP_MARK}{parts[-1]}")
         with self.fs.open(tmp, "wb") as handle:
             pq.write_table(table, handle, row_group_size=ROW_GROUP_ROWS)
@@ -447,8 +451,8 @@ class RunDir:
         self.fs.invalidate_cache()  # shards and markers came from other processes
         self._remove_orphan_shards(sorted(self.done_tasks(), key=_task_order))
         manifest, outcomes, stats = self.merged()
-        self._write_table(manifest.to_pylist(), MANIFEST_SCHEMA, MANIFEST)
-        self._write_table(outcomes.to_pylist(), OUTCOME_SCHEMA, OUTCOMES)
+        self._write_table(manifest, MANIFEST_SCHEMA, MANIFEST)
+        self._write_table(outcomes, OUTCOME_SCHEMA, OUTCOMES)
         all_done = stats["tasks"]["done"] == stats["tasks"]["total"]
         if all_done:  # never mark complete a run that lost inputs (pipelines.core.completion)
             from pipelines.core.completion import accounting_problems
@@ -724,31 +728,57 @@ class SampleReader:
 
 
 def compute_stats(inputs: pa.Table, manifest: pa.Table, outcomes: pa.Table) -> dict[str, Any]:
-    """Counts per stage, per reason, per source and per taxonomy leaf."""
-    rows = manifest.to_pylist()
-    primary = [r for r in rows if not r["derived_from"]]
-    by_kind: dict[str, Counter] = {"dropped": Counter(), "error": Counter(), "expanded": Counter()}
-    for row in outcomes.to_pylist():
-        by_kind[row["kind"]][f"{row['stage']}:{row['reason']}"] += 1
+    """Counts per stage, per reason, per source and per taxonomy leaf.
+
+    Computed on Arrow columns (grouped counts), never a Python dict per sample, so
+    finalizing a run of millions of samples stays cheap on the driver.
+    """
+    derived = _nonempty(manifest.column("derived_from"))
+    written = manifest.num_rows - pc.sum(derived).as_py() if manifest.num_rows else 0
+    by_kind: dict[str, dict[str, int]] = {"dropped": {}, "error": {}, "expanded": {}}
+    for row in _counts(outcomes.select(["kind", "stage", "reason"]), ["kind", "stage", "reason"]):
+        by_kind[row["kind"]][f"{row['stage']}:{row['reason']}"] = row["count"]
+    split = _or_default(manifest.column("split"), TRAIN)
+    documents = pa.table({"document": manifest.column("document"), "split": split})
+    documents = documents.group_by(["document", "split"], use_threads=False).aggregate([])
     return {
         "inputs": inputs.num_rows,
-        "written": len(primary),
-        "derived": len(rows) - len(primary),
+        "written": written,
+        "derived": manifest.num_rows - written,
         "dropped": sum(by_kind["dropped"].values()),
         "errors": sum(by_kind["error"].values()),
         "expanded": sum(by_kind["expanded"].values()),
         "dropped_by_reason": dict(sorted(by_kind["dropped"].items())),
         "errors_by_reason": dict(sorted(by_kind["error"].items())),
-        "samples_by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
-        "samples_by_split": dict(sorted(Counter(r.get("split") or TRAIN for r in rows).items())),
-        "documents_by_split": dict(sorted(Counter(
-            split for _, split in {(r["document"], r.get("split") or TRAIN) for r in rows}
-        ).items())),
-        "samples_by_taxonomy_leaf": dict(sorted(
-            Counter(r["taxonomy_leaf"] or "unlabeled" for r in rows).items())),
-        "bytes": sum(r["bytes"] for r in rows),
+        "samples_by_source": _count_by(manifest.column("source")),
+        "samples_by_split": _count_by(split),
+        "documents_by_split": _count_by(documents.column("split")),
+        "samples_by_taxonomy_leaf": _count_by(
+            _or_default(manifest.column("taxonomy_leaf"), "unlabeled")),
+        "bytes": (pc.sum(manifest.column("bytes")).as_py() or 0) if manifest.num_rows else 0,
         "finished": _now(),
     }
+
+
+def _nonempty(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where a string column holds a non-empty value (null and "" are empty)."""
+    return pc.fill_null(pc.not_equal(column, ""), False)
+
+
+def _or_default(column: pa.ChunkedArray, default: str) -> pa.ChunkedArray:
+    """A string column with null and "" replaced by `default`."""
+    return pc.if_else(_nonempty(column), column, default)
+
+
+def _counts(table: pa.Table, keys: list[str]) -> list[dict[str, Any]]:
+    return table.group_by(keys, use_threads=False).aggregate([([], "count_all")]).rename_columns(
+        [*keys, "count"]).to_pylist()
+
+
+def _count_by(column: pa.ChunkedArray) -> dict[str, int]:
+    """{value: rows with it}, sorted by value."""
+    return dict(sorted((row["value"], row["count"]) for row in _counts(
+        pa.table({"value": column}), ["value"])))
 
 
 def _with_split_columns(table: pa.Table, split: str = TRAIN) -> pa.Table:
@@ -770,17 +800,40 @@ def _with_split_columns(table: pa.Table, split: str = TRAIN) -> pa.Table:
 
 
 def _supersede_retried(outcomes: pa.Table, manifest: pa.Table) -> pa.Table:
-    """Keep, per item, only the outcomes of its latest attempt (retries come later)."""
-    rows = outcomes.to_pylist()
-    latest: dict[str, tuple] = {}
-    for row in rows + manifest.to_pylist():
-        if row.get("derived_from"):
-            continue
-        order = _task_order(row["task"])
-        if row["item_id"] not in latest or order > latest[row["item_id"]]:
-            latest[row["item_id"]] = order
-    kept = [r for r in rows if _task_order(r["task"]) >= latest.get(r["item_id"], ())]
-    return pa.Table.from_pylist(kept, schema=OUTCOME_SCHEMA)
+    """Keep, per item, only the outcomes of its latest attempt (retries come later).
+
+    Columnar: a task's order (`_task_order`) becomes one sortable string per distinct
+    task, and the latest per item is a grouped max, so no row becomes a Python dict."""
+    primary = manifest.filter(pc.invert(_nonempty(manifest.column("derived_from"))))
+    tasks = pc.unique(pa.concat_arrays([
+        outcomes.column("task").combine_chunks().cast(pa.string()),
+        primary.column("task").combine_chunks().cast(pa.string())])).to_pylist()
+    orders = pa.array([_order_key(t) for t in tasks], type=pa.string())
+    task_set = pa.array(tasks, type=pa.string())
+
+    def order_of(table: pa.Table) -> pa.Array:
+        return _chunks(pc.take(orders, pc.index_in(table.column("task"), value_set=task_set)))
+
+    outcome_order = order_of(outcomes)
+    both = pa.table({
+        "item_id": pa.concat_arrays([_chunks(outcomes.column("item_id")),
+                                     _chunks(primary.column("item_id"))]),
+        "order": pa.concat_arrays([outcome_order, order_of(primary)])})
+    latest = both.group_by("item_id", use_threads=False).aggregate([("order", "max")])
+    latest_of = _chunks(pc.take(latest.column("order_max"), pc.index_in(
+        outcomes.column("item_id"), value_set=latest.column("item_id"))))
+    keep = pc.greater_equal(outcome_order, latest_of)
+    return outcomes.filter(keep).select(OUTCOME_SCHEMA.names).cast(OUTCOME_SCHEMA)
+
+
+def _chunks(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _order_key(task_id: str) -> str:
+    """`_task_order` as one string that sorts the same way."""
+    attempt, rest = _task_order(task_id)
+    return f"{attempt:09d}|{rest}"
 
 
 def _task_order(task_id: str) -> tuple:
