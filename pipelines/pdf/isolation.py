@@ -260,6 +260,10 @@ def serve(max_memory_mb: int) -> None:
     # search. It is loaded only for a request whose settings ask for it
     # (`render.use_layout_model`).
     sys.modules.setdefault("pymupdf.layout", None)
+    # `import pymupdf` also tries pymupdf4llm (its optional to_markdown), which pulls in
+    # its own layout helpers and tqdm: 0.2 CPU-s and memory per renderer for nothing, as
+    # markdown is written from our own extraction (`pipelines.pdf.markdown`).
+    sys.modules.setdefault("pymupdf4llm", None)
     from pipelines.pdf import render as pdf_render
 
     pdf_render.quiet_mupdf()

@@ -47,6 +47,12 @@ from pipelines.pdf.settings import PdfRenderSettings
 
 log = logging.getLogger(__name__)
 
+# Text boxes without MuPDF's quad corrections (glyph boxes from the font's ascender and
+# descender): every output so far, the golden files included, was made this way because
+# `import pymupdf` loads pymupdf4llm when installed, which sets it at import. Set here, so
+# the boxes do not hang on that side effect (the renderer child skips pymupdf4llm).
+pymupdf.TOOLS.unset_quad_corrections(True)
+
 CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|exhibit|graph|diagram)\b\.?",
                            re.IGNORECASE)
 # Characters that mark a text layer as untrustworthy (broken font encodings).

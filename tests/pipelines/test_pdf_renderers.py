@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -169,3 +171,18 @@ def test_the_renderers_perceptual_hash_is_the_writers(corpus, tmp_path):
     assert len(pages) >= 8 and all(r["image_phash"] for r in rows)
     assert [r["image_phash"] for r in rows] == [image_phash(s.image) for s in samples]
     assert [r["image_sha256"] for r in rows] == [sha256_hex(s.image) for s in samples]
+
+
+def test_the_renderer_child_makes_text_boxes_as_before_without_pymupdf4llm():
+    """The child skips pymupdf4llm (0.2 CPU-s a start), whose import switched MuPDF's quad
+    corrections off for the whole process; the renderer now does that itself, so words
+    and lines keep the boxes every earlier run (and the golden files) had. On the shared
+    corpus the boxes of 48 pages differ when it is on."""
+    probe = ("import sys; sys.modules['pymupdf4llm'] = None; "
+             "import pymupdf; before = pymupdf.TOOLS.unset_quad_corrections(); "
+             "from pipelines.pdf import render; "
+             "print(bool(before), bool(pymupdf.TOOLS.unset_quad_corrections()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__))))).stdout.split()
+    assert out == ["False", "True"]
