@@ -47,10 +47,10 @@ from pipelines.pdf.settings import PdfRenderSettings
 
 log = logging.getLogger(__name__)
 
-# Text boxes without MuPDF's quad corrections (glyph boxes from the font's ascender and
-# descender): every output so far, the golden files included, was made this way because
-# `import pymupdf` loads pymupdf4llm when installed, which sets it at import. Set here, so
-# the boxes do not hang on that side effect (the renderer child skips pymupdf4llm).
+# Text boxes without MuPDF's quad corrections: every output so far, the golden files
+# included, was made this way because `import pymupdf` loads pymupdf4llm when installed,
+# which switches them off at import. Set here, so the boxes do not hang on that side
+# effect (the renderer child skips pymupdf4llm).
 pymupdf.TOOLS.unset_quad_corrections(True)
 
 CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|exhibit|graph|diagram)\b\.?",
