@@ -13,11 +13,11 @@ import time
 
 import pytest
 
+from pipelines.core import shards
 from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import run_pipeline, seed_sample
 from pipelines.core.sample import sha256_hex
-from pipelines.core import shards
 from pipelines.core.shards import ShardWriter
 from pipelines.core.signatures import image_phash
 from pipelines.core.task_end import TaskEnd
