@@ -23,8 +23,8 @@ from typing import Callable
 from pipelines.core.run_dir import RunDir
 from pipelines.orchestration.scheduling import run_vlforge
 
-DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/table", "/chart",
-              "/private/secret", "/missing", "/data.csv", "/loop"]
+DEMO_PATHS = ["/", "/articles/1", "/articles/2", "/articles/3", "/photos", "/table",
+              "/chart", "/private/secret", "/missing", "/data.csv", "/loop"]
 TRAIN_STEPS = {1: 12, 2: 12, 3: 12}
 SYNTH_CHARTS = 8
 CNN_STEPS = {"subset": 10, "full": 6}

@@ -2,7 +2,9 @@
 
 Everything is drawn here (PyMuPDF for pages, matplotlib for the vector chart, PIL for the
 scanned page), so the demo needs no downloads and shows every path of the PDF pipeline:
-text with a table, a vector chart, an image-only page for OCR, an e-book, and bad input.
+text with a table, a vector chart, a page with two figures between its paragraphs (an
+interleaved document and caption pairs), an image-only page for OCR, an illustrated e-book,
+and bad input.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def write_demo_documents(directory: str) -> list[str]:
     files = {
         "report.pdf": report_pdf(),
         "chart.pdf": chart_pdf(),
+        "field_notes.pdf": figures_pdf(),
         "scan.pdf": scanned_pdf(),
         "handbook.epub": epub_book(),
         "truncated.pdf": report_pdf()[:900],
@@ -95,6 +98,39 @@ def chart_pdf() -> bytes:
     return doc.tobytes()
 
 
+def picture_png(colour: tuple[int, int, int], width: int = 320, height: int = 200) -> bytes:
+    """A photo-like picture: a vertical gradient with a coloured disc."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        draw.line([(0, y), (width, y)], fill=(230 - y // 3, 220 - y // 4, 200))
+    draw.ellipse((width // 3, height // 4, width * 2 // 3, height * 3 // 4), fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def figures_pdf() -> bytes:
+    """A page of field notes: paragraph, photo + caption, paragraph, photo + caption,
+    paragraph (one interleaved document with two images, two caption pairs)."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_textbox(pymupdf.Rect(72, 50, 540, 100), PARAGRAPHS[0], fontsize=11)
+    page.insert_image(pymupdf.Rect(156, 110, 456, 298), stream=picture_png((200, 60, 40)))
+    page.insert_text((156, 316), "Figure 1: A red marker buoy at the harbour mouth.",
+                     fontsize=10)
+    page.insert_textbox(pymupdf.Rect(72, 340, 540, 390), PARAGRAPHS[1], fontsize=11)
+    page.insert_image(pymupdf.Rect(156, 400, 456, 588), stream=picture_png((40, 90, 200)))
+    page.insert_text((156, 606), "Figure 2: A blue mooring float on a calm morning.",
+                     fontsize=10)
+    page.insert_textbox(pymupdf.Rect(72, 630, 540, 690), PARAGRAPHS[2], fontsize=11)
+    return doc.tobytes()
+
+
 def scanned_pdf() -> bytes:
     """An image-only page (a 'scan' of printed text): no text layer, so it needs OCR."""
     import pymupdf
@@ -125,8 +161,12 @@ def encrypted_pdf() -> bytes:
 
 
 def epub_book() -> bytes:
-    """A minimal valid EPUB 3 with two chapters."""
-    chapters = [("Chapter 1: Screens", PARAGRAPHS[0]), ("Chapter 2: Taxonomy", PARAGRAPHS[1])]
+    """A minimal valid EPUB 3 with two chapters; the second holds two pictures between its
+    paragraphs (one interleaved chapter document)."""
+    pictures = "".join(f"<p>{text}</p><p><img src='p{i}.png' alt='plate {i}'/></p>"
+                       for i, text in enumerate(PARAGRAPHS[1:])) + f"<p>{PARAGRAPHS[0]}</p>"
+    chapters = [("Chapter 1: Screens", f"<p>{PARAGRAPHS[0]}</p>"),
+                ("Chapter 2: Taxonomy", pictures)]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as book:
         book.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
@@ -137,6 +177,8 @@ def epub_book() -> bytes:
                       '</container>')
         items = "".join(f'<item id="c{i}" href="c{i}.xhtml" media-type="application/xhtml+xml"/>'
                         for i in range(len(chapters)))
+        items += "".join(f'<item id="p{i}" href="p{i}.png" media-type="image/png"/>'
+                         for i in range(2))
         spine = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
         book.writestr("OEBPS/content.opf",
                       '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" '
@@ -148,8 +190,10 @@ def epub_book() -> bytes:
                       f'<spine>{spine}</spine></package>')
         links = "".join(f'<li><a href="c{i}.xhtml">{t}</a></li>' for i, (t, _) in enumerate(chapters))
         book.writestr("OEBPS/nav.xhtml", _xhtml("Contents", f'<nav epub:type="toc"><ol>{links}</ol></nav>'))
-        for index, (title, text) in enumerate(chapters):
-            book.writestr(f"OEBPS/c{index}.xhtml", _xhtml(title, f"<h1>{title}</h1><p>{text}</p>"))
+        for index, (title, body) in enumerate(chapters):
+            book.writestr(f"OEBPS/c{index}.xhtml", _xhtml(title, f"<h1>{title}</h1>{body}"))
+        for index, colour in enumerate(((60, 160, 80), (160, 60, 160))):
+            book.writestr(f"OEBPS/p{index}.png", picture_png(colour))
     return buffer.getvalue()
 
 

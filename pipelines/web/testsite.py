@@ -4,7 +4,9 @@
 base URL. Pages are generated in code: articles that link to each other, a table, an SVG
 chart, and the troublemakers (slow, never-answering, redirect loop, robots-disallowed,
 endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503,
-long polling, images from a dead host, a page that shows and leaves cookies and storage).
+long polling, images from a dead host, a page that shows and leaves cookies and storage),
+and a photo essay (``/photos``: three pictures between paragraphs, one in a figure with a
+caption, one with a good alt text, one with a file-name alt text, plus a 1x1 tracker).
 Extra pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
 """
 
@@ -91,6 +93,44 @@ def index_page() -> str:
             f"<h1>Test site</h1><ul>{items}</ul></body></html>")
 
 
+PHOTO_COLOURS = {"harbour": (70, 110, 160), "market": (200, 120, 40), "garden": (60, 150, 70)}
+
+
+def photo_essay() -> str:
+    """An article whose main content holds three pictures between its paragraphs."""
+    return ("<!doctype html><html lang='en'><head><title>A day in the city</title></head><body>"
+            "<nav><a href='/'>Home</a> <a href='/articles/1'>News</a></nav><article>"
+            f"<h1>A day in the city</h1><p>{paragraph(101, 70)}</p>"
+            "<figure><img src='/img/harbour.png' alt='harbour.png'>"
+            "<figcaption>Fishing boats in the harbour at first light.</figcaption></figure>"
+            f"<p>{paragraph(102, 70)}</p>"
+            "<img src='/img/market.png' alt='Stalls of fruit and spices at the covered market'>"
+            f"<p>{paragraph(103, 70)}</p><img src='/img/garden.png' alt='DSC_0042.JPG'>"
+            f"<p>{paragraph(104, 50)}</p><img src='/img/pixel.png' width=1 height=1 alt=''>"
+            "</article><footer><p>Copyright the test site</p></footer></body></html>")
+
+
+def photo_png(name: str, width: int = 360, height: int = 240) -> bytes:
+    """A picture for the photo essay: a sky gradient over a coloured block, per name
+    (a 1x1 white pixel for ``pixel``)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    if name == "pixel":
+        image = Image.new("RGB", (1, 1), "white")
+    else:
+        image = Image.new("RGB", (width, height))
+        draw = ImageDraw.Draw(image)
+        for y in range(height):
+            draw.line([(0, y), (width, y)], fill=(150 + y * 100 // height, 190, 230))
+        draw.rectangle((width // 5, height // 2, width * 4 // 5, height - 20),
+                       fill=PHOTO_COLOURS[name])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def simple_page(title: str, body: str) -> str:
     return (f"<!doctype html><html lang='en'><head><title>{title}</title></head>"
             f"<body><h1>{title}</h1>{body}</body></html>")
@@ -118,6 +158,7 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/": lambda: self.page(index_page()),
             "/table": lambda: self.page(table_page()),
             "/chart": lambda: self.page(svg_chart_page()),
+            "/photos": lambda: self.page(photo_essay()),
             "/copy": lambda: self.page(article(7)),  # same content as /articles/7
             "/flaky": self.flaky,
             "/cookie": self.cookie,
@@ -160,6 +201,9 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
         }
         if path in routes:
             return routes[path]()
+        name = path[len("/img/"):-len(".png")] if path.startswith("/img/") else ""
+        if path.endswith(".png") and (name in PHOTO_COLOURS or name == "pixel"):
+            return self.reply(200, photo_png(name), "image/png")
         if path.startswith("/articles/"):
             try:
                 return self.page(article(int(path.rsplit("/", 1)[1])))

@@ -47,6 +47,23 @@ def test_demo_runs_every_step_and_ends_with_the_report(demo_run):
     assert "Data mix by paper category" in report and "Models side by side" in report
 
 
+def test_demo_data_holds_every_paper_category(demo_run):
+    """The crawl's photo essay, the field-notes page and the illustrated e-book chapter
+    become interleaved documents; figures and pictures become caption pairs."""
+    from pipelines.app.mix import CAPTION, INTERLEAVED, TABLE_CHART, WEB_CODE, category_of
+    from pipelines.core.run_dir import RunDir
+
+    out, _ = demo_run
+    found = {}
+    for name in ("web", "pdf", "synth"):
+        for row in RunDir(str(out / "runs" / name)).manifest().to_pylist():
+            found.setdefault(name, []).append((category_of(row, sft=False), row["num_images"]))
+    assert (INTERLEAVED, 3) in found["web"] and (CAPTION, 1) in found["web"]
+    assert sum(1 for c, n in found["pdf"] if c == INTERLEAVED and n == 2) >= 2  # page, chapter
+    assert (CAPTION, 1) in found["pdf"] and (TABLE_CHART, 1) in found["pdf"]
+    assert {c for c, _ in found["synth"]} == {WEB_CODE}
+
+
 def test_demo_resumes_without_redoing_finished_steps(demo_run):
     out, _ = demo_run
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", str(out)],
