@@ -23,8 +23,22 @@ small, since a local runner holds every shuffle in memory:
   → exact buckets: (17-byte bucket key, (run, key, source)) → the earliest member found in
     one pass over the group, every other member removed in a second pass (no list, no sort)
   → near buckets: (bucket key, row id int) → buckets with one row (nearly all) end here;
-    the rest are joined with the rows' signatures by row id (each signature shuffled once,
-    not once per band) and verified pairwise as before (`MatchBucketFn`).
+    the rows of the rest get their signatures from a second read of the slices (the shared
+    row ids are a side input: a few per cent of the rows) and are verified pairwise
+    (`MatchBucketFn`).
+
+Partitioned passes: the local runners (DirectRunner, its multi-process mode, Beam's Dask
+runner) hold a whole shuffle in memory, so one pipeline over N rows peaks in proportion to
+N. The bucket keys are therefore split by a stable hash (bytes of their blake2b digest)
+into P partitions (`partitions_for`: about one per 100k manifest rows) and the dedup runs
+as P pipelines, one after the other, each reading the manifests again (only the needed
+columns, sliced) but shuffling only its partition's buckets: each shuffle is about
+N / P rows' worth, whatever N is. A bucket lies wholly in one partition, so it is matched
+exactly as one pipeline would; a pass writes its candidates (one per removed sample, the
+best of that pass), sorted by (run, key), to ``candidates-NNNNN.parquet``, and a final step
+streams the P sorted parts through a k-way merge, keeping per removed sample the best
+candidate over all passes by the same rule (`CANDIDATE_ORDER`). The best of the bests is the
+best, so the list is the one a single pipeline gives, for any P.
 
 In a bucket, members are ordered by (run position on the command line, key): a member
 duplicating an earlier one is removed in its favour, so the earliest run's, then the
@@ -39,13 +53,17 @@ per reason and source), then ``_SUCCESS``.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from pipelines.core.run_dir import DEDUP_REMOVED, RunDir
@@ -70,6 +88,14 @@ REMOVAL_SCHEMA = pa.schema([
     ("kept_run", pa.string()), ("kept_key", pa.string()), ("reason", pa.string()),
     ("similarity", pa.float64()),
 ])
+CANDIDATE_SCHEMA = pa.schema([
+    ("run_index", pa.int32()), ("key", pa.string()), ("source", pa.string()),
+    ("reason", pa.string()), ("kept_index", pa.int32()), ("kept_key", pa.string()),
+    ("similarity", pa.float64()),
+])
+CANDIDATES = "candidates-{:05d}.parquet"
+ROWS_PER_PARTITION = 100_000  # manifest rows per pass: each shuffle about this size
+MERGE_BATCH_ROWS = 4_096     # rows of each sorted part the final merge holds at a time
 SLICE_ROWS = 16_384  # manifest rows one read element covers (a quarter of a row group)
 ROW_BITS = 40        # a row id is (run position << ROW_BITS) | row number in its manifest
 
@@ -167,36 +193,55 @@ def near_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str
             yield "near_image", f"{group}|{chunk}:{value}"
 
 
-def exact_entries(item: tuple[int, dict[str, Any]], config: DedupConfig
-                  ) -> Iterator[tuple[bytes, Entry]]:
-    """A manifest row → (exact bucket, (run position, key, source)) per exact identity."""
+def partition_of(key: bytes, partitions: int) -> int:
+    """The pass a bucket key belongs to: stable across processes and runs (bytes of its
+    blake2b digest, not Python's salted hash)."""
+    return int.from_bytes(key[1:9], "big") % partitions
+
+
+def partitions_for(rows: int) -> int:
+    """Passes for `rows` manifest rows when none are asked for: about one per
+    `ROWS_PER_PARTITION` rows, at least one."""
+    return max(1, round(rows / ROWS_PER_PARTITION))
+
+
+def exact_entries(item: tuple[int, dict[str, Any]], config: DedupConfig,
+                  partition: int = 0, partitions: int = 1) -> Iterator[tuple[bytes, Entry]]:
+    """A manifest row → (exact bucket, (run position, key, source)) per exact identity
+    whose bucket is in this pass's partition."""
     row_id, row = item
     entry: Entry = (row_id >> ROW_BITS, row["key"], row["source"] or "")
     for reason, bucket in exact_buckets(row, config):
-        yield bucket_key(reason, bucket), entry
+        key = bucket_key(reason, bucket)
+        if partition_of(key, partitions) == partition:
+            yield key, entry
 
 
-def near_ids(item: tuple[int, dict[str, Any]], config: DedupConfig
-             ) -> Iterator[tuple[bytes, int]]:
-    """A manifest row → (near bucket, row id) per band or hash chunk: the signature itself
-    stays behind and joins only the buckets that turn out to be shared."""
+def near_ids(item: tuple[int, dict[str, Any]], config: DedupConfig,
+             partition: int = 0, partitions: int = 1) -> Iterator[tuple[bytes, int]]:
+    """A manifest row → (near bucket, row id) per band or hash chunk in this pass's
+    partition: the signature itself stays behind and joins only the buckets that turn out
+    to be shared."""
     row_id, row = item
     for reason, bucket in near_buckets(row, config):
-        yield bucket_key(reason, bucket), row_id
+        key = bucket_key(reason, bucket)
+        if partition_of(key, partitions) == partition:
+            yield key, row_id
 
 
-def near_signature(item: tuple[int, dict[str, Any]], config: DedupConfig
-                   ) -> Iterator[tuple[int, Member]]:
-    """A manifest row in any near bucket → (row id, member with its signatures)."""
+def near_members(item: tuple[int, dict[str, Any]], shared: dict[int, list[bytes]]
+                 ) -> Iterator[tuple[bytes, Member]]:
+    """A manifest row whose id is in a shared near bucket → (bucket, member with its
+    signatures) for each such bucket; every other row (nearly all) ends here."""
     row_id, row = item
-    if (row["text_chars"] or 0) >= config.min_text_chars:
-        near = bool(row["text_minhash"])
-    else:
-        near = bool(row["image_phash"])
-    if near:
-        yield row_id, (row_id >> ROW_BITS, row["key"], row["source"] or "",
-                       row["text_minhash"] or b"", row["image_phash"] or "",
-                       row["text_hash"] or "")
+    buckets = shared.get(row_id)
+    if not buckets:
+        return
+    member: Member = (row_id >> ROW_BITS, row["key"], row["source"] or "",
+                      row["text_minhash"] or b"", row["image_phash"] or "",
+                      row["text_hash"] or "")
+    for key in buckets:
+        yield key, member
 
 
 def match_exact(item: tuple[bytes, Iterable[Entry]]
@@ -218,7 +263,7 @@ def match_exact(item: tuple[bytes, Iterable[Entry]]
 
 def shared_ids(item: tuple[bytes, Iterable[int]]) -> Iterator[tuple[int, bytes]]:
     """A near bucket holding two or more rows → (row id, bucket) for each; singleton
-    buckets (nearly all of them) end here, before any signature is shuffled."""
+    buckets (nearly all of them) end here, before any signature is read."""
     key, ids = item
     first = None
     for row_id in ids:
@@ -230,14 +275,6 @@ def shared_ids(item: tuple[bytes, Iterable[int]]) -> Iterator[tuple[int, bytes]]
         return
     for row_id in ids:
         yield row_id, key
-
-
-def attach_signature(item: tuple[int, dict[str, list]]) -> Iterator[tuple[bytes, Member]]:
-    """Row id joined with its signature → (near bucket, member) for each shared bucket."""
-    _, joined = item
-    for member in joined["signature"]:
-        for key in joined["buckets"]:
-            yield key, member
 
 
 class MatchBucketFn(beam.DoFn):
@@ -278,117 +315,169 @@ class MatchBucketFn(beam.DoFn):
         return 1.0 - distance / 64 if distance <= self.config.image_distance else None
 
 
-def pick_kept(item: tuple[tuple[int, str], Iterable[tuple]], runs: Sequence[str]
-              ) -> tuple[int, dict[str, Any]]:
-    """One removal per removed sample: the exact reason first, then the earliest kept."""
+def candidate_order(candidate: dict[str, Any]) -> tuple:
+    """Which of a removed sample's matches it is listed under: the exact reason first, then
+    the earliest kept (run, key), then the highest similarity. A total order, so the best
+    of each pass's best is the best over all passes."""
+    return (REASON_ORDER[candidate["reason"]], candidate["kept_index"],
+            candidate["kept_key"], -candidate["similarity"])
+
+
+def best_candidate(item: tuple[tuple[int, str], Iterable[tuple]]) -> dict[str, Any]:
+    """This pass's matches of one removed sample → its best one (`candidate_order`)."""
     (index, key), matches = item
-    reason, kept_index, kept_key, similarity, source = min(
-        matches, key=lambda m: (REASON_ORDER[m[0]], m[1], m[2], -m[3]))
-    return index, {"run": runs[index], "key": key, "source": source,
-                   "kept_run": runs[kept_index], "kept_key": kept_key, "reason": reason,
-                   "similarity": round(float(similarity), 4)}
+    candidates = ({"run_index": index, "key": key, "source": source, "reason": reason,
+                   "kept_index": kept_index, "kept_key": kept_key,
+                   "similarity": float(similarity)}
+                  for reason, kept_index, kept_key, similarity, source in matches)
+    return min(candidates, key=candidate_order)
 
 
-class WriteRemovals(beam.DoFn):
-    """Per run: the side table in the run, a part of the list in the output directory.
+def write_candidates(item: tuple[None, Iterable[dict[str, Any]]], out: str, partition: int
+                     ) -> int:
+    """One pass's candidates, sorted by (run, key), as its part for the final merge. The
+    pass's candidates are about removals / P: bounded like its shuffles."""
+    _, candidates = item
+    ordered = sorted(candidates, key=lambda c: (c["run_index"], c["key"]))
+    RunDir(out).write_side_table_rows(ordered, CANDIDATE_SCHEMA, CANDIDATES.format(partition))
+    return len(ordered)
 
-    The run's removals are streamed into both files (never held as one list: a run can
-    lose millions of samples), in the order the shuffle delivers them."""
 
-    def __init__(self, runs: Sequence[str], out: str):
-        self.runs = list(runs)
-        self.out = out
+def build_pass(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
+               slices: Sequence[tuple[int, int, int]], partition: int = 0,
+               partitions: int = 1) -> None:
+    """One pass's graph, each arrow a keyed shuffle or a ParDo; only buckets of
+    `partition` are shuffled:
 
-    def process(self, item: tuple[int, Iterable[dict[str, Any] | None]]
-                ) -> Iterator[tuple[str, dict[str, Any]]]:
-        index, rows = item
+    manifest slices → rows → exact buckets (run, key) → earliest wins → matches
+                           → near buckets (row ids) → shared ones, by row id (side input)
+    manifest slices → rows in a shared bucket → near buckets (members) → verified matches
+    matches → best per removed sample → sorted part ``candidates-<partition>``.
+    """
+    runs = list(runs)
+    rows = (p | "Slices" >> beam.Create(slices)
+            | "ReadManifests" >> beam.FlatMap(read_rows, runs))
+    # Plain FlatMaps, not one multi-output ParDo: Beam's Dask runner merges the tagged
+    # outputs of a ParDo into one collection.
+    exact = (rows
+             | "ExactBuckets" >> beam.FlatMap(exact_entries, config, partition, partitions)
+             | "GroupExact" >> beam.GroupByKey()
+             | "MatchExact" >> beam.FlatMap(match_exact))
+    shared = (rows
+              | "NearBuckets" >> beam.FlatMap(near_ids, config, partition, partitions)
+              | "GroupNearIds" >> beam.GroupByKey()
+              | "SharedBuckets" >> beam.FlatMap(shared_ids)
+              | "GroupShared" >> beam.GroupByKey()
+              | "SharedLists" >> beam.MapTuple(lambda row_id, keys: (row_id, list(keys))))
+    # The signatures come from a second read rather than a join by row id: a join would
+    # shuffle a signature for every row with any band in this partition (most rows, with
+    # 16 bands), the side input holds only rows of shared buckets (a few per cent).
+    near = (p | "SignatureSlices" >> beam.Create(slices)
+            | "ReadSignatures" >> beam.FlatMap(read_rows, runs)
+            | "NearMembers" >> beam.FlatMap(near_members, beam.pvalue.AsDict(shared))
+            | "GroupNear" >> beam.GroupByKey()
+            | "MatchNear" >> beam.ParDo(MatchBucketFn(config)))
+    (((exact, near) | "Matches" >> beam.Flatten())
+     | "GroupRemoved" >> beam.GroupByKey()
+     | "BestCandidate" >> beam.Map(best_candidate)
+     | "OnePart" >> beam.Map(lambda c: (None, c))
+     | "GroupPart" >> beam.GroupByKey()
+     | "WritePart" >> beam.Map(write_candidates, out, partition))
+
+
+def read_candidates(out: str, partition: int) -> Iterator[dict[str, Any]]:
+    """One pass's sorted part, streamed a small batch at a time (the merge holds one batch
+    of every part at once)."""
+    out_dir = RunDir(out)
+    with out_dir.fs.open(out_dir.path(CANDIDATES.format(partition)), "rb") as handle:
+        part = pq.ParquetFile(handle, pre_buffer=False)
+        for batch in part.iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
+            yield from batch.to_pylist()
+
+
+def merged_removals(runs: Sequence[str], out: str, partitions: int
+                    ) -> Iterator[dict[str, Any]]:
+    """The removal list, in (run, key) order: the P sorted parts merged as streams, the
+    best candidate (`candidate_order`) kept per removed sample."""
+    parts = [read_candidates(out, partition) for partition in range(partitions)]
+    merged = heapq.merge(*parts, key=lambda c: (c["run_index"], c["key"]))
+    for _, same in itertools.groupby(merged, key=lambda c: (c["run_index"], c["key"])):
+        best = min(same, key=candidate_order)
+        yield {"run": runs[best["run_index"]], "key": best["key"], "source": best["source"],
+               "kept_run": runs[best["kept_index"]], "kept_key": best["kept_key"],
+               "reason": best["reason"], "similarity": round(best["similarity"], 4)}
+
+
+def write_removals(runs: Sequence[str], out: str, partitions: int) -> list[dict[str, Any]]:
+    """Per run, streamed: the side table in the run and its part of the list in `out`
+    (``removals-NNNNN.parquet``); returns each run's counts. Runs with no removal get
+    empty tables (a re-run must overwrite an older list)."""
+    counts = []
+    groups = itertools.groupby(merged_removals(runs, out, partitions), key=lambda r: r["run"])
+    current = next(groups, None)
+    for index, url in enumerate(runs):
+        mine = current is not None and current[0] == url
         by_reason: Counter = Counter()
         by_source: Counter = Counter()
-
-        def counted() -> Iterator[dict[str, Any]]:
-            for row in rows:
-                if row is not None:
-                    by_reason[row["reason"]] += 1
-                    by_source[row["source"]] += 1
-                    yield row
-
-        RunDir(self.runs[index]).write_side_table_rows(counted(), REMOVAL_SCHEMA,
-                                                       DEDUP_REMOVED)
-        RunDir(self.out).write_side_table_rows((r for r in rows if r is not None),
-                                               REMOVAL_SCHEMA, f"removals-{index:05d}.parquet")
-        yield "summary", {
-            "run": self.runs[index], "removed": sum(by_reason.values()),
-            "by_reason": dict(by_reason), "by_source": dict(by_source),
-        }
+        name = f"removals-{index:05d}.parquet"
+        RunDir(out).write_side_table_rows(
+            _counted(current[1] if mine else iter(()), by_reason, by_source),
+            REMOVAL_SCHEMA, name)
+        RunDir(url).write_side_table_rows(_read_rows(out, name), REMOVAL_SCHEMA, DEDUP_REMOVED)
+        counts.append({"run": url, "removed": sum(by_reason.values()),
+                       "by_reason": dict(by_reason), "by_source": dict(by_source)})
+        if mine:
+            current = next(groups, None)
+    return counts
 
 
-def write_summary(item: tuple[str, Iterable[dict[str, Any]]], runs: Sequence[str], out: str,
-                  config: DedupConfig) -> dict[str, Any]:
-    """dedup.json (settings, runs, counts per reason / source / run), then _SUCCESS."""
-    _, parts = item
-    parts = sorted(parts, key=lambda p: runs.index(p["run"]))
+def _counted(rows: Iterable[dict[str, Any]], by_reason: Counter, by_source: Counter
+             ) -> Iterator[dict[str, Any]]:
+    """`rows`, counted per reason and source as they stream past."""
+    for row in rows:
+        by_reason[row["reason"]] += 1
+        by_source[row["source"]] += 1
+        yield row
+
+
+def _read_rows(out: str, name: str) -> Iterator[dict[str, Any]]:
+    """A parquet file of `out`, streamed as rows (to copy a run's list into the run)."""
+    out_dir = RunDir(out)
+    with out_dir.fs.open(out_dir.path(name), "rb") as handle:
+        for batch in pq.ParquetFile(handle, pre_buffer=False).iter_batches(
+                batch_size=MERGE_BATCH_ROWS, use_threads=False):
+            yield from batch.to_pylist()
+
+
+def write_summary(counts: list[dict[str, Any]], runs: Sequence[str], out: str,
+                  config: DedupConfig, partitions: int) -> dict[str, Any]:
+    """dedup.json (settings, runs, passes, counts per reason / source / run), then
+    _SUCCESS."""
     by_reason: Counter = Counter()
     by_source: Counter = Counter()
-    for part in parts:
+    for part in counts:
         by_reason.update(part["by_reason"])
         by_source.update(part["by_source"])
-    summary = {"runs": list(runs), "settings": config.to_dict(),
-               "removed": sum(p["removed"] for p in parts),
+    summary = {"runs": list(runs), "settings": config.to_dict(), "partitions": partitions,
+               "removed": sum(p["removed"] for p in counts),
                "removed_by_reason": dict(sorted(by_reason.items())),
                "removed_by_source": dict(sorted(by_source.items())),
-               "removed_by_run": {p["run"]: p["removed"] for p in parts}}
+               "removed_by_run": {p["run"]: p["removed"] for p in counts}}
     out_dir = RunDir(out)
     out_dir.write_json(summary, SUMMARY)
     out_dir.write_success()
     return summary
 
 
-def build_dedup(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
-                slices: Sequence[tuple[int, int, int]] | None = None) -> None:
-    """The de-duplication graph, each arrow a keyed shuffle or a ParDo:
-
-    manifest slices → rows → exact buckets (run, key) → earliest wins → removals
-                           → near buckets (row ids) → shared ones ⋈ signatures by row id
-                             → near buckets (members) → verified matches → removals
-    removals → one per removed sample → per-run writes → summary.
-    """
-    runs = list(runs)
-    slices = manifest_slices(runs) if slices is None else list(slices)
-    rows = (p | "Slices" >> beam.Create(slices)
-            | "ReadManifests" >> beam.FlatMap(read_rows, runs))
-    # Three plain FlatMaps, not one multi-output ParDo: Beam's Dask runner merges the
-    # tagged outputs of a ParDo into one collection.
-    exact = (rows
-             | "ExactBuckets" >> beam.FlatMap(exact_entries, config)
-             | "GroupExact" >> beam.GroupByKey()
-             | "MatchExact" >> beam.FlatMap(match_exact))
-    shared = (rows
-              | "NearBuckets" >> beam.FlatMap(near_ids, config)
-              | "GroupNearIds" >> beam.GroupByKey()
-              | "SharedBuckets" >> beam.FlatMap(shared_ids))
-    signatures = rows | "Signatures" >> beam.FlatMap(near_signature, config)
-    near = ({"signature": signatures, "buckets": shared}
-            | "JoinSignatures" >> beam.CoGroupByKey()
-            | "AttachSignatures" >> beam.FlatMap(attach_signature)
-            | "GroupNear" >> beam.GroupByKey()
-            | "MatchNear" >> beam.ParDo(MatchBucketFn(config)))
-    removals = ((exact, near) | "Matches" >> beam.Flatten()
-                | "GroupRemoved" >> beam.GroupByKey()
-                | "PickKept" >> beam.Map(pick_kept, runs))
-    every_run = p | "EveryRun" >> beam.Create([(i, None) for i in range(len(runs))])
-    (((removals, every_run) | "WithEmptyRuns" >> beam.Flatten())
-     | "GroupByRun" >> beam.GroupByKey()
-     | "WriteRemovals" >> beam.ParDo(WriteRemovals(runs, out))
-     | "GroupSummary" >> beam.GroupByKey()
-     | "WriteSummary" >> beam.Map(write_summary, runs, out, config))
-
-
 def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
-              beam_args: Sequence[str] = ()) -> dict[str, Any]:
+              beam_args: Sequence[str] = (), partitions: int | None = None
+              ) -> dict[str, Any]:
     """De-duplicate finished `runs` into `out` on any Beam runner; returns dedup.json.
 
-    The order of `runs` decides which copy is kept (earlier runs win). Re-running is safe:
-    every run's side table and the output are rewritten, `_SUCCESS` comes last.
+    The order of `runs` decides which copy is kept (earlier runs win). `partitions` passes
+    (default `partitions_for` the manifest rows) each shuffle 1/P of the bucket keys; the
+    list does not depend on P. Re-running is safe: every run's side table and the output
+    are rewritten, `_SUCCESS` comes last.
     """
     from pipelines.core.engines import beam_options, is_dask
 
@@ -398,12 +487,17 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
                 if not RunDir(url).complete]
     if len(set(runs)) != len(runs):
         problems.append("a run is listed twice")
+    if partitions is not None and partitions < 1:
+        problems.append(f"partitions must be >= 1 (got {partitions})")
     if problems:
         raise ValueError("cannot de-duplicate:\n  - " + "\n  - ".join(problems))
     out_dir = RunDir(out)
     if out_dir.complete:
         out_dir.fs.rm(out_dir.path("_SUCCESS"))  # a killed re-run must not look finished
     slices = manifest_slices(runs)
+    total = sum(stop - start for _, start, stop in slices)
+    auto = partitions is None
+    partitions = partitions_for(total) if auto else partitions
     beam_args = list(beam_args)
     if is_dask(beam_args) and not any(a.startswith(("--dask_npartitions",
                                                     "--dask_partition_size"))
@@ -411,8 +505,27 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
         # Beam's Dask runner keeps the first Create's partitions through every shuffle and
         # holds a partition's outputs in a list: one partition per slice bounds that list.
         beam_args.append(f"--dask_npartitions={max(1, len(slices))}")
-    log.info("de-duplicating %d run(s), %d manifest slice(s), into %s", len(runs),
-             len(slices), out)
-    with beam.Pipeline(options=beam_options(beam_args, tasks=max(1, len(slices)))) as p:
-        build_dedup(p, runs, out, config, slices)
-    return out_dir.read_json(SUMMARY)
+    log.info("de-duplicating %d run(s), %d manifest rows in %d slice(s), into %s: "
+             "%d pass(es)%s, each shuffling 1/%d of the bucket keys", len(runs), total,
+             len(slices), out, partitions,
+             f" (auto: about one per {ROWS_PER_PARTITION} rows)" if auto else "", partitions)
+    options = beam_options(beam_args, tasks=max(1, len(slices)))
+    for stale in out_dir.side_files(CANDIDATES.replace("{:05d}", "*")):
+        out_dir.fs.rm(out_dir.path(stale))  # a killed earlier run's parts, maybe another P
+    for partition in range(partitions):
+        began = time.perf_counter()
+        with beam.Pipeline(options=options) as p:
+            build_pass(p, runs, out, config, slices, partition, partitions)
+        part = CANDIDATES.format(partition)
+        if not out_dir.exists(part):  # no candidate in this pass: nothing was grouped
+            out_dir.write_side_table_rows(iter(()), CANDIDATE_SCHEMA, part)
+        with out_dir.fs.open(out_dir.path(part), "rb") as handle:
+            found = pq.ParquetFile(handle).metadata.num_rows
+        log.info("dedup pass %d/%d: %d candidate removal(s) in %.1f s", partition + 1,
+                 partitions, found, time.perf_counter() - began)
+    counts = write_removals(runs, out, partitions)
+    for partition in range(partitions):
+        out_dir.fs.rm(out_dir.path(CANDIDATES.format(partition)))
+    summary = write_summary(counts, runs, out, config, partitions)
+    log.info("dedup merged %d pass(es): %d removal(s)", partitions, summary["removed"])
+    return summary
