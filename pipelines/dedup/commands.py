@@ -36,6 +36,11 @@ def add_dedup_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bucket", type=int, default=defaults.max_bucket,
                         help="comparisons per bucket member at most (default "
                              f"{defaults.max_bucket})")
+    parser.add_argument("--partitions", type=int, default=None, metavar="P",
+                        help="passes, one Beam pipeline each, every one shuffling 1/P of the "
+                             "bucket keys: peak memory follows the rows per pass, not the "
+                             "rows (default: about one per 100k manifest rows; the list "
+                             "does not depend on P)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -43,11 +48,12 @@ def dedup_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config = DedupConfig(text_threshold=args.text_threshold, text_bands=args.text_bands,
                          min_text_chars=args.min_text_chars,
                          image_distance=args.image_distance, max_bucket=args.max_bucket)
-    summary = run_dedup(args.runs, args.out, config, beam_args)
+    summary = run_dedup(args.runs, args.out, config, beam_args, partitions=args.partitions)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return 0
-    print(f"dedup: {args.out}  removed {summary['removed']} sample(s)")
+    print(f"dedup: {args.out}  removed {summary['removed']} sample(s) "
+          f"({summary['partitions']} pass(es))")
     for reason, count in summary["removed_by_reason"].items():
         print(f"    {count:6d}  {reason}")
     for run, count in summary["removed_by_run"].items():
