@@ -26,7 +26,7 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
         "Screenshot web pages with Chromium into WebDataset shards: a 1024-wide viewport "
         "shot per page plus 1024x1024 tiles of the full page, the visible text with boxes, "
         "a simplified HTML and inline SVG charts; per page also an interleaved image-text "
-        "document, caption pairs and (--code-pairs) a screenshot -> HTML pair. robots.txt "
+        "document, caption pairs and a screenshot -> HTML pair (web code). robots.txt "
         "and X-Robots-Tag noai are honoured; private addresses are refused unless "
         "--allow-private.")
     parser.add_argument("urls", nargs="+",
@@ -81,9 +81,8 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
                              "pictures at their places in the main text)")
     parser.add_argument("--no-captions", action="store_true",
                         help="no caption pairs from <figcaption> and alt text")
-    parser.add_argument("--code-pairs", action="store_true",
-                        help="also a screenshot -> simplified HTML pair per page (off by "
-                             "default: dedup would take it for a copy of its page)")
+    parser.add_argument("--no-code-pairs", dest="code_pairs", action="store_false",
+                        help="no screenshot -> simplified HTML pair per page (web code)")
     parser.add_argument("--max-doc-images", type=int, default=derived.max_images,
                         help="pictures per interleaved document (default "
                              f"{derived.max_images}: what a 4096-token sequence holds)")

@@ -53,9 +53,9 @@ class DerivedSettings:
 
     interleaved: one interleaved document per page whose main content holds images.
     captions: one caption pair per main-content image with a usable figcaption or alt.
-    code_pairs: one screenshot → simplified-HTML pair per page. Off by default for now:
-        its image is the page sample's own, and dedup's ``same_image`` bucket (per source)
-        would remove one of the two, the page itself half of the time.
+    code_pairs: one screenshot → simplified-HTML pair per page (the paper's web code
+        data). Its image is the page sample's own; dedup keeps both, since its content
+        buckets are per source and kind (page, tile, code...).
     max_images: images per interleaved document. 6 is what the paper's 4096-token
         sequences hold (six 576-token blocks and the text around them; the trainer's
         collator keeps six too).
@@ -69,7 +69,7 @@ class DerivedSettings:
 
     interleaved: bool = True
     captions: bool = True
-    code_pairs: bool = False
+    code_pairs: bool = True
     max_images: int = 6
     min_image_side: int = 64
     max_image_bytes: int = 10_000_000

@@ -27,9 +27,8 @@ browser context (see `pipelines.web.browser`). Each page becomes:
   image's origin, X-Robots-Tag noai, size limit); no image is fetched twice;
 - one derived **caption pair** (``URL#&caption=N``, kind ``caption``) per main-content picture
   with a usable ``<figcaption>`` (preferred) or ``alt`` text (`pipelines.web.captions`);
-- with ``code_pairs`` on (``--code-pairs``; off by default while dedup would take it for
-  a copy of its page, whose image it shares), one derived **code pair** (``URL#&code=0``,
-  kind ``code``): the viewport screenshot with the
+- one derived **code pair** (``URL#&code=0``, kind ``code``; ``--no-code-pairs`` turns it
+  off): the viewport screenshot with the
   simplified HTML cut to ``code_max_chars`` at a tag boundary and closed
   (`pipelines.web.code_pairs`), as text and html, for screenshot → code pretraining.
 
@@ -43,7 +42,7 @@ caption rule (``empty``, ``file_name``, ``boilerplate``) likewise in
 samples' keys in ``meta["web"]["derived"]``; like tiles, derived samples are manifest rows
 with ``derived_from`` set (counted as "derived" by the audit). Which derived samples are
 made, and their limits, are `pipelines.web.interleave.DerivedSettings`
-(``WebConfig.derived``; ``vlforge crawl --no-interleaved --code-pairs --max-doc-images
+(``WebConfig.derived``; ``vlforge crawl --no-interleaved --no-code-pairs --max-doc-images
 ...``).
 
 Link following runs in rounds (`crawl`): after a round, same-site links of pages above the
