@@ -52,6 +52,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.core.run_dir import RunDir, RunDirError
+from pipelines.core.sample import derived_kind as sample_derived_kind
 
 INTERLEAVED = "interleaved image-text"
 CAPTION = "image caption"
@@ -105,13 +106,9 @@ def category_of(row: Mapping[str, Any], sft: bool) -> str:
 
 
 def derived_kind(row: Mapping[str, Any]) -> str:
-    """What a derived sample is, from its locator's last ``&kind=n`` ("figure",
-    "interleaved", "caption"...); "" for a sample that is not derived."""
-    if not row.get("derived_from"):
-        return ""
-    _, _, last = str(row.get("locator") or "").rpartition("&")
-    kind, equals, number = last.partition("=")
-    return kind if equals and number.isdigit() else ""
+    """What a derived manifest row is ("figure", "tile", "interleaved", "caption", "code"),
+    "" for a sample that is not derived (`pipelines.core.sample.derived_kind`)."""
+    return sample_derived_kind(str(row.get("locator") or ""), row.get("derived_from"))
 
 
 def run_categories(url: str, sft: bool) -> Counter:

@@ -26,6 +26,17 @@ def stable_key(source: str, locator: str) -> str:
     return hashlib.sha256(f"{source}\n{locator}".encode()).hexdigest()[:32]
 
 
+def derived_kind(locator: str, derived_from: str | None) -> str:
+    """What a derived sample is, from the ``KIND=N`` tag its parent appended to the locator
+    (``...#page=1&figure=0`` → "figure", ``URL#tile=2`` → "tile", ``URL#&code=0`` →
+    "code"); "" for a sample made from an input itself, whose URL query is no tag."""
+    if not derived_from:
+        return ""
+    tail = (locator or "").rsplit("&", 1)[-1].rsplit("#", 1)[-1]
+    kind, equals, number = tail.partition("=")
+    return kind if equals and number.isdigit() else ""
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -109,7 +120,9 @@ class Sample:
         return dataclasses.replace(self, **changes)
 
     def derive(self, locator: str, **fields: Any) -> "Sample":
-        """A new sample cut out of this one (a figure of a page), inheriting its lineage."""
+        """A new sample cut out of this one (a figure of a page), inheriting its lineage.
+        Its locator is the parent's with a ``KIND=N`` tag appended (``&figure=0``,
+        ``#tile=2``, ``#&interleaved=0``...), which `derived_kind` reads back."""
         lineage = {**self.lineage, "derived_from": self.key}
         lineage.pop("created", None)
         meta = fields.pop("meta", {})

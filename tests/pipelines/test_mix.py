@@ -84,3 +84,17 @@ def test_training_mix_measures_language_steps_and_run_categories(tmp_path):
     assert sum(mix["measured"].values()) == pytest.approx(100.0)
     page = build_report([str(train)])
     assert "Data mix by paper category" in page and "document OCR" in page and "70.0%" in page
+
+
+@pytest.mark.parametrize("locator,derived_from,kind", [
+    ("sha256:x#page=1&figure=0", "k", "figure"),
+    ("https://a.example/p?x=1&y=2#tile=3", "k", "tile"),
+    ("https://a.example/p#&interleaved=0", "k", "interleaved"),
+    ("https://a.example/p#&code=0", "k", "code"),
+    ("https://a.example/p?x=1&caption=2", "", ""),  # a page, not derived: its query is no tag
+    ("https://a.example/p#section", "k", ""),
+])
+def test_derived_kind_reads_the_tag_a_parent_appended(locator, derived_from, kind):
+    from pipelines.app.mix import derived_kind
+
+    assert derived_kind({"locator": locator, "derived_from": derived_from}) == kind
