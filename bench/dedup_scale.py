@@ -2,7 +2,7 @@
 recall / false matches of planted duplicates.
 
     .venv/bin/python bench/dedup_scale.py [--sizes 10000 100000 1000000]
-        [--runner direct|multi|dask] [--workers 2] [--worker-memory 1GiB]
+        [--runner direct|multi|dask] [--workers 2] [--worker-memory 1GiB] [--partitions P]
 
 For each size N it writes two synthetic finished runs of N/2 manifest rows each (no shards:
 dedup reads manifests only) with random signatures, and plants duplicates:
@@ -20,7 +20,9 @@ that process on the DirectRunner (``direct``), on the DirectRunner with worker p
 local ``dask scheduler`` + ``dask worker`` started for the size (``dask``). A sampler reads
 the RSS of every process of the tree (the driver, its children, the Dask cluster) every
 0.1 s and reports the peak of the driver, of the largest single worker process, and of
-the whole tree at once; CPU-seconds are summed over the same processes.
+the whole tree at once; CPU-seconds are summed over the same processes. ``passes`` is the
+number of partitioned passes dedup ran (auto: about one per 100k rows; ``--partitions 1``
+gives the single-pipeline baseline to compare against).
 """
 
 from __future__ import annotations
@@ -133,13 +135,13 @@ def prepare(size: int, tmp: str) -> None:
         {"planted": planted, "rows": sum(len(r) for r in runs)}))
 
 
-def dedup(tmp: str, beam_args: list[str]) -> None:
+def dedup(tmp: str, partitions: int | None, beam_args: list[str]) -> None:
     """Run `vlforge dedup` on the two runs of `tmp` (this process is the measured driver)."""
     from pipelines.dedup.pipeline import run_dedup
 
     began = time.perf_counter()
     run_dedup([os.path.join(tmp, "run0"), os.path.join(tmp, "run1")],
-              os.path.join(tmp, "dedup"), beam_args=beam_args)
+              os.path.join(tmp, "dedup"), beam_args=beam_args, partitions=partitions)
     Path(tmp, "wall.json").write_text(json.dumps(time.perf_counter() - began))
 
 
@@ -173,7 +175,8 @@ class TreeSampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def measure(size: int, runner: str, workers: int, worker_memory: str = "0") -> dict:
+def measure(size: int, runner: str, workers: int, worker_memory: str = "0",
+            partitions: int | None = None) -> dict:
     """One size: write the runs, then run and sample dedup in fresh processes."""
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         me = [sys.executable, str(Path(__file__).resolve())]
@@ -191,7 +194,8 @@ def measure(size: int, runner: str, workers: int, worker_memory: str = "0") -> d
             sampler = TreeSampler(psutil.Process())
             cpu_before = {p.pid: sum(p.cpu_times()[:2])
                           for p in psutil.Process().children(recursive=True)}
-            driver = subprocess.Popen([*me, "--dedup", tmp, "--", *beam_args])
+            driver = subprocess.Popen([*me, "--dedup", tmp, str(partitions or "auto"), "--",
+                                       *beam_args])
             sampler.driver = psutil.Process(driver.pid)
             sampler.start()
             if driver.wait() != 0:
@@ -204,6 +208,7 @@ def measure(size: int, runner: str, workers: int, worker_memory: str = "0") -> d
                 server.stop()
         info = json.loads(Path(tmp, "planted.json").read_text())
         wall = json.loads(Path(tmp, "wall.json").read_text())
+        passes = json.loads(Path(tmp, "dedup", "dedup.json").read_text())["partitions"]
         urls = [os.path.join(tmp, f"run{i}") for i in range(2)]
         found = {f"{r['key']}@{urls.index(r['run'])}": r["reason"]
                  for url in urls for r in RunDir(url).read_side_table("dedup_removed.parquet")}
@@ -211,7 +216,7 @@ def measure(size: int, runner: str, workers: int, worker_memory: str = "0") -> d
     near_planted = {k for k, v in planted.items() if v.startswith("near")}
     near_found = {k for k, v in found.items() if v.startswith("near")}
     exact = {k for k, v in planted.items() if v == "same_source"}
-    return {"rows": rows, "wall_s": wall, "rows_per_s": rows / wall, "cpu_s": cpu,
+    return {"rows": rows, "passes": passes, "wall_s": wall, "rows_per_s": rows / wall, "cpu_s": cpu,
             "driver_peak_mb": sampler.driver_peak / 2**20,
             "worker_peak_mb": sampler.worker_peak / 2**20,
             "tree_peak_mb": sampler.tree_peak / 2**20,
@@ -228,7 +233,7 @@ def main() -> int:
         prepare(int(sys.argv[2]), sys.argv[3])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--dedup":
-        dedup(sys.argv[2], sys.argv[4:])
+        dedup(sys.argv[2], None if sys.argv[3] == "auto" else int(sys.argv[3]), sys.argv[5:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,21 +243,23 @@ def main() -> int:
                         help="worker processes (multi, dask)")
     parser.add_argument("--worker-memory", default="0",
                         help="dask: --memory-limit per worker (e.g. 1GiB: spill past 60%%)")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="dedup passes (default: dedup's auto, about one per 100k rows)")
     parser.add_argument("--json", action="store_true", help="one JSON object per size")
     args = parser.parse_args()
     print(f"runner: {args.runner}" + (f", {args.workers} workers" if args.runner != "direct"
                                      else "") + (f", worker memory limit {args.worker_memory}"
                                                  if args.runner == "dask" else ""), flush=True)
-    header = (f"{'rows':>9} {'rows/s':>8} {'CPU-s':>8} {'driver MB':>10} {'worker MB':>10} "
+    header = (f"{'rows':>9} {'passes':>6} {'rows/s':>8} {'CPU-s':>8} {'driver MB':>10} {'worker MB':>10} "
               f"{'tree MB':>8} {'near recall':>11} {'false match':>11} {'exact':>13}")
     if not args.json:
         print(header, flush=True)
     for size in args.sizes:
-        r = measure(size, args.runner, args.workers, args.worker_memory)
+        r = measure(size, args.runner, args.workers, args.worker_memory, args.partitions)
         if args.json:
             print(json.dumps(r), flush=True)
             continue
-        print(f"{r['rows']:>9} {r['rows_per_s']:>8.0f} {r['cpu_s']:>8.1f} "
+        print(f"{r['rows']:>9} {r['passes']:>6} {r['rows_per_s']:>8.0f} {r['cpu_s']:>8.1f} "
               f"{r['driver_peak_mb']:>10.0f} {r['worker_peak_mb']:>10.0f} "
               f"{r['tree_peak_mb']:>8.0f} {r['near_recall']:>11.3f} "
               f"{r['false_match_rate']:>11.5f} {r['exact_found']:>13}", flush=True)
