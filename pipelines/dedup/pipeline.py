@@ -19,26 +19,29 @@ Buckets are formed with GroupByKey, so no process ever holds a set of all sample
 pipeline runs on any Beam runner and over any number of runs; what is shuffled is kept
 small, since a local runner holds every shuffle in memory:
 
-  manifest slices (row ranges, read by workers) → rows
+  manifest slices (row ranges, read by workers) → rows → bucket memberships (spilled)
   → exact buckets: (17-byte bucket key, (run, key, source)) → the earliest member found in
     one pass over the group, every other member removed in a second pass (no list, no sort)
   → near buckets: (bucket key, row id int) → buckets with one row (nearly all) end here;
     the rows of the rest get their signatures from a second read of the slices (the shared
-    row ids are a side input: a few per cent of the rows) and are verified pairwise
-    (`MatchBucketFn`).
+    row ids are a side input: a few per cent of the rows, not a join that would shuffle
+    a signature per row) and are verified pairwise (`MatchBucketFn`).
 
 Partitioned passes: the local runners (DirectRunner, its multi-process mode, Beam's Dask
 runner) hold a whole shuffle in memory, so one pipeline over N rows peaks in proportion to
 N. The bucket keys are therefore split by a stable hash (bytes of their blake2b digest)
-into P partitions (`partitions_for`: about one per 100k manifest rows) and the dedup runs
-as P pipelines, one after the other, each reading the manifests again (only the needed
-columns, sliced) but shuffling only its partition's buckets: each shuffle is about
-N / P rows' worth, whatever N is. A bucket lies wholly in one partition, so it is matched
-exactly as one pipeline would; a pass writes its candidates (one per removed sample, the
-best of that pass), sorted by (run, key), to ``candidates-NNNNN.parquet``, and a final step
-streams the P sorted parts through a k-way merge, keeping per removed sample the best
-candidate over all passes by the same rule (`CANDIDATE_ORDER`). The best of the bests is the
-best, so the list is the one a single pipeline gives, for any P.
+into P partitions (`partitions_for`: about one per 100k manifest rows), and the shuffles
+run as P pipelines, one after the other, each seeing only its partition's buckets: about
+N / P rows' worth, whatever N is. A pre-pass reads the manifests once and writes each
+slice's bucket memberships (``buckets-NNNNN.parquet``, a row group per partition), so
+pass p reads only its row groups; the signatures of its shared near buckets come from a
+second read of the manifests (rows outside them are skipped, slices without any are not
+read). A bucket lies wholly in one partition, so it is matched exactly as in one
+pipeline; a pass writes its candidates (the best per removed sample), sorted by (run,
+key), to ``candidates-NNNNN.parquet``, and a final step streams the P sorted parts
+through a k-way merge, keeping per removed sample the best candidate over all passes by
+the same total order (`candidate_order`). The best of the bests is the best, so the list
+does not depend on P. Spills and parts are deleted once the list is written.
 
 In a bucket, members are ordered by (run position on the command line, key): a member
 duplicating an earlier one is removed in its favour, so the earliest run's, then the
@@ -63,6 +66,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
@@ -94,6 +98,12 @@ CANDIDATE_SCHEMA = pa.schema([
     ("similarity", pa.float64()),
 ])
 CANDIDATES = "candidates-{:05d}.parquet"
+SPILL = "buckets-{:05d}.parquet"  # one slice's bucket memberships, a row group per pass
+SPILL_SCHEMA = pa.schema([
+    ("partition", pa.int32()), ("bucket", pa.binary()), ("row_id", pa.int64()),
+    ("key", pa.string()), ("source", pa.string()),
+])
+EXACT_TAG, NEAR_TAG = 0, 1
 ROWS_PER_PARTITION = 100_000  # manifest rows per pass: each shuffle about this size
 MERGE_BATCH_ROWS = 4_096     # rows of each sorted part the final merge holds at a time
 SLICE_ROWS = 16_384  # manifest rows one read element covers (a quarter of a row group)
@@ -205,43 +215,93 @@ def partitions_for(rows: int) -> int:
     return max(1, round(rows / ROWS_PER_PARTITION))
 
 
-def exact_entries(item: tuple[int, dict[str, Any]], config: DedupConfig,
-                  partition: int = 0, partitions: int = 1) -> Iterator[tuple[bytes, Entry]]:
-    """A manifest row → (exact bucket, (run position, key, source)) per exact identity
-    whose bucket is in this pass's partition."""
-    row_id, row = item
-    entry: Entry = (row_id >> ROW_BITS, row["key"], row["source"] or "")
-    for reason, bucket in exact_buckets(row, config):
-        key = bucket_key(reason, bucket)
-        if partition_of(key, partitions) == partition:
-            yield key, entry
+def spill_slice(item: tuple[int, tuple[int, int, int]], runs: Sequence[str],
+                config: DedupConfig, partitions: int, out: str) -> Iterator[int]:
+    """One manifest slice → its bucket memberships, computed once for every pass, in
+    ``buckets-<slice>.parquet``: one row group per partition (so a pass reads only its
+    own), each row a (bucket key, row id) and, for an exact bucket, the member's key and
+    source. Holds one slice's memberships (bounded by `SLICE_ROWS`); yields their count."""
+    number, piece = item
+    parts: list[int] = []
+    buckets: list[bytes] = []
+    ids: list[int] = []
+    keys: list[str | None] = []
+    sources: list[str | None] = []
+    for row_id, row in read_rows(piece, runs):
+        source = row["source"] or ""
+        for reason, bucket in exact_buckets(row, config):
+            key = bucket_key(reason, bucket)
+            parts.append(partition_of(key, partitions))
+            buckets.append(key)
+            ids.append(row_id)
+            keys.append(row["key"])
+            sources.append(source)
+        for reason, bucket in near_buckets(row, config):
+            key = bucket_key(reason, bucket)
+            parts.append(partition_of(key, partitions))
+            buckets.append(key)
+            ids.append(row_id)
+            keys.append(None)  # a near member's key and signatures join later, if shared
+            sources.append(None)
+    table = pa.table([parts, buckets, ids, keys, sources], schema=SPILL_SCHEMA)
+    table = table.take(pc.sort_indices(table, [("partition", "ascending")]))
+    out_dir = RunDir(out)
+    with out_dir.fs.open(out_dir.path(SPILL.format(number)), "wb") as handle, \
+            pq.ParquetWriter(handle, SPILL_SCHEMA) as writer:
+        for partition in range(partitions):
+            group = table.filter(pc.equal(table["partition"], partition))
+            if group.num_rows:
+                writer.write_table(group, row_group_size=group.num_rows)
+    yield table.num_rows
 
 
-def near_ids(item: tuple[int, dict[str, Any]], config: DedupConfig,
-             partition: int = 0, partitions: int = 1) -> Iterator[tuple[bytes, int]]:
-    """A manifest row → (near bucket, row id) per band or hash chunk in this pass's
-    partition: the signature itself stays behind and joins only the buckets that turn out
-    to be shared."""
-    row_id, row = item
-    for reason, bucket in near_buckets(row, config):
-        key = bucket_key(reason, bucket)
-        if partition_of(key, partitions) == partition:
-            yield key, row_id
+def partition_buckets(number: int, out: str, partition: int
+                      ) -> Iterator[tuple[bytes, Entry | int]]:
+    """One slice's memberships in `partition` (its row group only, found by the
+    partition column's statistics): (exact bucket, (run position, key, source)) or
+    (near bucket, row id)."""
+    out_dir = RunDir(out)
+    with out_dir.fs.open(out_dir.path(SPILL.format(number)), "rb") as handle:
+        spill = pq.ParquetFile(handle, pre_buffer=False)
+        for group in range(spill.num_row_groups):
+            stats = spill.metadata.row_group(group).column(0).statistics
+            if stats is None or stats.min != partition:
+                continue
+            for row in spill.read_row_group(group, use_threads=False).to_pylist():
+                if row["key"] is None:
+                    yield row["bucket"], row["row_id"]
+                else:
+                    yield row["bucket"], (row["row_id"] >> ROW_BITS, row["key"], row["source"])
 
 
-def near_members(item: tuple[int, dict[str, Any]], shared: dict[int, list[bytes]]
-                 ) -> Iterator[tuple[bytes, Member]]:
-    """A manifest row whose id is in a shared near bucket → (bucket, member with its
-    signatures) for each such bucket; every other row (nearly all) ends here."""
-    row_id, row = item
-    buckets = shared.get(row_id)
-    if not buckets:
+def match_bucket(item: tuple[bytes, Iterable]) -> Iterator[tuple[int, tuple]]:
+    """An exact bucket → its matches (`match_exact`); a near bucket → (row id, bucket)
+    per member if it is shared (`shared_ids`). One shuffle serves both: the bucket key
+    says which it is."""
+    if bucket_reason(item[0]) in EXACT_REASONS:
+        for removed, match in match_exact(item):
+            yield EXACT_TAG, (removed, match)
+    else:
+        for row_id, key in shared_ids(item):
+            yield NEAR_TAG, (row_id, key)
+
+
+def near_members(piece: tuple[int, int, int], runs: Sequence[str],
+                 shared: dict[int, list[bytes]]) -> Iterator[tuple[bytes, Member]]:
+    """The rows of one manifest slice that are in a shared near bucket → (bucket, member
+    with its signatures) per such bucket; a slice with none is not read."""
+    index, start, stop = piece
+    base = index << ROW_BITS
+    if not any((base | number) in shared for number in range(start, stop)):
         return
-    member: Member = (row_id >> ROW_BITS, row["key"], row["source"] or "",
-                      row["text_minhash"] or b"", row["image_phash"] or "",
-                      row["text_hash"] or "")
-    for key in buckets:
-        yield key, member
+    for row_id, row in read_rows(piece, runs):
+        buckets = shared.get(row_id)
+        if not buckets:
+            continue
+        member: Member = (index, row["key"], row["source"] or "", row["text_minhash"] or b"",
+                          row["image_phash"] or "", row["text_hash"] or "")
+        for key in buckets:
+            yield key, member
 
 
 def match_exact(item: tuple[bytes, Iterable[Entry]]
@@ -343,38 +403,42 @@ def write_candidates(item: tuple[None, Iterable[dict[str, Any]]], out: str, part
     return len(ordered)
 
 
-def build_pass(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
-               slices: Sequence[tuple[int, int, int]], partition: int = 0,
-               partitions: int = 1) -> None:
-    """One pass's graph, each arrow a keyed shuffle or a ParDo; only buckets of
-    `partition` are shuffled:
+def build_spill(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
+                slices: Sequence[tuple[int, int, int]], partitions: int) -> None:
+    """The pre-pass: every slice's bucket memberships, computed once (`spill_slice`)."""
+    _ = (p | "Slices" >> beam.Create(list(enumerate(slices)))
+         | "SpillBuckets" >> beam.FlatMap(spill_slice, list(runs), config, partitions, out))
 
-    manifest slices → rows → exact buckets (run, key) → earliest wins → matches
-                           → near buckets (row ids) → shared ones, by row id (side input)
+
+def build_pass(p: beam.Pipeline, runs: Sequence[str], out: str, config: DedupConfig,
+               slices: Sequence[tuple[int, int, int]], partition: int = 0) -> None:
+    """One pass's graph, each arrow a keyed shuffle or a ParDo; only buckets of
+    `partition` are read and shuffled:
+
+    spilled memberships of the partition → buckets → exact: earliest wins → matches
+                                                   → near: shared ones, by row id (side input)
     manifest slices → rows in a shared bucket → near buckets (members) → verified matches
     matches → best per removed sample → sorted part ``candidates-<partition>``.
     """
     runs = list(runs)
-    rows = (p | "Slices" >> beam.Create(slices)
-            | "ReadManifests" >> beam.FlatMap(read_rows, runs))
-    # Plain FlatMaps, not one multi-output ParDo: Beam's Dask runner merges the tagged
-    # outputs of a ParDo into one collection.
-    exact = (rows
-             | "ExactBuckets" >> beam.FlatMap(exact_entries, config, partition, partitions)
-             | "GroupExact" >> beam.GroupByKey()
-             | "MatchExact" >> beam.FlatMap(match_exact))
-    shared = (rows
-              | "NearBuckets" >> beam.FlatMap(near_ids, config, partition, partitions)
-              | "GroupNearIds" >> beam.GroupByKey()
-              | "SharedBuckets" >> beam.FlatMap(shared_ids)
+    # One FlatMap per output, not a multi-output ParDo: Beam's Dask runner merges the
+    # tagged outputs of a ParDo into one collection.
+    grouped = (p | "Spills" >> beam.Create(list(range(len(slices))))
+               | "ReadBuckets" >> beam.FlatMap(partition_buckets, out, partition)
+               | "GroupBuckets" >> beam.GroupByKey()
+               | "MatchBuckets" >> beam.FlatMap(match_bucket))
+    exact = grouped | "ExactMatches" >> beam.FlatMap(
+        lambda tagged: [tagged[1]] if tagged[0] == EXACT_TAG else [])
+    shared = (grouped
+              | "SharedBuckets" >> beam.FlatMap(
+                  lambda tagged: [tagged[1]] if tagged[0] == NEAR_TAG else [])
               | "GroupShared" >> beam.GroupByKey()
               | "SharedLists" >> beam.MapTuple(lambda row_id, keys: (row_id, list(keys))))
-    # The signatures come from a second read rather than a join by row id: a join would
-    # shuffle a signature for every row with any band in this partition (most rows, with
-    # 16 bands), the side input holds only rows of shared buckets (a few per cent).
-    near = (p | "SignatureSlices" >> beam.Create(slices)
-            | "ReadSignatures" >> beam.FlatMap(read_rows, runs)
-            | "NearMembers" >> beam.FlatMap(near_members, beam.pvalue.AsDict(shared))
+    # Signatures come from a second read of the manifests rather than a join by row id:
+    # a join would shuffle a signature for every row with any band in this partition (most
+    # rows, with 16 bands); the side input holds only rows of shared buckets (a few %).
+    near = (p | "Slices" >> beam.Create(list(slices))
+            | "NearMembers" >> beam.FlatMap(near_members, runs, beam.pvalue.AsDict(shared))
             | "GroupNear" >> beam.GroupByKey()
             | "MatchNear" >> beam.ParDo(MatchBucketFn(config)))
     (((exact, near) | "Matches" >> beam.Flatten())
@@ -510,12 +574,19 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
              len(slices), out, partitions,
              f" (auto: about one per {ROWS_PER_PARTITION} rows)" if auto else "", partitions)
     options = beam_options(beam_args, tasks=max(1, len(slices)))
-    for stale in out_dir.side_files(CANDIDATES.replace("{:05d}", "*")):
+    for stale in [*out_dir.side_files(CANDIDATES.replace("{:05d}", "*")),
+                  *out_dir.side_files(SPILL.replace("{:05d}", "*"))]:
         out_dir.fs.rm(out_dir.path(stale))  # a killed earlier run's parts, maybe another P
+    out_dir.fs.makedirs(out_dir.root, exist_ok=True)
+    began = time.perf_counter()
+    with beam.Pipeline(options=options) as p:
+        build_spill(p, runs, out, config, slices, partitions)
+    log.info("dedup: bucket memberships of %d slice(s) spilled, a row group per pass, in "
+             "%.1f s", len(slices), time.perf_counter() - began)
     for partition in range(partitions):
         began = time.perf_counter()
         with beam.Pipeline(options=options) as p:
-            build_pass(p, runs, out, config, slices, partition, partitions)
+            build_pass(p, runs, out, config, slices, partition)
         part = CANDIDATES.format(partition)
         if not out_dir.exists(part):  # no candidate in this pass: nothing was grouped
             out_dir.write_side_table_rows(iter(()), CANDIDATE_SCHEMA, part)
@@ -526,6 +597,8 @@ def run_dedup(runs: Sequence[str], out: str, config: DedupConfig | None = None,
     counts = write_removals(runs, out, partitions)
     for partition in range(partitions):
         out_dir.fs.rm(out_dir.path(CANDIDATES.format(partition)))
+    for number in range(len(slices)):
+        out_dir.fs.rm(out_dir.path(SPILL.format(number)))
     summary = write_summary(counts, runs, out, config, partitions)
     log.info("dedup merged %d pass(es): %d removal(s)", partitions, summary["removed"])
     return summary

@@ -134,6 +134,7 @@ def test_three_passes_give_the_one_pass_list(planted):
     assert RunDir(str(root / "three")).read_side_table("removals-00002.parquet") == \
         [r for r in single if r["run"] == urls[2]]
     assert not RunDir(str(root / "three")).side_files("candidates-*")  # parts cleaned up
+    assert not RunDir(str(root / "three")).side_files("buckets-*")  # spills too
 
 
 def test_a_sample_matched_in_several_passes_keeps_its_best_match(planted):
