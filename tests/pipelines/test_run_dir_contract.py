@@ -4,7 +4,8 @@ A static check over the source tree (AST, no imports): it fails when a module ou
 the core imports `tarfile`, names one of the run directory's own files, imports the
 manifest/input/outcome schemas, reaches into RunDir's private table access, or opens a
 run's files through its filesystem handle. Reading or writing *user* parquet files (a URL
-list, an instruction set to import) is allowed in the modules listed below.
+list, an instruction set to import) or a step's own scratch files is allowed in the modules
+listed below.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ CORE = os.path.join("pipelines", "core") + os.sep
 CONTRACT_FILES = ("manifest.parquet", "inputs.parquet", "outcomes.parquet")
 CONTRACT_NAMES = {"MANIFEST_SCHEMA", "INPUT_SCHEMA", "OUTCOME_SCHEMA", "ShardIndex",
                   "read_shard_groups", "iter_shard_groups", "_read_table", "_write_table"}
-# pyarrow.parquet on files a user hands in (not run directories).
+# pyarrow.parquet on files a user hands in (not run directories), and on a step's own
+# scratch files in its own output directory (dedup's spilled bucket memberships and its
+# per-pass candidate parts, sorted and merged in row groups): never a run's files, which
+# the name check below still guards.
 USER_PARQUET = {os.path.join("pipelines", "web", "urls.py"),
                 os.path.join("pipelines", "sft", "pipeline.py"),
-                os.path.join("pipelines", "images", "captions.py")}
+                os.path.join("pipelines", "images", "captions.py"),
+                os.path.join("pipelines", "dedup", "pipeline.py")}
 
 
 def source_files() -> list[str]:
