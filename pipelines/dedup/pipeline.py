@@ -71,6 +71,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from pipelines.core.run_dir import DEDUP_REMOVED, RunDir
+from pipelines.core.sample import derived_kind
 from pipelines.core.signatures import (
     minhash_bands,
     minhash_similarity,
@@ -158,13 +159,9 @@ def row_buckets(row: dict[str, Any], config: DedupConfig) -> Iterator[tuple[str,
 
 
 def sample_kind(row: dict[str, Any]) -> str:
-    """What a derived sample is, from the tag its parent appended to the locator
-    (``...#page=1&figure=0`` → "figure", ``&interleaved=0``, a caption pair's tag...);
-    "" for a sample made from an input itself (a page, a URL: its own query is no tag)."""
-    if not row.get("derived_from"):
-        return ""
-    tail = (row.get("locator") or "").rsplit("&", 1)[-1].rsplit("#", 1)[-1]
-    return tail.split("=", 1)[0]
+    """What a derived sample is ("figure", "interleaved", "caption", "tile"...), "" for a
+    sample made from an input itself (`pipelines.core.sample.derived_kind`)."""
+    return derived_kind(row.get("locator") or "", row.get("derived_from"))
 
 
 def content_group(row: dict[str, Any]) -> str:
