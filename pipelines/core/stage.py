@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
@@ -90,5 +91,47 @@ class StageFn(beam.DoFn):
         self.setup()
         try:
             return [out for record in records for out in self.process(record)]
+        finally:
+            self.teardown()
+
+
+class InFlightStageFn(StageFn):
+    """A stage that keeps several inputs in flight (pages in browser tabs, documents in
+    renderer processes) and yields their records as each finishes.
+
+    Subclasses keep the entries in ``self.in_flight`` (a deque, oldest first, made in
+    `open`), say which input an entry answers for (`seed_of`) and finish one entry in
+    `_finish_one` (pop it, yield its records). This base keeps `StageFn`'s contract for
+    them: a task's entries are finished before a record of another task passes
+    (`_finish_task_before`, called first in `process`), at the end of a bundle, and at
+    the end of `run_local`.
+    """
+
+    def seed_of(self, entry: object) -> Record:
+        raise NotImplementedError
+
+    def _finish_one(self) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def _finish_task_before(self, record: Record) -> Iterator[Record]:
+        """The sink needs each task's records together: finish what is in flight when
+        `record` belongs to another task."""
+        if self.in_flight and task_of(self.seed_of(self.in_flight[0])) != task_of(record):
+            yield from self._drain()
+
+    def _drain(self) -> Iterator[Record]:
+        while self.in_flight:
+            yield from self._finish_one()
+
+    def finish_bundle(self) -> Iterator[object]:
+        # Normally empty: every task ends with a marker that drains it (see task_end).
+        for out in self._drain():
+            yield GlobalWindows.windowed_value(out)
+
+    def run_local(self, records: Iterable[Record]) -> list[Record]:
+        self.setup()
+        try:
+            out = [o for record in records for o in self.process(record)]
+            return out + list(self._drain())
         finally:
             self.teardown()

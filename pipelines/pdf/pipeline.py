@@ -30,7 +30,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
-from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.fetch import local_copy
 from pipelines.core.inputs import InputFile
@@ -38,7 +37,7 @@ from pipelines.core.outcome import Outcome
 from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.shards import remember_image_phash
-from pipelines.core.stage import Record, StageFn, task_of
+from pipelines.core.stage import InFlightStageFn, Record, StageFn
 from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RenderJob
 from pipelines.pdf.settings import PdfRenderSettings
@@ -126,7 +125,7 @@ class _InFlight:
     files: contextlib.ExitStack | None = None  # the temporary local copy, if any
 
 
-class RenderPdfPagesFn(StageFn):
+class RenderPdfPagesFn(InFlightStageFn):
     """Seed (a document, or one page of it on retry) → page samples + figure/table samples.
 
     With ``renderers`` > 1 a worker keeps that many documents in flight, one per renderer
@@ -211,9 +210,7 @@ class RenderPdfPagesFn(StageFn):
         if self.renderers == 1:
             yield from super().process(record)
             return
-        # The sink needs each task's records contiguous (and a task's end marker last).
-        if self.in_flight and task_of(self.in_flight[0].seed) != task_of(record):
-            yield from self._drain()
+        yield from self._finish_task_before(record)
         if isinstance(record, Outcome):
             yield record
             return
@@ -235,22 +232,8 @@ class RenderPdfPagesFn(StageFn):
         while self.in_flight and self.in_flight[0].job is None:  # nothing to wait for
             yield from self._finish_one()
 
-    def finish_bundle(self) -> Iterator[Any]:
-        # Normally empty: every task ends with a marker that drains it (see task_end).
-        for out in self._drain():
-            yield GlobalWindows.windowed_value(out)
-
-    def run_local(self, records: Iterable[Record]) -> list[Record]:
-        self.setup()
-        try:
-            out = [o for record in records for o in self.process(record)]
-            return out + list(self._drain())
-        finally:
-            self.teardown()
-
-    def _drain(self) -> Iterator[Record]:
-        while self.in_flight:
-            yield from self._finish_one()
+    def seed_of(self, entry: _InFlight) -> Sample:
+        return entry.seed
 
     def _finish_one(self) -> Iterator[Record]:
         entry = self.in_flight.popleft()

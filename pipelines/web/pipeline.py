@@ -62,13 +62,12 @@ from importlib import metadata
 from typing import Any, Iterable, Iterator, Mapping
 
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import input_ref, run_pipeline
 from pipelines.core.sample import Sample
-from pipelines.core.stage import Record, StageFn, task_of
+from pipelines.core.stage import InFlightStageFn, Record, StageFn
 from pipelines.post_stages import post_stages
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.captions import caption_pairs
@@ -86,7 +85,7 @@ PDF_LINKS_FILE = "pdf_links.txt"
 MAX_LINKS_KEPT = 500
 
 
-class ScreenshotPagesFn(StageFn):
+class ScreenshotPagesFn(InFlightStageFn):
     """URL seed in, one page sample (+ derived tile samples) or a drop/error out.
 
     Keeps up to ``concurrency`` pages in flight per worker: `process` submits a seed and
@@ -113,7 +112,7 @@ class ScreenshotPagesFn(StageFn):
         self.seen_hashes: dict[str, str] = {}   # content sha256 -> first URL with it
         if self.seen_path:
             self._load_seen(self.seen_path)
-        self.pending: collections.deque = collections.deque()
+        self.in_flight: collections.deque = collections.deque()
 
     def close(self) -> None:
         renderer = getattr(self, "renderer", None)
@@ -133,37 +132,21 @@ class ScreenshotPagesFn(StageFn):
 
     # -- streaming with pages in flight ----------------------------------------------
     def process(self, record: Record) -> Iterator[Record]:
-        # The sink needs each task's records contiguous: finish a task's pages in flight
-        # before the next task's first record passes.
-        if self.pending and task_of(self.pending[0][0]) != task_of(record):
-            yield from self._drain()
+        yield from self._finish_task_before(record)
         if isinstance(record, Outcome):
             yield record
             return
         yield from self._guarded(record, self._submit)
-        while len(self.pending) >= self.settings.concurrency:
+        while len(self.in_flight) >= self.settings.concurrency:
             yield from self._finish_one()
-
-    def finish_bundle(self):
-        for out in self._drain():
-            yield GlobalWindows.windowed_value(out)
 
     def process_sample(self, sample: Sample) -> Iterable[Record]:
         """One seed alone (the StageFn contract; Beam uses the streaming `process`)."""
         yield from self._guarded(sample, self._submit)
         yield from self._drain()
 
-    def run_local(self, records: Iterable[Record]) -> list[Record]:
-        self.setup()
-        try:
-            out = [o for record in records for o in self.process(record)]
-            return out + list(self._drain())
-        finally:
-            self.teardown()
-
-    def _drain(self) -> Iterator[Record]:
-        while self.pending:
-            yield from self._finish_one()
+    def seed_of(self, entry: tuple) -> Sample:
+        return entry[0]  # (seed, url, future)
 
     def _submit(self, seed: Sample) -> Iterator[Record]:
         ref = seed.lineage.get("input_ref", {})
@@ -173,20 +156,20 @@ class ScreenshotPagesFn(StageFn):
         except MalformedUrl as exc:
             yield Outcome.dropped(seed, self.stage, "malformed_url", str(exc))
             return
-        self.pending.append((seed, url, self.renderer.submit(url)))
+        self.in_flight.append((seed, url, self.renderer.submit(url)))
 
     def _finish_one(self) -> Iterator[Record]:
-        done, _ = concurrent.futures.wait([f for _, _, f in self.pending],
-                                          timeout=self.renderer.result_timeout(len(self.pending)),
+        done, _ = concurrent.futures.wait([f for _, _, f in self.in_flight],
+                                          timeout=self.renderer.result_timeout(len(self.in_flight)),
                                           return_when=concurrent.futures.FIRST_COMPLETED)
         if not done:
-            seed, url, future = self.pending.popleft()
+            seed, url, future = self.in_flight.popleft()
             future.cancel()
             yield Outcome.error(seed, self.stage, f"{url}: renderer gave no answer", "stalled")
             return
-        index = next(i for i, (_, _, f) in enumerate(self.pending) if f in done)
-        seed, url, future = self.pending[index]
-        del self.pending[index]
+        index = next(i for i, (_, _, f) in enumerate(self.in_flight) if f in done)
+        seed, url, future = self.in_flight[index]
+        del self.in_flight[index]
         yield from self._guarded(seed, lambda s: self._outputs(s, url, future.result()))
 
     def _guarded(self, seed: Sample, make) -> Iterator[Record]:
