@@ -47,6 +47,10 @@ from typing import Any, Mapping, Sequence
 log = logging.getLogger(__name__)
 
 IMAGE_PLACEHOLDER = "<image_placeholder>"
+# Images an interleaved document holds at most: six 576-token blocks and the text around
+# them fill the paper's 4096-token sequence; the trainer's collator keeps as many
+# (model.collate.MAX_IMAGES_PER_SAMPLE, which the model package cannot import from here).
+MAX_DOCUMENT_IMAGES = 6
 
 EXACT, RECOGNISED, DOUBTFUL, PAIRED = "exact", "recognised", "doubtful", "paired"
 TRUST_ORDER = (EXACT, RECOGNISED, DOUBTFUL, PAIRED)  # best first

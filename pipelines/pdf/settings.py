@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipelines.core.text import MAX_DOCUMENT_IMAGES
+
 
 @dataclass(frozen=True)
 class PdfRenderSettings:
@@ -39,7 +41,7 @@ class PdfRenderSettings:
     interleaved: bool = True
     captions: bool = True
     min_figure_side: int = 32
-    max_document_images: int = 6
+    max_document_images: int = MAX_DOCUMENT_IMAGES
     max_chapter_pages: int = 32
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.core.sample import Sample, as_png
-from pipelines.core.text import IMAGE_PLACEHOLDER, image_dimensions
+from pipelines.core.text import IMAGE_PLACEHOLDER, MAX_DOCUMENT_IMAGES, image_dimensions
 from pipelines.web.main_text import CHROME_LANDMARKS, to_markdown
 
 # The renderer takes the bytes of at most this many candidate images per document image
@@ -70,7 +70,7 @@ class DerivedSettings:
     interleaved: bool = True
     captions: bool = True
     code_pairs: bool = True
-    max_images: int = 6
+    max_images: int = MAX_DOCUMENT_IMAGES
     min_image_side: int = 64
     max_image_bytes: int = 10_000_000
     code_max_chars: int = 3400
