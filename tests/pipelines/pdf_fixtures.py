@@ -182,16 +182,25 @@ def epub(path: str) -> None:
            "</metadata><manifest><item id='c1' href='chapter1.xhtml' "
            "media-type='application/xhtml+xml'/></manifest><spine><itemref idref='c1'/></spine>"
            "</package>")
-    container = ("<?xml version='1.0'?>\n<container version='1.0' "
-                 "xmlns='urn:oasis:names:tc:opendocument:xmlns:container'><rootfiles>"
-                 "<rootfile full-path='OEBPS/content.opf' "
-                 "media-type='application/oebps-package+xml'/></rootfiles></container>")
+    write_epub(path, opf, {"chapter1.xhtml": chapter})
+
+
+EPUB_CONTAINER = ("<?xml version='1.0'?>\n<container version='1.0' "
+                  "xmlns='urn:oasis:names:tc:opendocument:xmlns:container'><rootfiles>"
+                  "<rootfile full-path='OEBPS/content.opf' "
+                  "media-type='application/oebps-package+xml'/></rootfiles></container>")
+
+
+def write_epub(path: str, opf: str, files: dict[str, str | bytes]) -> None:
+    """An EPUB zip: the mimetype first and stored, the container, `opf` as
+    OEBPS/content.opf and `files` (chapters, images) under OEBPS/, deflated."""
     with zipfile.ZipFile(path, "w") as book:
         book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip",
                       compress_type=zipfile.ZIP_STORED)
-        book.writestr("META-INF/container.xml", container, compress_type=zipfile.ZIP_DEFLATED)
-        book.writestr("OEBPS/content.opf", opf, compress_type=zipfile.ZIP_DEFLATED)
-        book.writestr("OEBPS/chapter1.xhtml", chapter, compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in (("META-INF/container.xml", EPUB_CONTAINER),
+                           ("OEBPS/content.opf", opf),
+                           *((f"OEBPS/{n}", d) for n, d in files.items())):
+            book.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
 def write_corpus(directory: str) -> dict[str, str]:

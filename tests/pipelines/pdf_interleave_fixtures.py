@@ -1,14 +1,15 @@
-"""Documents with figures between paragraphs, drawn with PyMuPDF (and zipfile for the EPUB)
+"""Documents with figures between paragraphs, drawn with PyMuPDF (and `write_epub` for the EPUB)
 in code, for the interleaved-document and caption-pair tests."""
 
 from __future__ import annotations
 
 import io
-import zipfile
 
 import numpy as np
 import pymupdf
 from PIL import Image
+
+from tests.pipelines.pdf_fixtures import write_epub
 
 # The paragraphs of the figure page, in reading order; each is one text block.
 OPENING = "Harbour report. The morning shift opened the northern quay before sunrise."
@@ -105,18 +106,9 @@ def illustrated_epub(path: str) -> None:
            "<item id='warm' href='warm.png' media-type='image/png'/>"
            "<item id='cool' href='cool.png' media-type='image/png'/></manifest>"
            "<spine><itemref idref='c1'/><itemref idref='c2'/></spine></package>")
-    container = ("<?xml version='1.0'?>\n<container version='1.0' "
-                 "xmlns='urn:oasis:names:tc:opendocument:xmlns:container'><rootfiles>"
-                 "<rootfile full-path='OEBPS/content.opf' "
-                 "media-type='application/oebps-package+xml'/></rootfiles></container>")
-    with zipfile.ZipFile(path, "w") as book:
-        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip",
-                      compress_type=zipfile.ZIP_STORED)
-        for name, data in (("META-INF/container.xml", container), ("OEBPS/content.opf", opf),
-                           ("OEBPS/one.xhtml", one), ("OEBPS/two.xhtml", two),
-                           ("OEBPS/warm.png", tinted_photo("warm", seed=5)),
-                           ("OEBPS/cool.png", tinted_photo("cool", seed=6))):
-            book.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+    write_epub(path, opf, {"one.xhtml": one, "two.xhtml": two,
+                           "warm.png": tinted_photo("warm", seed=5),
+                           "cool.png": tinted_photo("cool", seed=6)})
 
 
 def tint(png: bytes) -> str:
