@@ -394,9 +394,9 @@ def serve_gcs_emulator(port: int) -> None:
         objects._delete(storage, bucket, params["object_id"])
         response.json(moved)
 
-    route = (rf"^{server.settings.API_ENDPOINT}/b/(?P<bucket_name>[-.\w]+)/o/"
-             r"(?P<object_id>.*[^/]+)/moveTo/o/(?P<dest_object_id>.*[^/]+)$",
-             {server.POST: move})
+    pattern = (rf"^{server.settings.API_ENDPOINT}/b/(?P<bucket_name>[-.\w]+)/o/"
+               r"(?P<object_id>.*[^/]+)/moveTo/o/(?P<dest_object_id>.*[^/]+)$")
+    route = (pattern, {server.POST: move})
     server.HANDLERS = (route, *server.HANDLERS)  # the router reads the module's table
     server.Server("127.0.0.1", port, in_memory=True).run()
 
