@@ -12,10 +12,10 @@ from pipelines.core.cli_options import (
     run_settings,
 )
 from pipelines.core.config import validate_all
-from pipelines.core.inputs import expand_inputs
+from pipelines.core.inputs import iter_inputs
 from pipelines.core.runner import run_pipeline
 from pipelines.pdf.config import PdfConfig
-from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, pdf_refs
+from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
 from pipelines.pdf.settings import PdfRenderSettings
 
 
@@ -92,10 +92,11 @@ def config_from_args(args: argparse.Namespace) -> PdfConfig:
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     config, settings = config_from_args(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
-    # Listing only (with sizes): the workers read and hash the files.
-    refs = pdf_refs(expand_inputs(args.inputs, DOCUMENT_SUFFIXES))
+    # Listing only (with sizes), streamed into the planner: the workers read and hash.
+    refs = iter_pdf_refs(iter_inputs(args.inputs, DOCUMENT_SUFFIXES))
     stats = run_pipeline("pdf", refs, config, args.out, beam_args,
                          task_size=settings.task_size, overwrite=args.overwrite,
+                         drop_duplicates=True,  # a file named by two arguments runs once
                          **settings.shard_bounds,
                          validation_fraction=settings.validation_fraction)
     print_run_summary(stats, args.out, args.json)

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -356,26 +355,30 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
 
 
 def pdf_refs(paths: Iterable[str | InputFile], progress: bool = False) -> list[dict[str, Any]]:
-    """One input ref per file (a local path or any fsspec URL); nothing is read here.
+    """`iter_pdf_refs` held as a list (for small callers and tests). `progress` is accepted
+    for callers of the old signature."""
+    return list(iter_pdf_refs(paths))
+
+
+def iter_pdf_refs(paths: Iterable[str | InputFile]) -> Iterator[dict[str, Any]]:
+    """One input ref per file (a local path or any fsspec URL), streamed; nothing is read.
 
     Files are hashed by the render stage, in the workers. Byte-identical files have equal
-    sizes, so files whose size (from the listing) is shared get a ``task_group``: the
-    planner puts a group in one task, where the render stage drops repeats as
-    ``duplicate_file``; that keeps the drop run-wide without reading on the driver.
-    `progress` is accepted for callers of the old signature.
+    sizes, so every file whose size the listing gives gets ``task_group=size:N``: the
+    planner keeps a group in one task (`pipelines.core.planning.SpilledRefs` spills refs
+    by group and sorts each bucket, so nothing here needs to see all sizes first), where
+    the render stage drops repeats as ``duplicate_file``; that keeps the drop run-wide
+    without reading on the driver. A size no other file has is a group of one, which the
+    planner places exactly as an ungrouped ref.
     """
-    items = [p if isinstance(p, InputFile) else InputFile(p, _local_size(p)) for p in paths]
-    shared = Counter(item.size for item in items if item.size is not None)
-    refs = []
-    for item in items:
+    for path in paths:
+        item = path if isinstance(path, InputFile) else InputFile(path, _local_size(path))
         fields: dict[str, Any] = {"path": item.url}
         if item.size is not None:
             fields["size"] = item.size
-            if shared[item.size] > 1:
-                fields["task_group"] = f"size:{item.size}"
+            fields["task_group"] = f"size:{item.size}"
         locator = item.url if "://" in item.url else f"file://{item.url}"
-        refs.append(input_ref("pdf", locator, **fields))
-    return refs
+        yield input_ref("pdf", locator, **fields)
 
 
 def _local_size(path: str) -> int | None:
