@@ -3,6 +3,7 @@
     RUN/
       run.json                  pipeline name, config, tool versions, attempts
       inputs.parquet            one row per input: input_id, task, input_ref
+      inputs/part-00001.parquet inputs added during the run (crawl rounds), one part each
       <name>-<task>-000000.tar  shards (temporary name until complete)
       tasks/<task>.json         a task's done marker, written after its two files below
       tasks/<task>.manifest.parquet, tasks/<task>.outcomes.parquet
@@ -61,12 +62,15 @@ log = logging.getLogger(__name__)
 SUCCESS = "_SUCCESS"
 RUN_JSON = "run.json"
 INPUTS = "inputs.parquet"
+# Inputs added during a run (`RunDir.add_inputs`: a crawl's rounds) go into new parts here,
+# never by rewriting inputs.parquet; readers read inputs.parquet, then the parts in order.
+INPUT_PARTS = "inputs"
 MANIFEST = "manifest.parquet"
 OUTCOMES = "outcomes.parquet"
 STATS = "stats.json"
 TASKS = "tasks"
 # Files of the contract itself: side files (labels, reports) may not take these names.
-RESERVED = {SUCCESS, RUN_JSON, INPUTS, MANIFEST, OUTCOMES, STATS, TASKS}
+RESERVED = {SUCCESS, RUN_JSON, INPUTS, INPUT_PARTS, MANIFEST, OUTCOMES, STATS, TASKS}
 # Parquet row groups of this many rows: a worker can read one slice of a big manifest
 # (`iter_manifest_rows(start=, stop=)`) without decoding the rest of the file.
 ROW_GROUP_ROWS = 65_536
@@ -247,11 +251,42 @@ class RunDir:
 
     def _iter_batches(self, name: str, columns: Sequence[str],
                       batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-        """`columns` of a top-level parquet file of the run, a record batch at a time."""
+        """`columns` of a parquet file of the run (a path relative to the run), a record
+        batch at a time."""
         with self.fs.open(self.path(name), "rb") as handle:
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns),
                                             use_threads=False)
+
+    def _input_files(self) -> list[str]:
+        """inputs.parquet, then the parts `add_inputs` wrote, in the order they were added
+        (paths relative to the run; empty before planning). A run written before parts
+        existed has only inputs.parquet, added inputs included."""
+        if not self.exists(INPUTS):
+            return []
+        # parts come from this driver, but a listing cached by another RunDir on the same
+        # filesystem instance would miss the newest
+        self.fs.invalidate_cache(self.path(INPUT_PARTS))
+        if not self.exists(INPUT_PARTS):
+            return [INPUTS]
+        parts = sorted(n.rsplit("/", 1)[-1] for n in self.fs.ls(self.path(INPUT_PARTS),
+                                                                 detail=False))
+        return [INPUTS] + [f"{INPUT_PARTS}/{n}" for n in parts if _is_input_part(n)]
+
+    def _iter_input_batches(self, columns: Sequence[str],
+                            batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """`columns` of every input of the run (inputs.parquet, then the added parts), a
+        record batch at a time."""
+        for name in self._input_files():
+            yield from self._iter_batches(name, columns, batch_rows)
+
+    def _read_inputs(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Every input of the run as one table (inputs.parquet and the added parts)."""
+        files = self._input_files()
+        if not files:
+            raise RunDirError(f"{self.url}: missing {INPUTS}")
+        tables = [self._read_table(*name.split("/"), columns=columns) for name in files]
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def _read_table(self, *parts: str, schema: pa.Schema | None = None,
                     columns: Sequence[str] | None = None) -> pa.Table:
@@ -275,7 +310,8 @@ class RunDir:
         """Every input ref of the run (first-run inputs and any added since), by input id."""
         if not self.exists(INPUTS):
             return []
-        return [json.loads(r) for r in self._read_table(INPUTS).column("input_ref").to_pylist()]
+        return [json.loads(r) for r in self._read_inputs(["input_ref"]).column(
+            "input_ref").to_pylist()]
 
     def plan(self, pipeline: str, input_refs: Iterable[dict[str, Any]],
              config: Mapping[str, Any], task_size: int, overwrite: bool = False,
@@ -309,7 +345,7 @@ class RunDir:
             if self.exists(RUN_JSON):
                 previous = self.info()
                 old = IdFingerprint().add_all(
-                    i for batch in self._iter_batches(INPUTS, ["input_id"])
+                    i for batch in self._iter_input_batches(["input_id"])
                     for i in batch.column("input_id").to_pylist())
                 if overwrite:
                     self.remove()
@@ -333,22 +369,38 @@ class RunDir:
     def add_inputs(self, refs: list[dict[str, Any]], task_size: int) -> None:
         """Append inputs found during a run (a crawl's links) as new tasks after the last.
 
-        `audit` then accounts for them like any first-run input; ids already present are
-        refused, since one input must have exactly one outcome.
+        `audit` then accounts for them like any first-run input; ids already present (or
+        given twice) are refused, since one input must have exactly one outcome. They are
+        written as a new part (``inputs/part-NNNNN.parquet``), never by rewriting what is
+        there: the recorded inputs are only read (a column at a time, so memory follows
+        `refs`, not the run), and the part appears whole (written under a temporary name
+        and moved: on an object store the move is a copy, visible only once complete).
+        The run loses ``_SUCCESS`` until the added inputs are done.
         """
-        table = self._read_table(INPUTS)
-        rows = table.to_pylist()
-        known = {row["input_id"] for row in rows}
-        clash = [ref["input_id"] for ref in refs if ref["input_id"] in known]
-        if clash:
-            raise RunDirError(f"{self.url}: input(s) already in the run, e.g. {clash[0]}")
-        last = max((int(t[1:]) for t in table.column("task").to_pylist() if t.startswith("t")),
-                   default=-1)
-        for index, ref in enumerate(refs):
-            rows.append({"input_id": ref["input_id"],
-                         "task": f"t{last + 1 + index // task_size:05d}",
-                         "input_ref": json.dumps(ref, sort_keys=True)})
-        self._write_table(rows, INPUT_SCHEMA, INPUTS)
+        if not refs:
+            return
+        new = [ref["input_id"] for ref in refs]
+        wanted = set(new)
+        if len(wanted) != len(new):
+            repeated = next(i for i in new if new.count(i) > 1)
+            raise RunDirError(f"{self.url}: input given twice, e.g. {repeated}")
+        last, files, given = -1, self._input_files(), pa.array(new, pa.string())
+        for name in files:
+            for batch in self._iter_batches(name, ["input_id", "task"]):
+                ids = batch.column("input_id")
+                clash = pc.filter(ids, pc.is_in(ids, value_set=given))
+                if len(clash):
+                    raise RunDirError(f"{self.url}: input(s) already in the run, "
+                                      f"e.g. {clash[0].as_py()}")
+                tasks = pc.unique(batch.column("task")).to_pylist()
+                last = max([last, *(i for i in map(_first_run_index, tasks) if i is not None)])
+        rows = [{"input_id": ref["input_id"],
+                 "task": f"t{last + 1 + index // task_size:05d}",
+                 "input_ref": json.dumps(ref, sort_keys=True)} for index, ref in enumerate(refs)]
+        number = 1 + max((int(n.rsplit("-", 1)[1].split(".")[0]) for n in files[1:]), default=0)
+        self._write_table(rows, INPUT_SCHEMA, INPUT_PARTS, f"part-{number:05d}.parquet")
+        if self.exists(SUCCESS):  # not complete until the added inputs are done too
+            self.fs.rm(self.path(SUCCESS))
 
     def done_tasks(self) -> set[str]:
         # Workers elsewhere write done markers: drop cached listings first (s3fs/gcsfs keep
@@ -414,7 +466,7 @@ class RunDir:
         manifest = self._assign_splits(manifest)
         outcomes = pa.concat_tables(outcome_tables or [OUTCOME_SCHEMA.empty_table()])
         outcomes = _supersede_retried(outcomes, manifest)
-        inputs = self._read_table(INPUTS, columns=["input_id", "task"])  # refs not needed
+        inputs = self._read_inputs(["input_id", "task"])  # refs not needed
         stats = compute_stats(inputs, manifest, outcomes)
         planned = set(inputs.column("task").to_pylist())
         # retry tasks (r<N>-t...) are done on top of the planned ones, not instead of them
@@ -458,7 +510,7 @@ class RunDir:
             from pipelines.core.completion import accounting_problems
 
             problems = accounting_problems(
-                self._read_table(INPUTS, columns=["input_id", "task"]), manifest, outcomes)
+                self._read_inputs(["input_id", "task"]), manifest, outcomes)
             if problems:
                 stats["accounting_problems"] = problems
         self.write_json(stats, STATS)
@@ -575,8 +627,8 @@ class RunDir:
         return [Outcome.from_row(r) for r in self.outcome_table().to_pylist()]
 
     def inputs(self) -> pa.Table:
-        """One row per input: input_id, task, input_ref (JSON)."""
-        return self._read_table(INPUTS)
+        """One row per input: input_id, task, input_ref (JSON); added inputs included."""
+        return self._read_inputs()
 
     def shard_names(self) -> list[str]:
         """The run's shard file names, sorted (from the manifest)."""
@@ -670,7 +722,7 @@ class PendingTasks:
         return self.count
 
     def _tasks_column(self) -> Iterator[str]:
-        for batch in self.run._iter_batches(INPUTS, ["task"], self.batch_rows):
+        for batch in self.run._iter_input_batches(["task"], self.batch_rows):
             yield from batch.column("task").to_pylist()
 
     def task_ids(self) -> Iterator[str]:
@@ -683,7 +735,7 @@ class PendingTasks:
 
     def __iter__(self) -> Iterator[Task]:
         current: Task | None = None
-        for batch in self.run._iter_batches(INPUTS, ["task", "input_ref"], self.batch_rows):
+        for batch in self.run._iter_input_batches(["task", "input_ref"], self.batch_rows):
             for task, ref in zip(batch.column("task").to_pylist(),
                                  batch.column("input_ref").to_pylist()):
                 if task in self.done:
@@ -695,6 +747,11 @@ class PendingTasks:
                 current.input_refs.append(json.loads(ref))
         if current is not None:
             yield current
+
+
+def _is_input_part(name: str) -> bool:
+    """A complete part of added inputs (not a temporary name of one being written)."""
+    return name.startswith("part-") and name.endswith(".parquet")
 
 
 def _first_run_index(task_id: str) -> int | None:
@@ -845,7 +902,8 @@ def _task_order(task_id: str) -> tuple:
 
 
 def _side_name(name: str) -> str:
-    if name in RESERVED or name.startswith((TASKS + "/", TMP_MARK)) or name.endswith(".tar"):
+    if name in RESERVED or name.startswith((TASKS + "/", INPUT_PARTS + "/", TMP_MARK)) or \
+            name.endswith(".tar"):
         raise RunDirError(f"{name!r} is part of the run directory contract, not a side file")
     return name
 
