@@ -540,10 +540,12 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
         return []
     if layout_model:
         use_layout_model()
+    clip = None if layout_model else _table_search_area(page, drawings)
     try:
         # pymupdf's per-call cache, pre-filled so it does not read the drawings again
         page._table_drawings_cache = [_as_drawings(drawings)]
-        found = page.find_tables(strategy="lines_strict", use_layout=layout_model).tables
+        found = page.find_tables(strategy="lines_strict", use_layout=layout_model,
+                                 **({"clip": clip} if clip is not None else {})).tables
     except Exception as exc:
         log.debug("find_tables failed: %s", exc)
         return []
@@ -660,6 +662,40 @@ def _small_or_decorative(image, box: list[float], min_side: int) -> str | None:
     thumb = image.crop(px).convert("L")
     thumb.thumbnail((64, 64))
     return "decorative" if _is_blank(thumb) else None
+
+
+# Added around the drawings' extent: above pymupdf's snap, join and intersection
+# tolerances (3 pt), so every edge, and every character a cell can hold, stays inside.
+TABLE_CLIP_MARGIN = 10.0
+
+
+def _table_search_area(page: pymupdf.Page, drawings: list) -> pymupdf.Rect | None:
+    """The part of the page "lines_strict" can find a table in: the extent of the
+    vector paths, plus a margin; None where that is (nearly) the whole page or the page
+    is rotated (find_tables un-rotates it first).
+
+    Every edge and every candidate box of "lines_strict" comes from a path, so a table's
+    cells, the characters it reads for their text and its bold-header test lie inside
+    (the text above a table, for its header, is read apart, unclipped), and so do the
+    characters at their mirror image (see below). `find_tables`
+    first makes a Python object for every character in its area: a page of text with
+    one small ruled figure paid for all of it (0.1-0.25 CPU-s a page on the corpus).
+    Tables found are the same on every corpus page (bench notes, issue 17)."""
+    if page.rotation or not drawings:
+        return None
+    x0 = min(d["rect"][0] for d in drawings)
+    y0 = min(d["rect"][1] for d in drawings)
+    x1 = max(d["rect"][2] for d in drawings)
+    y1 = max(d["rect"][3] for d in drawings)
+    area = pymupdf.Rect(x0 - TABLE_CLIP_MARGIN, y0 - TABLE_CLIP_MARGIN,
+                        x1 + TABLE_CLIP_MARGIN, y1 + TABLE_CLIP_MARGIN)
+    # pymupdf tests whether a joined box of paths holds text on the characters' PDF
+    # (y-up) coordinates: the characters at the box's mirror image decide. They must be
+    # read too, or boxes (and so tables) change (tests/pipelines/pdf_golden's dense.pdf).
+    area = (area | (area * page.transformation_matrix)) & page.rect
+    if area.is_empty or area.get_area() >= 0.9 * page.rect.get_area():
+        return None
+    return area
 
 
 def may_hold_ruled_table(drawings: list) -> bool:
