@@ -1,4 +1,5 @@
-"""Heavy resources (OCR models, ...) loaded once per worker process, not once per bundle.
+"""Heavy resources (OCR models, renderer processes, ...) kept once per worker process, not
+once per bundle.
 
 Beam's Dask runner calls a DoFn's ``setup`` and ``teardown`` once per *partition*, on a
 fresh copy of the DoFn each time (measured: 8 partitions on 2 worker processes gave 4
@@ -11,12 +12,15 @@ again (measured: one load per partition with two Shared stages whose teardown le
 `worker_resource` keeps a strong, bounded (LRU) per-process cache keyed by what the
 resource is built from, so copies of a stage with the same settings share one load for the
 life of the worker process; a long-lived worker that sees other settings evicts the least
-recently used. The key includes the thread: resources are not assumed thread-safe, and a
-runner running DoFns on several threads of one process gets one per thread.
+recently used. By default the key includes the thread: resources are not assumed
+thread-safe, and a runner running DoFns on several threads of one process gets one per
+thread. A resource with a ``close()`` method (a pool of child processes) is closed when it
+is evicted, by `clear`, and when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import logging
@@ -33,26 +37,50 @@ _lock = threading.Lock()
 _cache: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
 
 
-def worker_resource(kind: str, settings: Mapping[str, Any], build: Callable[[], T]) -> T:
+def worker_resource(kind: str, settings: Mapping[str, Any], build: Callable[[], T],
+                    per_thread: bool = True) -> T:
     """The resource `kind` built with `settings` by `build()`, built at most once per
-    process and thread while it stays among the `MAX_RESOURCES` most recently used."""
+    process (and thread, unless `per_thread` is false: the resource guards itself) while
+    it stays among the `MAX_RESOURCES` most recently used."""
     key = (kind, json.dumps(dict(settings), sort_keys=True, default=str),
-           threading.get_ident())
+           threading.get_ident() if per_thread else None)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
     resource = build()  # outside the lock: a load may take seconds
+    evicted = []
     with _lock:
-        resource = _cache.setdefault(key, resource)
+        kept = _cache.setdefault(key, resource)
         _cache.move_to_end(key)
         while len(_cache) > MAX_RESOURCES:
-            evicted, _ = _cache.popitem(last=False)
-            log.debug("worker resource %s evicted", evicted[0])
-    return resource
+            old_key, old = _cache.popitem(last=False)
+            log.debug("worker resource %s evicted", old_key[0])
+            evicted.append(old)
+    if kept is not resource:  # another thread built the same one meanwhile
+        evicted.append(resource)
+    for old in evicted:
+        _close(old)
+    return kept
 
 
 def clear() -> None:
-    """Forget every cached resource (tests; a worker that must free memory)."""
+    """Forget every cached resource, closing those that can be closed (tests; a worker
+    that must free memory; process exit)."""
     with _lock:
+        resources = list(_cache.values())
         _cache.clear()
+    for resource in resources:
+        _close(resource)
+
+
+def _close(resource: Any) -> None:
+    close = getattr(resource, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception as exc:  # closing one must not stop closing the others
+            log.warning("closing worker resource %r failed: %s", resource, exc)
+
+
+atexit.register(clear)

@@ -8,6 +8,7 @@ import os
 
 from pipelines.core.stage import StageFn
 from pipelines.core.worker_cache import worker_resource
+from pipelines.pdf.pipeline import RenderPdfPagesFn
 
 
 class Model:
@@ -41,3 +42,22 @@ class ProbeFn(StageFn):
 
     def process_sample(self, sample):
         yield sample
+
+
+class RenderProbeFn(RenderPdfPagesFn):
+    """The PDF render stage, recording each setup and, at each teardown, the renderer
+    children it used (child pid, worker pid)."""
+
+    def __init__(self, trace: str, **settings):
+        super().__init__(**settings)
+        self.trace = trace
+
+    def open(self) -> None:
+        record(self.trace, "setup")
+        super().open()
+
+    def close(self) -> None:
+        for renderer in getattr(self, "pool", ()):
+            if renderer.proc is not None:
+                record(self.trace, f"child-{renderer.proc.pid}")
+        super().close()
