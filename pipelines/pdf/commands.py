@@ -14,7 +14,7 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import iter_inputs
 from pipelines.core.runner import run_pipeline
-from pipelines.pdf.config import PdfConfig
+from pipelines.pdf.config import MAX_DEFAULT_RENDERERS, PdfConfig, default_renderers
 from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
 from pipelines.pdf.settings import PdfRenderSettings
 
@@ -68,16 +68,19 @@ def add_pdf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory-mb", type=int, default=pdf.max_memory_mb,
                         help="address-space cap of the renderer process "
                              f"(default {pdf.max_memory_mb})")
-    parser.add_argument("--renderers", type=int, default=pdf.renderers,
+    parser.add_argument("--renderers", type=int, default=None,
                         help="renderer processes per pipeline worker (documents rendered at "
                              "once). On one machine, the in-process DirectRunner with "
                              "--renderers N uses N cores with one Beam process, cheaper than N "
-                             f"Beam workers (default {pdf.renderers})")
+                             "Beam workers (default: the available cores, at most "
+                             f"{MAX_DEFAULT_RENDERERS}, when the pipeline runs in this one "
+                             "process; 1 with several Beam workers or another runner)")
     add_post_stage_arguments(parser)
     add_run_arguments(parser)
 
 def config_from_args(args: argparse.Namespace) -> PdfConfig:
     """The typed settings of the flags (not yet validated)."""
+    pdf_defaults = PdfConfig()
     render = PdfRenderSettings(target=args.target, max_pixels=args.max_pixels,
                                markdown=args.markdown, figures=args.figures, tables=args.tables,
                                interleaved=args.interleaved, captions=args.captions,
@@ -87,9 +90,12 @@ def config_from_args(args: argparse.Namespace) -> PdfConfig:
     return PdfConfig(render=render, page_timeout=args.page_timeout,
                      doc_timeout=args.doc_timeout, max_memory_mb=args.max_memory_mb,
                      near_duplicate_bits=args.near_duplicate_bits, drop_blank=args.drop_blank,
-                     renderers=args.renderers, **post_stage_config(args))
+                     renderers=pdf_defaults.renderers if args.renderers is None
+                     else args.renderers, **post_stage_config(args))
 
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    if args.renderers is None:
+        args.renderers = default_renderers(beam_args)
     config, settings = config_from_args(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
     # Listing only (with sizes), streamed into the planner: the workers read and hash.

@@ -186,3 +186,20 @@ def test_the_renderer_child_makes_text_boxes_as_before_without_pymupdf4llm():
                          check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
                              os.path.abspath(__file__))))).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_renderers_default_to_the_cores_when_the_pipeline_runs_in_one_process(monkeypatch):
+    from pipelines.pdf import config as pdf_config
+
+    monkeypatch.setattr(pdf_config.os, "sched_getaffinity", lambda pid: set(range(6)))
+    assert pdf_config.default_renderers([]) == 6
+    assert pdf_config.default_renderers(["--runner=DirectRunner"]) == 6
+    assert pdf_config.default_renderers(["--direct_num_workers", "1"]) == 6
+    # several Beam workers, or another engine: one renderer each
+    assert pdf_config.default_renderers(["--direct_num_workers=2",
+                                          "--direct_running_mode=multi_processing"]) == 1
+    assert pdf_config.default_renderers(["--direct_num_workers=0"]) == 1
+    assert pdf_config.default_renderers(["--runner=DaskRunner"]) == 1
+    assert pdf_config.default_renderers(["--runner", "PortableRunner"]) == 1
+    monkeypatch.setattr(pdf_config.os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert pdf_config.default_renderers([]) == pdf_config.MAX_DEFAULT_RENDERERS
