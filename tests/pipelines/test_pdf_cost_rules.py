@@ -173,3 +173,45 @@ def test_layout_model_setting_runs_the_model(tmp_path, monkeypatch):
     with pymupdf.open(path) as doc:
         result = render.render_page(doc, 1, PdfRenderSettings(layout_model=True))
     assert seen == [(True, True)] and not isinstance(result, render.Outcome)
+
+
+def _tables(page, clip):
+    page._table_drawings_cache = [render._as_drawings(page.get_cdrawings())]
+    try:
+        found = page.find_tables(strategy="lines_strict", use_layout=False,
+                                 **({"clip": clip} if clip is not None else {})).tables
+    finally:
+        del page._table_drawings_cache
+    return [(tuple(t.bbox), t.extract(), t.to_markdown(clean=False)) for t in found]
+
+
+@pytest.mark.parametrize("fixture, index", [(text_and_table, 1), (dense_vectors, 0)])
+def test_table_search_is_clipped_to_the_drawings_without_changing_tables(tmp_path, fixture,
+                                                                          index):
+    # dense.pdf: pymupdf decides whether a box of joined paths holds text on the y-up
+    # coordinates of the characters, so the clip must take in the drawings' mirror image
+    # (the box diagram's table is lost when it does not).
+    path = str(tmp_path / "doc.pdf")
+    fixture(path)
+    with pymupdf.open(path) as doc:
+        page = doc[index]
+        clip = render._table_search_area(page, page.get_cdrawings())
+        assert clip is not None and clip.get_area() < 0.9 * page.rect.get_area()
+        whole = _tables(page, None)
+        assert whole and _tables(page, clip) == whole
+        wrong = (pymupdf.Rect(min(d["rect"][0] for d in page.get_cdrawings()), clip.y0,
+                              clip.x1, min(clip.y1, 600)) if fixture is dense_vectors else None)
+        if wrong is not None:  # the drawings' extent alone, without the mirror image
+            assert _tables(page, wrong) != whole
+
+
+def test_the_table_search_clip_is_skipped_where_it_saves_nothing(tmp_path):
+    path = str(tmp_path / "doc.pdf")
+    text_and_table(path)
+    with pymupdf.open(path) as doc:
+        page = doc[1]
+        assert render._table_search_area(page, []) is None
+        framed = [{"rect": (1, 1, page.rect.width - 1, page.rect.height - 1)}]
+        assert render._table_search_area(page, framed) is None  # a page frame
+        page.set_rotation(90)
+        assert render._table_search_area(page, page.get_cdrawings()) is None
