@@ -22,6 +22,12 @@ Tail latency: every page sample records its renderer time (``render_s`` wall,
 CPU: on a shared machine, wall includes waiting for a core) and its slowest 5 pages with
 file and page number.
 
+Start-up is included on both sides: each measurement is a fresh interpreter (the bare
+loop's pool start and PyMuPDF import; the pipeline's Beam import, planning and renderer
+children). A second table gives both sides without it: a run of the same side on one
+one-page document (the smallest) is subtracted, wall and CPU, from each row (``--skip-startup``
+leaves it out). At the paper's scale start-up is amortised; on this corpus it is not.
+
 Each measurement runs in a fresh child process (reading the run back for the page
 timings and the audit happens afterwards, in this process, unmeasured); its wall time, CPU seconds (the whole
 process tree, so a busy shared machine skews it less) and peak memory (sum of the RSS of
@@ -231,6 +237,32 @@ def readable_documents(directory: str, limit: int | None) -> list[str]:
     return keep[:limit] if limit else keep
 
 
+def startup_document(paths: list[str]) -> str | None:
+    """The smallest one-page document of `paths`: what a run costs before its real work."""
+    import pymupdf
+
+    one_page = []
+    for path in paths:
+        try:
+            with pymupdf.open(path) as doc:
+                if doc.page_count == 1:
+                    one_page.append((os.path.getsize(path), path))
+        except Exception:
+            continue
+    return min(one_page)[1] if one_page else None
+
+
+def without_startup(row: dict, startup: dict) -> dict:
+    """`row` less a one-page run of the same side: pages, wall s, CPU s and their rates."""
+    pages = row["pages"] - startup["pages"]
+    wall = row["wall_s"] - startup["wall_s"]
+    cpu = row["cpu_s"] - startup["cpu_s"]
+    return {"pages": pages, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "startup_wall_s": startup["wall_s"], "startup_cpu_s": startup["cpu_s"],
+            "pages_per_s": round(pages / wall, 2) if wall > 0 else 0.0,
+            "cpu_s_per_page": round(cpu / max(1, pages), 4)}
+
+
 def replicate(paths: list[str], copies: int, directory: str) -> list[str]:
     """`copies` byte-distinct copies of each file (a trailing comment; readers ignore it)."""
     os.makedirs(directory, exist_ok=True)
@@ -269,6 +301,8 @@ def main() -> int:
     parser.add_argument("--memory-limit", type=int, default=20,
                         help="documents in the 1x/10x memory comparison (default 20)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true",
+                        help="leave out the one-page runs that measure each side's start-up")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -296,6 +330,24 @@ def main() -> int:
         run["ratio_peak_rss"] = round(run["peak_rss_mb"] / bare["peak_rss_mb"], 3)
         report[_row_name(mode, layout, layouts)] = run
     shutil.rmtree(copies_dir, ignore_errors=True)
+    first = startup_document(paths) if not args.skip_startup else None
+    if first:
+        # the same harness on one one-page document: what each side costs before its work
+        report["startup_document"] = os.path.basename(first)
+        bare_start = measure({"kind": "bare", "paths": [first], **base})
+        report["bare"]["without_startup"] = without_startup(bare, bare_start)
+        steady_bare = report["bare"]["without_startup"]
+        for mode, layout in runs:
+            row = report[_row_name(mode, layout, layouts)]
+            start = measure({"kind": "pipeline", "paths": [first], "mode": mode,
+                             "layout": layout, "near_duplicates": args.copies == 1, **base})
+            steady = row["without_startup"] = without_startup(row, start)
+            steady["ratio_pages_per_s"] = round(
+                steady["pages_per_s"] / steady_bare["pages_per_s"], 3) \
+                if steady_bare["pages_per_s"] else 0.0
+            steady["ratio_cpu_per_page"] = round(
+                steady["cpu_s_per_page"] / steady_bare["cpu_s_per_page"], 3) \
+                if steady_bare["cpu_s_per_page"] else 0.0
     if not args.skip_memory:
         with tempfile.TemporaryDirectory(prefix="pdf-bench-10x-") as tmp:
             small = paths[:args.memory_limit]
@@ -326,6 +378,17 @@ def main() -> int:
               f"{row.get('ratio_pages_per_s', 1.0):7.3f} {row['cpu_s_per_page']:11.4f} "
               f"{row.get('ratio_cpu_per_page', 1.0):7.3f} {row['peak_rss_mb']:8.1f} "
               f"{row.get('ratio_peak_rss', 1.0):7.3f}")
+    if "without_startup" in bare:
+        print(f"without start-up (a one-page run of each side, {report['startup_document']}, "
+              "subtracted):")
+        print(f"{'run':22s} {'pages':>6s} {'wall s':>8s} {'pages/s':>8s} {'x bare':>7s} "
+              f"{'cpu s/page':>11s} {'x bare':>7s} {'start wall':>10s} {'start cpu':>10s}")
+        for name, row in rows:
+            st = row["without_startup"]
+            print(f"{name:22s} {st['pages']:6d} {st['wall_s']:8.2f} {st['pages_per_s']:8.2f} "
+                  f"{st.get('ratio_pages_per_s', 1.0):7.3f} {st['cpu_s_per_page']:11.4f} "
+                  f"{st.get('ratio_cpu_per_page', 1.0):7.3f} {st['startup_wall_s']:10.2f} "
+                  f"{st['startup_cpu_s']:10.2f}")
     print("seconds per page in the renderer (wall | cpu):")
     print(f"{'run':22s} {'p50':>13s} {'p95':>13s} {'p99':>13s} {'max':>13s}")
     for name, row in rows[1:]:
