@@ -558,8 +558,10 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
             del page._table_drawings_cache
         except AttributeError:
             pass
+    textpage = _RawdictOnce(found[0].textpage) if found else None
     tables = []
     for table in found:
+        table.textpage = textpage
         rows = table.extract()
         if table.row_count < 2 or table.col_count < 2:
             continue
@@ -570,6 +572,26 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
                        "md_rect": table_rect(table),
                        "rows": table.row_count, "cols": table.col_count})
     return tables
+
+
+class _RawdictOnce:
+    """A table's TextPage whose ``rawdict`` is extracted once: pymupdf's
+    `Table.to_markdown` extracts it again for every cell (`pymupdf.table.extract_cells`),
+    whole, which made a table's markdown cost cells x the page's characters. Only
+    `to_markdown` reads a table's textpage; it reads the dict, never changes it."""
+
+    def __init__(self, textpage):
+        self._textpage, self._rawdict = textpage, None
+
+    def extractRAWDICT(self, *args, **kwargs):  # pymupdf's name
+        if args or kwargs:
+            return self._textpage.extractRAWDICT(*args, **kwargs)
+        if self._rawdict is None:
+            self._rawdict = self._textpage.extractRAWDICT()
+        return self._rawdict
+
+    def __getattr__(self, name):
+        return getattr(self._textpage, name)
 
 
 def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, settings,
@@ -732,7 +754,9 @@ def may_hold_ruled_table(drawings: list) -> bool:
 
 def _as_drawings(cdrawings: list) -> list[dict]:
     """`Page.get_drawings`'s objects (Rect, Point, Quad) from `get_cdrawings`' tuples, for
-    `find_tables`; the same conversion PyMuPDF does, on a copy."""
+    `find_tables`; the same conversion PyMuPDF does, on a copy, except that curves ("c")
+    keep their point tuples: the table search looks only at their tag (it builds edges
+    from lines, rectangles and quads), and a chart page holds tens of thousands."""
     keys = ("closePath", "fill", "color", "width", "lineCap", "lineJoin", "dashes",
             "stroke_opacity", "fill_opacity", "even_odd")
     out = []
@@ -745,6 +769,8 @@ def _as_drawings(cdrawings: list) -> list[dict]:
                 items.append(("re", pymupdf.Rect(item[1]).normalize(), item[2]))
             elif item[0] == "qu":
                 items.append(("qu", pymupdf.Quad(item[1])))
+            elif item[0] == "c":
+                items.append(item)
             else:
                 items.append((item[0], *[pymupdf.Point(p) for p in item[1:]]))
         path["items"] = items

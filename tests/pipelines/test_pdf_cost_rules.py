@@ -215,3 +215,24 @@ def test_the_table_search_clip_is_skipped_where_it_saves_nothing(tmp_path):
         assert render._table_search_area(page, framed) is None  # a page frame
         page.set_rotation(90)
         assert render._table_search_area(page, page.get_cdrawings()) is None
+
+
+def test_a_table_s_markdown_reads_the_page_text_once_not_once_per_cell(tmp_path, monkeypatch):
+    # pymupdf's Table.to_markdown extracts the whole page's rawdict again for every cell
+    path = str(tmp_path / "doc.pdf")
+    text_and_table(path)
+    calls = []
+    original = pymupdf.TextPage.extractRAWDICT
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    with pymupdf.open(path) as doc:
+        page = doc[1]
+        norm = render._Normaliser(pymupdf.Identity, page.rect.width, page.rect.height)
+        monkeypatch.setattr(pymupdf.TextPage, "extractRAWDICT", counted)
+        tables = render._find_tables(page, page.get_cdrawings(), norm)
+    assert [(t["rows"], t["cols"]) for t in tables] == [(4, 3)]
+    assert "|Region|Units|Revenue|" in tables[0]["markdown"].replace(" ", "")
+    assert len(calls) <= 2  # the table search's own, and one for all 12 cells
