@@ -8,7 +8,8 @@ a pytest temporary directory:
   ``AWS_ENDPOINT_URL`` / ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` variables.
 - `dask_cluster`: a ``dask scheduler`` plus one ``dask worker`` with two worker processes
   (one thread each) over TCP; yields the scheduler address.
-- `beam_job_service`: Beam's local job service plus an external SDK worker pool
+- `beam_job_service`: Beam's local job service (`tests.portable_job_service`: a job runs on
+  its ``--direct_num_workers`` SDK workers) plus an external SDK worker pool
   (``worker_pool_main``); yields the two endpoints for ``--runner=PortableRunner
   --environment_type=EXTERNAL``.
 - `gcs_emulator`: a GCS JSON API server (``gcp-storage-emulator``, pure Python, from the dev
@@ -305,10 +306,15 @@ def start_beam_job_service(
         sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
         f"--service_port={pool_port}"], workdir / "workers",
         env={**(env or {}), "PATH": path}).start()
+    # Beam's local job service, honouring the job's --direct_num_workers (its own main runs
+    # every job on one SDK worker; see tests/portable_job_service.py)
+    root = str(Path(__file__).resolve().parent.parent)
     jobs = Server("job-service", [
-        sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+        sys.executable, "-m", "tests.portable_job_service",
         f"--port={job_port}", f"--staging_dir={workdir / 'staging'}"],
-        workdir / "jobs", env=dict(env or {})).start()
+        workdir / "jobs", env={**(env or {}), "PYTHONPATH": os.pathsep.join(
+            p for p in (root, (env or {}).get("PYTHONPATH", os.environ.get("PYTHONPATH")))
+            if p)}).start()
     servers = [pool, jobs]
     try:
         wait_for_port(pool_port, pool.process, pool.log)

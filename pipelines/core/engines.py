@@ -25,7 +25,8 @@ DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNER_ALIASES = {"DaskRunner": DASK_RUNNER, "dask": DASK_RUNNER}
 MAX_DASK_PARTITIONS = 1024
-MAX_TASKS_PER_PARTITION = 8
+MAX_TASKS_PER_PARTITION = 2
+PARTITIONS_PER_THREAD = 4
 
 
 def runner_name(beam_args: Sequence[str]) -> str:
@@ -70,11 +71,16 @@ def resolve_beam_args(beam_args: Sequence[str], tasks: int = 1) -> list[str]:
 def dask_partitions(tasks: int, threads: int) -> int:
     """Partitions for `tasks` tasks on `threads` Dask worker threads.
 
-    Beam's Dask runner calls a DoFn's setup/teardown once per partition (a renderer child
-    process, a model load), and materialises each stage's output for a whole partition:
-    so two partitions per thread, but at most `MAX_TASKS_PER_PARTITION` tasks in one.
+    Beam's Dask runner runs a partition as one Dask task, each stage to its end before the
+    next (its outputs held in memory), and calls DoFn setup/teardown per partition; the
+    costly resources outlive a partition (`pipelines.core.worker_cache`, parked renderer
+    children), so small partitions cost little and let the scheduler hand the next one to
+    whichever worker is free: at least `PARTITIONS_PER_THREAD` per thread and at most
+    `MAX_TASKS_PER_PARTITION` tasks in one. (8 partitions of ~8 tasks on the shared corpus
+    left one worker rendering a partition holding both 2-s documents while the other
+    idled.)
     """
-    wanted = max(2 * max(threads, 1), -(-tasks // MAX_TASKS_PER_PARTITION))
+    wanted = max(PARTITIONS_PER_THREAD * max(threads, 1), -(-tasks // MAX_TASKS_PER_PARTITION))
     return max(1, min(tasks, wanted, MAX_DASK_PARTITIONS))
 
 

@@ -4,7 +4,7 @@ A pipeline is a name, a list of input refs (JSON-able dicts) and a list of stage
 from its typed config (`pipelines.core.config`; a dict is read into the pipeline's config
 class). Settings are validated before anything runs and recorded in run.json, with every
 default filled in. The driver splits the inputs into tasks, skips tasks already done,
-builds ``ReadTasks | Reshuffle | ExpandTask | stage... | WriteRun`` and finalizes the
+builds ``ReadTasks | ExpandTask | stage... | WriteRun`` and finalizes the
 run directory. `retry` re-runs only the failed items of a finished run, with the settings
 run.json recorded (`pipelines.core.retry`).
 """
@@ -111,13 +111,20 @@ class ExpandTaskFn(beam.DoFn):
 
 def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Collection[Task],
                    stages: Sequence[StageFn], run_url: str, **bounds: Any) -> None:
-    """Add the whole chain to `p` (kept fused from ExpandTask to WriteRun)."""
-    records = (
-        p
-        | "ReadTasks" >> ReadTasks(run_url, tasks)  # task lists in the run dir: a fixed-size graph
-        | "SpreadTasks" >> beam.Reshuffle()
-        | "ExpandTasks" >> beam.ParDo(ExpandTaskFn(pipeline))
-    )
+    """Add the whole chain to `p` (kept fused from ExpandTask to WriteRun).
+
+    ``ReadTasks`` already spreads its partitions over the workers; a second shuffle
+    (``SpreadTasks``) spreads the tasks only when a partition holds several. With one task
+    per partition, tasks reach the workers in planned order: runners that split a bundle
+    statically (the FnApiRunner behind the DirectRunner and the local job service deals
+    elements round-robin) then give each worker an even share, where random shuffle keys
+    left one worker up to 1.5x the other's work on the shared corpus (the two 2-s
+    documents on one worker)."""
+    read = ReadTasks(run_url, tasks)  # task lists in the run dir: a fixed-size graph
+    records = p | "ReadTasks" >> read
+    if len(tasks) > read.partitions:
+        records = records | "SpreadTasks" >> beam.Reshuffle()
+    records = records | "ExpandTasks" >> beam.ParDo(ExpandTaskFn(pipeline))
     for stage in stages:
         records = records | stage.stage >> beam.ParDo(stage)
     _ = records | "WriteRun" >> WriteRun(run_url, pipeline, **bounds)

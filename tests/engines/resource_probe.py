@@ -61,3 +61,16 @@ class RenderProbeFn(RenderPdfPagesFn):
             if renderer.proc is not None:
                 record(self.trace, f"child-{renderer.proc.pid}")
         super().close()
+
+
+class TaskProbeFn(StageFn):
+    """Passes samples through, recording which worker process got each task."""
+
+    stage = "TaskProbe"
+
+    def __init__(self, trace: str):
+        self.trace = trace
+
+    def process_sample(self, sample):
+        record(self.trace, sample.lineage["task"])
+        yield sample
