@@ -833,8 +833,7 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
     px = (round(box[0] * width), round(box[1] * height), round(box[2] * width),
           round(box[3] * height))
     crop = image.crop(px)
-    buffer = io.BytesIO()
-    crop.save(buffer, format="PNG")
+    png = _png(crop)
     caption = find_caption(box, blocks, norm)
     cw, ch = max(box[2] - box[0], 1e-9), max(box[3] - box[1], 1e-9)
 
@@ -861,7 +860,7 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
                  "caption": caption, "words": words, "lines": lines,
                  "needs_ocr": len(words) == 0, "drawings": drawings or [], "spans": spans,
                  "drawings_units": "normalised", **(extra or {})})
-    return {"kind": kind, "image": buffer.getvalue(), "text": text if text is not None
+    return {"kind": kind, "image": png, "text": text if text is not None
             else (caption or None), "markdown": markdown, "meta": meta}
 
 
@@ -886,6 +885,18 @@ def find_caption(box: list[float], blocks: list, norm: _Normaliser) -> str:
         if best_score is None or score < best_score:
             best, best_score = text, score
     return best[:2000]
+
+
+def _png(image) -> bytes:
+    """A PIL RGB image as PNG, by MuPDF's encoder (the page images' own): on the corpus's
+    pages it took 1.6 CPU-s and 11.7 MB where Pillow's default took 2.35 CPU-s and 13.5 MB
+    (both lossless: the same pixels)."""
+    if image.mode != "RGB" or not image.width or not image.height:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    return pymupdf.Pixmap(pymupdf.csRGB, image.width, image.height, image.tobytes(),
+                          False).tobytes("png")
 
 
 def _pil_image(pix: pymupdf.Pixmap):
