@@ -213,3 +213,21 @@ def test_time_limit_kills_a_slow_render_and_the_next_document_still_works(corpus
     assert reasons and set(reasons) == {"timeout"}
     assert "time limit" in [r for r in slow if isinstance(r, Outcome)][-1].message
     assert len(_pages(after)) == 2 and fn.renderer.restarts >= 1
+
+
+def test_crops_are_png_by_mupdf_with_the_same_pixels():
+    import io
+
+    from PIL import Image
+
+    from pipelines.pdf import render as pdf_render
+
+    image = Image.new("RGB", (61, 37), (250, 250, 250))
+    for x in range(61):
+        image.putpixel((x, x % 37), (x * 4, 255 - x * 4, (x * 37) % 256))
+    png = pdf_render._png(image)
+    assert png.startswith(b"\x89PNG")
+    decoded = Image.open(io.BytesIO(png))
+    assert decoded.mode == "RGB" and decoded.tobytes() == image.tobytes()
+    grey = image.convert("L")  # other modes keep Pillow's encoder
+    assert Image.open(io.BytesIO(pdf_render._png(grey))).tobytes() == grey.tobytes()
