@@ -644,7 +644,11 @@ def _figures(page, drawings, regions, norm, tables, blocks, image, page_meta, se
         if reason:
             rejected.append((source, rect, reason))
             continue
-        inside = [d for d in drawings if _touches(pymupdf.Rect(d["rect"]), rect)]
+        # overlap that also counts zero-width boxes (a vertical axis line has no area),
+        # on the plain tuples: a Rect per path per figure cost ~2 us each
+        fx0, fy0, fx1, fy1 = rect
+        inside = [d for d in drawings if d["rect"][0] <= fx1 and d["rect"][2] >= fx0
+                  and d["rect"][1] <= fy1 and d["rect"][3] >= fy0]
         truncated = len(inside) > settings.max_drawings
         figures.append(_crop_sample(
             image, "figure", box, page_meta, blocks, norm,
@@ -811,11 +815,6 @@ def _vector_regions(page: pymupdf.Page, drawings: list, settings: PdfRenderSetti
         page_meta["clusters_truncated"] = True
     page_meta["clustered_paths"], page_meta["cluster_cap"] = len(rects), cap
     return cluster_boxes(rects, 3.0, 3.0)
-
-
-def _touches(a: pymupdf.Rect, b: pymupdf.Rect) -> bool:
-    """Overlap that also counts zero-width rects (a vertical axis line has no area)."""
-    return a.x0 <= b.x1 and a.x1 >= b.x0 and a.y0 <= b.y1 and a.y1 >= b.y0
 
 
 def _unrotated_rect(page: pymupdf.Page) -> pymupdf.Rect:
