@@ -183,11 +183,11 @@ class Labeler:
     # -- labeling ----------------------------------------------------------------------
     def label_prompts(self, prompts: Sequence[str],
                       image_counts: Sequence[int] | None = None) -> list[Label]:
-        """Classify user prompts (batched)."""
+        """Classify user prompts (batched); the model loads on the first prompt."""
+        if not prompts:  # a batch labeled by rules alone never needs the model
+            return []
         if self.model is None:
             self.open()
-        if not prompts:
-            return []
         vectors = self._encode([p.strip() for p in prompts])          # [n, 384]
         similarity = vectors @ self._node_vectors.T                    # [n, texts]
         per_leaf = np.maximum.reduceat(similarity, self._starts, axis=1)  # [n, leaves]

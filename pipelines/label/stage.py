@@ -52,8 +52,13 @@ class LabelTaxonomyFn(StageFn):
         from taxonomy.labeler import Labeler
         from taxonomy.tree import load_taxonomy
 
+        # The embedding model loads on the first prompt to classify (`Labeler.label_prompts`
+        # opens it), not here: samples without a prompt (web pages, PDF pages, tiles) are
+        # labeled by task rules alone, and loading the model and embedding every leaf's
+        # texts cost ~11 CPU-s per worker (torch import included), a quarter of the CPU of a
+        # crawl of 60 saved pages.
         self.labeler = Labeler(load_taxonomy(self.taxonomy_file), threshold=self.threshold,
-                               batch_size=self.batch_size, quantize=self.quantize).open()
+                               batch_size=self.batch_size, quantize=self.quantize)
         self._pending: list[Sample] = []
 
     def process_sample(self, sample: Sample) -> Iterable[Record]:
