@@ -68,6 +68,7 @@ def run_pipeline_bench(urls: list[str], beam_args: list[str], post: dict,
     return {"pages": stats["written"], "seconds": round(seconds, 2),
             "pages_per_s": round(stats["written"] / seconds, 2), "tiles": stats["derived"],
             "cpu_s_per_page": round(usage.seconds / max(1, stats["written"]), 3),
+            "cpu_s_per_page_by_process": per_page(usage, stats["written"]),
             "errors": stats["errors"], "dropped": stats["dropped"],
             "audit_ok": audit_run(out, verify_shards=False).ok}
 
@@ -82,7 +83,8 @@ def run_stage_bench(urls: list[str]) -> dict:
     seconds = time.perf_counter() - started
     pages = sum(1 for r in out if hasattr(r, "image") and not r.lineage.get("derived_from"))
     return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
-            "cpu_s_per_page": round(usage.seconds / max(1, pages), 3)}
+            "cpu_s_per_page": round(usage.seconds / max(1, pages), 3),
+            "cpu_s_per_page_by_process": per_page(usage, pages)}
 
 
 def run_baseline(urls: list[str]) -> dict:
@@ -104,7 +106,8 @@ def run_baseline(urls: list[str]) -> dict:
             done += 1
     seconds = time.perf_counter() - started
     return {"pages": done, "seconds": round(seconds, 2), "pages_per_s": round(done / seconds, 2),
-            "cpu_s_per_page": round(usage.seconds / max(1, done), 3)}
+            "cpu_s_per_page": round(usage.seconds / max(1, done), 3),
+            "cpu_s_per_page_by_process": per_page(usage, done)}
 
 
 def corpus_files(corpus: str, copies: int) -> dict[str, tuple[bytes, str]]:
@@ -125,6 +128,11 @@ def corpus_files(corpus: str, copies: int) -> dict[str, tuple[bytes, str]]:
     return files
 
 
+def per_page(usage: TreeCpu, pages: int) -> dict[str, float]:
+    """CPU seconds per page by kind of process."""
+    return {k: round(v / max(1, pages), 3) for k, v in usage.by_kind().items()}
+
+
 def machine_load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -141,6 +149,7 @@ class TreeCpu:
 
     def __init__(self):
         self.seen: dict[tuple[int, str], int] = {}
+        self.kinds: dict[tuple[int, str], str] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -159,6 +168,15 @@ class TreeCpu:
     def seconds(self) -> float:
         ticks = sum(v - self.base.get(k, 0) for k, v in self.seen.items())
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds per kind of process (`process_kind`), largest first."""
+        out: dict[str, float] = {}
+        for key, ticks in self.seen.items():
+            kind = self.kinds.get(key, "other")
+            out[kind] = out.get(kind, 0.0) + (ticks - self.base.get(key, 0))
+        tck = os.sysconf("SC_CLK_TCK")
+        return {k: round(v / tck, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
     def _poll(self) -> None:
         while not self.stop.wait(0.05):
@@ -186,7 +204,33 @@ class TreeCpu:
                 _, started, ticks = stats[pid]
                 key = (pid, started)
                 self.seen[key] = max(self.seen.get(key, 0), ticks)
+                if ticks or key not in self.kinds:  # a fork's name changes at its exec
+                    self.kinds[key] = process_kind(pid, self.kinds.get(key, "other"))
             stack.extend(children.get(pid, []))
+
+
+def process_kind(pid: int, known: str = "other") -> str:
+    """What a process of the run is, from its command line: Chromium's browser, renderer,
+    GPU and utility processes, the Playwright driver (node), or Python (this process and
+    the Beam workers)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return known  # ended meanwhile
+    line = b" ".join(argv).decode(errors="replace").strip()
+    if not line:
+        return known  # a zombie has no command line left
+    program = os.path.basename(line.split(" ", 1)[0]) if line else ""
+    if "chrom" in program or "chrom" in line.split(" --", 1)[0]:
+        # Chromium's children rewrite their argv into one string: find --type= in it.
+        kind = line.split("--type=", 1)[1].split(" ", 1)[0] if "--type=" in line else ""
+        return f"chromium {kind or 'browser'}"
+    if program.startswith("node"):
+        return "playwright driver"
+    if program.startswith("python"):
+        return "python"
+    return program or "other"
 
 
 def main() -> int:

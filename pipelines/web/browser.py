@@ -38,6 +38,7 @@ from pipelines.web.extract import (
     EAGER_IMAGES_JS,
     EAGER_IMAGES_WAIT_JS,
     EXTRACT_JS,
+    parse_extracted,
 )
 from pipelines.web.interleave import (
     BODIES_PER_IMAGE,
@@ -548,7 +549,7 @@ class PageRenderer:
                 await page.evaluate(EAGER_IMAGES_WAIT_JS, s.load_grace_s * 1000)
         load_complete = settled == "load"
         limits = {**s.limits, "maxY": max(s.viewport_height, s.tile * s.max_tiles)}
-        extracted = await page.evaluate(EXTRACT_JS, limits)
+        extracted = parse_extracted(await page.evaluate(EXTRACT_JS, limits))
         refusal = no_ai_refusal(extracted.get("metaRobots"), "meta robots")
         if refusal:
             return refusal

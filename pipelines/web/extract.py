@@ -14,6 +14,7 @@ browser's own page load (no second fetch, see `pipelines.web.browser`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # Returns how many images were switched; they are kept for `EAGER_IMAGES_WAIT_JS`.
@@ -275,7 +276,7 @@ EXTRACT_JS = r"""
   const metaRobots = Array.from(document.querySelectorAll('meta[name="robots" i]'))
       .map((m) => m.content || "").join(", ");
   const doc = document.documentElement;
-  return {
+  return asJson({
     title: document.title || "",
     lang: doc.lang || "",
     metaRobots: metaRobots,
@@ -289,9 +290,40 @@ EXTRACT_JS = r"""
                 reader.join("") + "</body></html>",
     pageWidth: Math.max(doc.scrollWidth, root.scrollWidth || 0),
     pageHeight: Math.max(doc.scrollHeight, root.scrollHeight || 0),
-  };
+  });
 }
 """
+# Hands a page's extraction over as one JSON string (`EXTRACT_JS` ends with it; Python
+# reads it with `parse_extracted`). Why not the object itself: Playwright serialises a
+# returned object value by value in page JS and then checks every nested value against
+# its protocol schema in Python, ~0.15 CPU-s per saved article page (words and blocks
+# with boxes); a string crosses as is. toJSON hooks a page may have added (old Prototype.js
+# puts one on Array.prototype, which turns arrays into strings) are set aside meanwhile;
+# undefined becomes null as Playwright made it None (NaN/Infinity would become null too;
+# no box or size here holds one). A page that replaced JSON.stringify gets the object path.
+AS_JSON_JS = r"""
+const asJson = (value) => {
+  if (!/\{\s*\[native code\]\s*\}/.test(Function.prototype.toString.call(JSON.stringify)))
+    return value;
+  const owners = [Object.prototype, Array.prototype, String.prototype, Number.prototype,
+                  Boolean.prototype];
+  const hooks = owners.map((o) => Object.getOwnPropertyDescriptor(o, "toJSON"));
+  owners.forEach((o, i) => { if (hooks[i]) delete o.toJSON; });
+  try {
+    return JSON.stringify(value, (k, v) => (v === undefined ? null : v));
+  } finally {
+    owners.forEach((o, i) => { if (hooks[i]) Object.defineProperty(o, "toJSON", hooks[i]); });
+  }
+};
+"""
+EXTRACT_JS = "(limits) => {\n" + AS_JSON_JS + "return (" + EXTRACT_JS.strip() + ")(limits);\n}"
+
+
+def parse_extracted(value: Any) -> dict[str, Any]:
+    """What `EXTRACT_JS` returned: its JSON string parsed (or the object itself, on a page
+    that replaced JSON.stringify)."""
+    return json.loads(value) if isinstance(value, str) else value
+
 
 DEFAULT_LIMITS = {"maxWords": 8000, "maxY": 8192, "maxSvgs": 20, "maxSvgChars": 300_000, "minSvgSide": 80,
                   "maxLinks": 2000, "maxHtmlChars": 200_000, "maxTextChars": 500_000,
