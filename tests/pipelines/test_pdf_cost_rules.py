@@ -236,3 +236,46 @@ def test_a_table_s_markdown_reads_the_page_text_once_not_once_per_cell(tmp_path,
     assert [(t["rows"], t["cols"]) for t in tables] == [(4, 3)]
     assert "|Region|Units|Revenue|" in tables[0]["markdown"].replace(" ", "")
     assert len(calls) <= 2  # the table search's own, and one for all 12 cells
+
+
+def _ruled_but_no_table(path):
+    """Rules across and down that pass `may_hold_ruled_table` but make no 2x2 grid of
+    cells: underlined headings and two margin bars, over body text."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for y in (100, 300, 500):
+        page.insert_text((72, y - 6), f"Section at {y}", fontsize=14)
+        page.draw_line((72, y), (300, y), color=(0, 0, 0), width=0.8)
+    page.draw_line((40, 80), (40, 700), color=(0, 0, 0), width=0.8)
+    page.draw_line((570, 80), (570, 700), color=(0, 0, 0), width=0.8)
+    page.insert_textbox(pymupdf.Rect(72, 520, 540, 760), "Body text goes on. " * 60,
+                        fontsize=10)
+    doc.save(path)
+
+
+def test_the_table_pre_check_keeps_pages_with_tables_and_skips_ruled_pages_without(
+        tmp_path):
+    from pymupdf import table as pdf_tables
+
+    original = pdf_tables.chars_in_rect
+    pages = []
+    for name, fixture, index, has_table in [("t.pdf", text_and_table, 1, True),
+                                            ("d.pdf", dense_vectors, 0, True),
+                                            ("r.pdf", _ruled_but_no_table, 0, False)]:
+        path = str(tmp_path / name)
+        fixture(path)
+        pages.append((path, index, has_table))
+    for path, index, has_table in pages:
+        with pymupdf.open(path) as doc:
+            page = doc[index]
+            drawings = page.get_cdrawings()
+            assert render.may_hold_ruled_table(drawings)
+            assert bool(_tables(page, None)) is has_table
+            page._table_drawings_cache = [render._as_drawings(drawings)]
+            try:
+                possible = render._table_possible(page, render._table_search_area(page,
+                                                                                  drawings))
+            finally:
+                del page._table_drawings_cache
+            assert possible is has_table, path
+            assert pdf_tables.chars_in_rect is original  # pymupdf's own again
