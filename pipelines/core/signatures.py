@@ -28,6 +28,9 @@ SHINGLE = 5             # words per shingle
 MIN_WORDS = 8           # shorter texts are compared by their exact hash only
 MAX_SHINGLES = 20_000   # bound the per-sample cost on huge texts (the rest is not hashed)
 SEED = 1                # fixed: signatures from every worker and every run must agree
+# Named, not left to datasketch's default: datasketch 2.0 changed the default scheme
+# ("legacy" -> "affine32"), which would make runs written by two installs never match.
+SCHEME = "affine32"
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -57,7 +60,7 @@ def text_minhash(text: str | None) -> bytes:
         return b""
     from datasketch import MinHash
 
-    signature = MinHash(num_perm=NUM_PERM, seed=SEED)
+    signature = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
     signature.update_batch(list(shingles(words)))
     return signature.hashvalues.astype("<u4").tobytes()
 

@@ -140,6 +140,14 @@ def test_one_changed_word_is_near_and_different_texts_are_not():
         assert minhash_similarity(text_minhash(base), text_minhash(paragraph(seed, 200))) < 0.5
 
 
+def test_minhash_signatures_are_stable_across_installs():
+    # Runs written months apart are de-duplicated against each other, so a signature
+    # must not change with the library's defaults (datasketch 2.0 changed its scheme).
+    packed = text_minhash("the quick brown fox jumps over the lazy dog again and again")
+    assert packed[:16].hex() == "51cac707b4140f0514ec842b4f221824"
+    assert len(packed) == 4 * 64
+
+
 def test_an_oversized_bucket_costs_bounded_comparisons():
     config = DedupConfig(max_bucket=5)
     fn = MatchBucketFn(config)
