@@ -13,7 +13,9 @@ kept busy on average (CPU-s / wall) and where the CPU went, by process kind (dri
 SDK workers, Dask workers, renderer children, engine servers; sampled every 0.2 s, so a
 process that lives less than that is missed by the breakdown, never by the total). Goals
 on 2 cores: each 2-worker engine >= 1.6x the 1-worker run; Dask >= 0.9x DirectRunner
-multi-processing.
+multi-processing. Every engine runs with ``--renderers 1`` (one renderer child per Beam
+worker) unless ``--pipeline-flags`` says otherwise; a last row, for reference only, is the
+DirectRunner's one worker with 2 renderer children.
 
 The plain corpus runs for seconds, so fixed costs (interpreter and Beam imports in every
 worker, job submission, finalizing) weigh on it; ``--copies N`` runs N byte-distinct copies
@@ -183,7 +185,8 @@ def copy_corpus(docs: list[str], copies: int, directory: Path) -> list[str]:
 
 
 def run_all(listing: Path, work: Path, flags: list[str], label: str) -> list[dict]:
-    """The four engines on the documents in `listing`, one after another."""
+    """The four engines (and the 2-renderer reference) on the documents in `listing`,
+    one after another."""
     results = [run_engine("direct 1 worker", [str(listing)], str(work / f"{label}-direct1"),
                           ["--direct_num_workers=1"], flags, [])]
     results.append(run_engine("direct multi-processing 2", [str(listing)],
@@ -208,6 +211,13 @@ def run_all(listing: Path, work: Path, flags: list[str], label: str) -> list[dic
     finally:
         for server in reversed(servers):
             server.stop()
+    # For reference, not a goal: one Beam worker keeping 2 documents in flight in 2
+    # renderer children (what `vlforge pdf` does by default on 2 cores with the DirectRunner)
+    unpinned = [f for i, f in enumerate(flags)
+                if not f.startswith("--renderers") and (i == 0 or flags[i - 1] != "--renderers")]
+    results.append(run_engine("direct 1 worker, 2 renderers", [str(listing)],
+                              str(work / f"{label}-direct1r2"), ["--direct_num_workers=1"],
+                              [*unpinned, "--renderers", "2"], []))
     return results
 
 
@@ -254,6 +264,10 @@ def main() -> None:
     docs = sorted(str(p) for p in Path(args.pdfs).iterdir() if p.suffix.lower() == ".pdf")
     docs = docs[:args.limit] if args.limit else docs
     flags = ["--task-size", str(args.task_size), *shlex.split(args.pipeline_flags)]
+    if not any(f.startswith("--renderers") for f in flags):
+        # Engine scaling is about Beam workers: one renderer child per worker everywhere
+        # (`vlforge pdf` alone gives the in-process DirectRunner one per core).
+        flags += ["--renderers", "1"]
     work = Path(tempfile.mkdtemp(prefix="engine-scaling-"))
     listing = work / "inputs.txt"
     listing.write_text("\n".join(docs) + "\n")
