@@ -19,8 +19,9 @@ the generated bench site and on saved real pages, side by side with CPU-seconds.
 
 Prints pages/s side by side, the ratio to the baseline, and CPU seconds per page summed
 over this process and its descendants (Chromium, Playwright driver, Beam workers; also
-split by kind of process in ``--json``), with ``2 / CPU-s per page`` as the estimate for two idle cores, and the load average before and
-after (other work on a shared machine slows every wall-clock figure). No network needed.
+split by kind of process in ``--json``), with ``2 / CPU-s per page`` as the estimate for
+two idle cores, and the load average before and after (other work on a shared machine
+slows every wall-clock figure). No network needed.
 
     .venv/bin/python bench/web_throughput.py [--pages 240] [--baseline-pages 30]
         [--baseline-runs 3] [--corpus-copies 8] [--no-post-stages] [--json]
