@@ -76,6 +76,9 @@ KINDS = (("pipelines.pdf.isolation", "renderer children"),
          ("pip freeze", "driver (pip freeze)"), ("vlforge", "driver"))
 
 
+SETTLED = {"renderer children", "engine servers", "driver (pip freeze)"}
+
+
 def kind_of(proc: psutil.Process) -> str:
     try:
         command = " ".join(proc.cmdline())
@@ -133,6 +136,8 @@ class CpuSampler:
                 if proc.pid not in self.first:
                     # a process born during the run counts from zero
                     self.first[proc.pid] = used if baseline else 0.0
+                if self.kind.get(proc.pid, "other") not in SETTLED:
+                    # a child seen between fork and exec still shows its parent's command
                     self.kind[proc.pid] = kind_of(proc)
                 self.last[proc.pid] = used
 
