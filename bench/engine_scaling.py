@@ -137,8 +137,11 @@ class CpuSampler:
                     # a process born during the run counts from zero
                     self.first[proc.pid] = used if baseline else 0.0
                 if self.kind.get(proc.pid, "other") not in SETTLED:
-                    # a child seen between fork and exec still shows its parent's command
-                    self.kind[proc.pid] = kind_of(proc)
+                    # a child seen between fork and exec still shows its parent's command;
+                    # an exited (zombie) process shows none
+                    kind = kind_of(proc)
+                    if kind != "other" or proc.pid not in self.kind:
+                        self.kind[proc.pid] = kind
                 self.last[proc.pid] = used
 
 
