@@ -16,8 +16,9 @@ child in the worker process's `IdleChildren` (a `pipelines.core.worker_cache` re
 ended at process exit) and the next `start` in that process takes it. Beam's Dask runner
 sets a stage up and tears it down once per *partition*; without parking, every partition
 started fresh children, and a fresh child's first documents cost far more than its import
-(fonts, MuPDF's caches: measured 7 children and +4.3 CPU-s on 172 corpus pages on Dask with
-8 partitions, against 1 child per worker process when parked).
+(fonts, MuPDF's caches). Measured on the 172 corpus pages on Dask, 2 workers, 8 partitions:
+7 children and 15.8 renderer CPU-s; parked, 2 children and 11.8 (the 1-worker run's one
+child: 11.5).
 
 Wire format: each message is an 8-byte big-endian length followed by a pickle, on a pipe
 the child duplicates away from fd 1 (libraries that print to stdout can't corrupt it).
