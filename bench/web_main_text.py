@@ -138,6 +138,8 @@ def main() -> int:
     texts: dict[str, str] = {}
     boxed_text: dict[str, list[str]] = {}
     for sample in RunDir(out).iter_samples():
+        if sample.meta["web"].get("kind", "page") not in ("page", "tile"):
+            continue  # interleaved documents, caption and code pairs: no boxed lines
         name = sample.meta["web"]["url"].rstrip("/").rsplit("/", 1)[-1]
         lines = [line["text"] for line in sample.meta["web"]["lines"]]
         boxed_text.setdefault(name, []).extend(lines)
