@@ -212,16 +212,12 @@ def _wait_s3_writable(store: S3Store, server: Server) -> None:
 def seaweedfs(tmp_path_factory) -> Iterator[S3Store]:
     """A SeaweedFS S3 store on loopback; its AWS_* variables are set for the session."""
     server, store = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    saved = {k: os.environ.get(k) for k in store.env}
-    os.environ.update(store.env)  # fsspec/s3fs and child processes read these
     try:
-        yield store
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in store.env.items():  # fsspec/s3fs and child processes read these
+                patch.setenv(key, value)
+            yield store
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         server.stop()
 
 
@@ -437,20 +433,12 @@ def gcs_emulator(tmp_path_factory) -> Iterator[GcsStore]:
     import fsspec.config
 
     server, store = start_gcs_emulator(tmp_path_factory.mktemp("gcs"))
-    saved = {k: os.environ.get(k) for k in store.env}
-    saved_conf = fsspec.config.conf.get("gs")
-    os.environ.update(store.env)
-    fsspec.config.conf["gs"] = {**(saved_conf or {}), "token": "anon"}
     try:
-        yield store
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in store.env.items():
+                patch.setenv(key, value)
+            patch.setitem(fsspec.config.conf, "gs",
+                          {**fsspec.config.conf.get("gs", {}), "token": "anon"})
+            yield store
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if saved_conf is None:
-            fsspec.config.conf.pop("gs", None)
-        else:
-            fsspec.config.conf["gs"] = saved_conf
         server.stop()

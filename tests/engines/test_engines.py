@@ -10,7 +10,6 @@ All servers are started by the tests, on loopback.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import pytest
@@ -19,13 +18,10 @@ from pipelines.cli import main
 from pipelines.core.audit import audit_run
 from pipelines.core.run_dir import RunDir
 from pipelines.web.testsite import serve_site
-from tests.pipelines import pdf_fixtures
-from tests.pipelines.fixtures import write_images
+from tests.engines.engine_inputs import write_local_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(1800)]
 
-PDFS = ("text_table.pdf", "chart.pdf", "photo_scan.pdf", "blank_dup.pdf", "garbage.pdf",
-        "chart_copy.pdf")
 PAGES = ("/", "/articles/1", "/articles/2", "/table", "/missing")
 FAST = ["--ocr", "none", "--no-charts"]  # the engines are under test, not OCR or charts
 CRAWL = ["--allow-address", "127.0.0.1", "--no-label", "--depth", "0", "--host-delay", "0",
@@ -61,14 +57,7 @@ def site():
 
 @pytest.fixture(scope="module")
 def local_inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    corpus = pdf_fixtures.write_corpus(str(root / "all"))
-    (root / "pdfs").mkdir()
-    for name in PDFS:
-        os.link(corpus[name], root / "pdfs" / name)
-    write_images(str(root / "images"), 5)
-    (root / "images" / "broken.png").write_bytes(b"not an image")
-    return root
+    return write_local_inputs(tmp_path_factory.mktemp("inputs"), images=5)
 
 
 @pytest.fixture(scope="module")

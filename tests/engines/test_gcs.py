@@ -11,7 +11,6 @@ a ``gs://`` run; it must give the same sample set as the DirectRunner on local f
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -21,15 +20,10 @@ from pipelines.cli import main
 from pipelines.core.audit import audit_run
 from pipelines.core.run_dir import RunDir
 from pipelines.core.shards import TMP_MARK
-from tests.pipelines import pdf_fixtures
-from tests.pipelines.fixtures import write_images
+from tests.engines.engine_inputs import PDFS, write_local_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-# a byte-identical copy (chart_copy) and a broken file (garbage) are among them, so the
-# run-wide duplicate drop and the error records are checked on GCS too
-PDFS = ("text_table.pdf", "chart.pdf", "photo_scan.pdf", "blank_dup.pdf", "garbage.pdf",
-        "chart_copy.pdf")
 FAST = ["--ocr", "none", "--no-charts", "--no-label", "--task-size", "2"]
 
 
@@ -51,14 +45,7 @@ def sample_set(url: str, by: str = "key") -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def local_inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    corpus = pdf_fixtures.write_corpus(str(root / "all"))
-    (root / "pdfs").mkdir()
-    for name in PDFS:
-        os.link(corpus[name], root / "pdfs" / name)
-    write_images(str(root / "images"), 4)
-    (root / "images" / "broken.png").write_bytes(b"not an image")
-    return root
+    return write_local_inputs(tmp_path_factory.mktemp("inputs"), images=4)
 
 
 def test_pdf_and_images_on_gcs_match_local_runs(gcs_emulator, local_inputs, tmp_path):
