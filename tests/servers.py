@@ -30,11 +30,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
@@ -83,6 +84,22 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path,
                 return
         time.sleep(0.2)
     raise RuntimeError(f"server did not open port {port} in {timeout:.0f}s:\n{_tail(log)}")
+
+
+def _until_ready(server: Server, what: str, probe: Callable[[], object],
+                 pause: float) -> None:
+    """Call `probe` until it stops raising; past `START_TIMEOUT`, stop `server` and raise
+    `what` with the last error and the end of the server's log."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            probe()
+            return
+        except Exception as exc:  # any failure means "not yet"
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"{what}: {exc}\n{_tail(server.log)}") from exc
+            time.sleep(pause)
 
 
 def _tail(log: Path, lines: int = 40) -> str:
@@ -171,18 +188,14 @@ def start_seaweedfs(workdir: Path) -> tuple[Server, S3Store]:
         "-master.volumeSizeLimitMB=64", "-volume.max=0"], workdir).start()
     endpoint = f"http://127.0.0.1:{base + 3}"
     wait_for_port(base + 3, server.process, server.log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:  # the port opens before the gateway can serve requests
+
+    def answers() -> None:  # the port opens before the gateway can serve requests
         try:
             urllib.request.urlopen(endpoint, timeout=2).read()
-            break
-        except Exception as exc:  # noqa: BLE001 - any answer but a refusal means up
-            if getattr(exc, "code", None):
-                break
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"S3 gateway not ready: {exc}\n{_tail(server.log)}")
-            time.sleep(0.3)
+        except urllib.error.HTTPError:
+            pass  # any HTTP answer, an error status too, means up
+
+    _until_ready(server, "S3 gateway not ready", answers, pause=0.3)
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "vlforge-test",
            "AWS_SECRET_ACCESS_KEY": "vlforge-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
     store = S3Store(endpoint, env)
@@ -192,20 +205,15 @@ def start_seaweedfs(workdir: Path) -> tuple[Server, S3Store]:
 
 def _wait_s3_writable(store: S3Store, server: Server) -> None:
     """A first write can fail while the volume server registers with the master."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            fs = store.filesystem()
-            bucket = store.new_bucket("probe")
-            fs.pipe(f"{bucket}/probe", b"ok")
-            assert fs.cat(f"{bucket}/probe") == b"ok"
-            fs.rm(bucket, recursive=True)
-            return
-        except Exception as exc:  # noqa: BLE001
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"S3 gateway not writable: {exc}\n{_tail(server.log)}")
-            time.sleep(0.5)
+
+    def writes() -> None:
+        fs = store.filesystem()
+        bucket = store.new_bucket("probe")
+        fs.pipe(f"{bucket}/probe", b"ok")
+        assert fs.cat(f"{bucket}/probe") == b"ok"
+        fs.rm(bucket, recursive=True)
+
+    _until_ready(server, "S3 gateway not writable", writes, pause=0.5)
 
 
 @pytest.fixture(scope="session")
@@ -413,16 +421,8 @@ def start_gcs_emulator(workdir: Path) -> tuple[Server, GcsStore]:
         workdir, env={"PYTHONPATH": str(root)}).start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_for_port(port, server.process, server.log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/", timeout=2).read()  # its health check
-            break
-        except Exception as exc:  # noqa: BLE001
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"GCS emulator not ready: {exc}\n{_tail(server.log)}")
-            time.sleep(0.2)
+    _until_ready(server, "GCS emulator not ready",  # its health check
+                 lambda: urllib.request.urlopen(endpoint + "/", timeout=2).read(), pause=0.2)
     return server, GcsStore(endpoint, gcs_env(endpoint))
 
 
