@@ -29,15 +29,23 @@ MAX_TASKS_PER_PARTITION = 2
 PARTITIONS_PER_THREAD = 4
 
 
-def runner_name(beam_args: Sequence[str]) -> str:
-    """The ``--runner`` value of `beam_args` (aliases resolved; DirectRunner when absent)."""
-    name = "DirectRunner"
+def flag_value(beam_args: Sequence[str], flag: str) -> str | None:
+    """The value of ``FLAG=V`` or ``FLAG V`` in `beam_args` (the last one given; None when
+    absent), as Beam reads its own flags."""
+    value = None
     args = list(beam_args)
     for index, arg in enumerate(args):
-        if arg.startswith("--runner="):
-            name = arg.split("=", 1)[1]
-        elif arg == "--runner" and index + 1 < len(args):
-            name = args[index + 1]
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+    return value
+
+
+def runner_name(beam_args: Sequence[str]) -> str:
+    """The ``--runner`` value of `beam_args` (aliases resolved; DirectRunner when absent)."""
+    name = flag_value(beam_args, "--runner")
+    name = "DirectRunner" if name is None else name
     return RUNNER_ALIASES.get(name, name)
 
 
@@ -88,8 +96,7 @@ def _dask_threads(args: Sequence[str]) -> int:
     """Worker threads of the cluster at ``--dask_client_address`` (CPUs when local)."""
     import os
 
-    address = next((a.split("=", 1)[1] for a in args
-                    if a.startswith("--dask_client_address=")), None)
+    address = flag_value(args, "--dask_client_address")
     if not address:
         return os.cpu_count() or 1
     from distributed import Client

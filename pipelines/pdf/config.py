@@ -74,17 +74,12 @@ def default_renderers(beam_args: Sequence[str]) -> int:
 
     On 2 cores, one Beam worker with 2 renderers beat 2 Beam workers with 1 each on
     pages/s, CPU and memory (``bench/pdf_throughput.py --layouts renderers,beam``)."""
-    from pipelines.core.engines import runner_name
+    from pipelines.core.engines import flag_value, runner_name
 
     if runner_name(beam_args) != "DirectRunner":
         return 1
-    workers, args = 1, list(beam_args)
-    for index, arg in enumerate(args):
-        if arg.startswith("--direct_num_workers="):
-            workers = int(arg.split("=", 1)[1])  # 0 is Beam's "one per core"
-        elif arg == "--direct_num_workers" and index + 1 < len(args):
-            workers = int(args[index + 1])
-    if workers != 1:
+    workers = flag_value(beam_args, "--direct_num_workers")  # "0" is Beam's "one per core"
+    if workers is not None and int(workers) != 1:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))  # what this process may use (cgroups, taskset)

@@ -354,9 +354,8 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
     return [render, *post_stages(config)]
 
 
-def pdf_refs(paths: Iterable[str | InputFile], progress: bool = False) -> list[dict[str, Any]]:
-    """`iter_pdf_refs` held as a list (for small callers and tests). `progress` is accepted
-    for callers of the old signature."""
+def pdf_refs(paths: Iterable[str | InputFile]) -> list[dict[str, Any]]:
+    """`iter_pdf_refs` held as a list (for small callers and tests)."""
     return list(iter_pdf_refs(paths))
 
 
