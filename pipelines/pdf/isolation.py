@@ -26,6 +26,7 @@ the child duplicates away from fd 1 (libraries that print to stdout can't corrup
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import pickle
@@ -224,33 +225,55 @@ class RenderJob:
     """One document on one `IsolatedRenderer`, read by a background thread, so several
     renderers work at once while the caller consumes one document's messages at a time.
 
-    The thread holds at most `buffer` messages (page images included): a consumer that
-    falls behind stops the thread, whose renderer then blocks on its pipe, so memory stays
-    bounded. `messages` yields what `IsolatedRenderer.render` would, in order, and raises
-    its `RendererFailure`; `close` ends the job, killing the child if the document was
-    not read to its end.
+    Made with a renderer, the job starts at once on a thread of its own; made by a
+    `RendererPool` (``renderer=None``), it waits for the pool to run it on whichever
+    renderer is free first. The reader holds at most `buffer` messages (page images
+    included): a consumer that falls behind stops it, whose renderer then blocks on its
+    pipe, so memory stays bounded. `messages` yields what `IsolatedRenderer.render`
+    would, in order, and raises its `RendererFailure`; `close` ends the job, killing the
+    child if it is still on this document.
     """
 
     _END = object()
 
-    def __init__(self, renderer: IsolatedRenderer, path: str, pages: list[int] | None = None,
-                 buffer: int = 8):
-        self.renderer = renderer
+    def __init__(self, renderer: IsolatedRenderer | None, path: str,
+                 pages: list[int] | None = None, buffer: int = 8):
+        self.path, self.pages = path, pages
+        self.renderer: IsolatedRenderer | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=buffer)
         self.stopped = threading.Event()
+        self.finished = threading.Event()  # the reader let go of its renderer (or never ran)
+        self.lock = threading.Lock()  # between the reader letting go and `close` killing
+        self.released = False
         self.answered = False
-        self.thread = threading.Thread(target=self._pump, args=(path, pages), daemon=True,
-                                       name="pdf-render-job")
-        self.thread.start()
+        self.done = False  # the renderer is through the document: no more waiting on it
+        self.pool: RendererPool | None = None  # the pool whose queue holds it, if any
+        if renderer is not None:
+            threading.Thread(target=self.run_on, args=(renderer,), daemon=True,
+                             name="pdf-render-job").start()
 
-    def _pump(self, path: str, pages: list[int] | None) -> None:
-        stream = self.renderer.render(path, pages)
+    def run_on(self, renderer: IsolatedRenderer) -> None:
+        """Render the document on `renderer`, in the calling thread, into `queue`."""
+        with self.lock:
+            self.renderer = renderer
+        try:
+            if not self.stopped.is_set():
+                self._pump(renderer)
+        finally:
+            with self.lock:
+                self.released = True
+            self.finished.set()
+
+    def _pump(self, renderer: IsolatedRenderer) -> None:
+        stream = renderer.render(self.path, self.pages)
         try:
             for message in stream:
                 if not self._put(message):
                     return  # closed early: leaving `stream` kills the child (see render)
+            self.done = True
             self._put(self._END)
         except BaseException as exc:  # handed to the consumer, raised there
+            self.done = True
             self._put(exc)
         finally:
             stream.close()
@@ -278,13 +301,81 @@ class RenderJob:
             yield item
 
     def close(self) -> None:
-        """Stop the reader thread and wait for it (the renderer is free afterwards)."""
+        """Stop the reader and wait until it let go of its renderer (which is free then)."""
         self.stopped.set()
-        proc = self.renderer.proc
-        if not self.answered and proc is not None:
-            # abandoned mid-document: unblock a thread waiting on the child's next page
-            proc.kill()
-        self.thread.join()
+        if self.pool is not None and self.pool.cancel(self):
+            return  # never started
+        with self.lock:
+            proc = self.renderer.proc if self.renderer is not None else None
+            if not self.released and not self.answered and proc is not None:
+                # abandoned mid-document: unblock a reader waiting on the child's next page
+                proc.kill()
+        self.finished.wait()
+
+
+class RendererPool:
+    """Documents for several `IsolatedRenderer`s: each renderer takes the next waiting
+    document as soon as it is done with one, whatever the order the caller reads them in.
+
+    A caller that reads documents in submission order (the render stage keeps records in
+    seed order) would otherwise leave a renderer idle behind a long document at the head
+    of the line. A document is given to the first idle renderer (in list order), else
+    queued; a busy renderer's thread runs queued documents until none is left.
+    """
+
+    def __init__(self, renderers: list[IsolatedRenderer], buffer: int = 8):
+        self.renderers, self.buffer = renderers, buffer
+        self.lock = threading.Lock()
+        self.waiting: collections.deque[RenderJob] = collections.deque()
+        self.idle = list(renderers)
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, path: str, pages: list[int] | None = None) -> RenderJob:
+        """A job for the document; it starts now on an idle renderer, else when one frees."""
+        job = RenderJob(None, path, pages, buffer=self.buffer)
+        job.pool = self
+        with self.lock:
+            if not self.idle:
+                self.waiting.append(job)
+                return job
+            renderer = self.idle.pop(0)
+            self.threads = [t for t in self.threads if t.is_alive()]
+            thread = threading.Thread(target=self._serve, args=(renderer, job), daemon=True,
+                                      name="pdf-render-job")
+            self.threads.append(thread)
+        thread.start()
+        return job
+
+    def cancel(self, job: RenderJob) -> bool:
+        """Take `job` out of the queue; False when a renderer has it already."""
+        with self.lock:
+            try:
+                self.waiting.remove(job)
+            except ValueError:
+                return False
+        job.finished.set()
+        return True
+
+    def _serve(self, renderer: IsolatedRenderer, job: RenderJob | None) -> None:
+        while job is not None:
+            job.run_on(renderer)
+            with self.lock:
+                job = self.waiting.popleft() if self.waiting else None
+                if job is None:  # back in list order, so assignment stays predictable
+                    self.idle.append(renderer)
+                    self.idle.sort(key=self.renderers.index)
+
+    def close(self) -> None:
+        """Drop queued documents and wait for the renderers' threads (callers close the
+        jobs they hold first, so no thread is left waiting on a consumer)."""
+        with self.lock:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+            threads = list(self.threads)
+        for job in waiting:
+            job.stopped.set()
+            job.finished.set()
+        for thread in threads:
+            thread.join()
 
 
 def _describe_exit(code: int) -> str:

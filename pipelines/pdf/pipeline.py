@@ -38,7 +38,7 @@ from pipelines.core.sample import Sample, stable_key
 from pipelines.core.shards import remember_image_phash
 from pipelines.core.stage import InFlightStageFn, Record, StageFn
 from pipelines.pdf.config import PdfConfig
-from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RenderJob
+from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RendererPool, RenderJob
 from pipelines.pdf.settings import PdfRenderSettings
 from pipelines.post_stages import post_stages
 
@@ -115,7 +115,7 @@ class _Document:
 @dataclass
 class _InFlight:
     """A seed whose records are not yet passed on: known already (`records`), or being
-    rendered (`job`, on one of the worker's renderers)."""
+    rendered (`job`, waiting for or on one of the worker's renderers)."""
 
     seed: Sample
     records: list[Record] | None = None
@@ -127,15 +127,23 @@ class _InFlight:
 class RenderPdfPagesFn(InFlightStageFn):
     """Seed (a document, or one page of it on retry) → page samples + figure/table samples.
 
-    With ``renderers`` > 1 a worker keeps that many documents in flight, one per renderer
-    child process, and still passes records on in seed order (so near-duplicate and
-    duplicate-file decisions, shards and manifests are those of one renderer); a task's
-    documents are finished before its end marker passes. On one machine, one Beam worker
-    with N renderers does the work of N Beam workers with one each, without N-1 Beam
-    worker processes (their start-up, memory and the transport between them).
+    With ``renderers`` > 1 a worker keeps up to `DOCUMENTS_PER_RENDERER` documents per
+    renderer child in flight (`pipelines.pdf.isolation.RendererPool`: each child takes the
+    next waiting document as soon as it is through one, so a long document at the head
+    does not leave the others idle) and still passes records on in seed order (so
+    near-duplicate and duplicate-file decisions, shards and manifests are those of one
+    renderer); a task's documents are finished before its end marker passes. On one
+    machine, one Beam worker with N renderers does the work of N Beam workers with one
+    each, without N-1 Beam worker processes (their start-up, memory and the transport
+    between them).
     """
 
     stage = STAGE
+    # Documents in flight per renderer (waiting, rendering, or rendered and not yet passed
+    # on), and pages buffered per document: enough that a renderer finds work while the
+    # stage waits for the document at the head; bounded, so memory stays flat.
+    DOCUMENTS_PER_RENDERER = 4
+    BUFFERED_PAGES = 16
 
     def __init__(self, settings: dict[str, Any] | None = None, page_timeout: float = 60.0,
                  doc_timeout: float = 900.0, max_memory_mb: int = 4096,
@@ -152,6 +160,7 @@ class RenderPdfPagesFn(InFlightStageFn):
         self.pool = [IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
                                       self.max_memory_mb) for _ in range(self.renderers)]
         self.renderer = self.pool[0]
+        self.jobs = RendererPool(self.pool, buffer=self.BUFFERED_PAGES)
         self.in_flight: collections.deque[_InFlight] = collections.deque()
         self.start_bundle()
 
@@ -161,6 +170,8 @@ class RenderPdfPagesFn(InFlightStageFn):
                 entry.job.close()
             if entry.files is not None:
                 entry.files.close()
+        if getattr(self, "jobs", None) is not None:
+            self.jobs.close()
         for renderer in getattr(self, "pool", ()):
             renderer.stop()
 
@@ -222,13 +233,14 @@ class RenderPdfPagesFn(InFlightStageFn):
             files.close()
             self.in_flight.append(_InFlight(record, records=work))
         else:
-            while sum(e.job is not None for e in self.in_flight) >= len(self.pool):
+            while (sum(e.job is not None for e in self.in_flight)
+                   >= self.DOCUMENTS_PER_RENDERER * len(self.pool)):
                 yield from self._finish_one()
-            busy = {id(e.job.renderer) for e in self.in_flight if e.job is not None}
-            renderer = next(r for r in self.pool if id(r) not in busy)
             self.in_flight.append(_InFlight(record, document=work, files=files,
-                                            job=RenderJob(renderer, work.local, work.pages)))
-        while self.in_flight and self.in_flight[0].job is None:  # nothing to wait for
+                                            job=self.jobs.submit(work.local, work.pages)))
+        # pass on what is ready without waiting: the head's records are made while the
+        # renderers work on the documents behind it
+        while self.in_flight and (self.in_flight[0].job is None or self.in_flight[0].job.done):
             yield from self._finish_one()
 
     def seed_of(self, entry: _InFlight) -> Sample:
