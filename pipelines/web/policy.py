@@ -72,12 +72,16 @@ class AddressGuard:
         return host in self._cache
 
     def resolve(self, host: str) -> list[str] | Outcome:
+        """`host`'s addresses (or a dns_failure refusal), looked up on first use. Several
+        threads may look one host up at once (a hedged lookup): the first answer is
+        kept, so a late try that timed out cannot replace a good answer."""
         if host not in self._cache:
             try:
                 infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-                self._cache[host] = sorted({info[4][0] for info in infos})
+                answer: list[str] | Outcome = sorted({info[4][0] for info in infos})
             except (socket.gaierror, UnicodeError) as exc:
-                self._cache[host] = refuse("dns_failure", f"{host}: {exc}", kind="error")
+                answer = refuse("dns_failure", f"{host}: {exc}", kind="error")
+            self._cache.setdefault(host, answer)
         return self._cache[host]
 
     def check(self, url: str) -> Outcome | None:
@@ -155,6 +159,11 @@ class RobotsCache:
                     self._rules[origin] = self._load(origin)
         return self._rules[origin]
 
+    def cached(self, url: str) -> bool:
+        """Whether `check` answers for `url` without fetching (its origin's robots.txt
+        was read, or found missing or unreachable, before)."""
+        return _origin(url) in self._rules
+
     def delay(self, url: str) -> float:
         """Seconds between requests the host asks of us (Crawl-delay or Request-rate), 0
         when it asks nothing."""
@@ -214,8 +223,9 @@ def no_ai_refusal(header_value: str | None, source: str = "X-Robots-Tag") -> Out
 
 
 class HostPacer:
-    """Per-host politeness inside one worker: at most `concurrency` pages at once per host
-    and at least `delay` seconds (or the robots Crawl-delay, if longer) between starts."""
+    """Per-host politeness inside one worker: at most `concurrency` pages loading at once
+    per host (a page holds its slot through a `HostTurn` until its loading is over) and at
+    least `delay` seconds (or the robots Crawl-delay, if longer) between starts."""
 
     def __init__(self, delay: float = 1.0, concurrency: int = 1):
         self.delay = delay
@@ -235,6 +245,34 @@ class HostPacer:
         self._next_start[host] = start + max(self.delay, extra_delay)
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class HostTurn:
+    """One page's hold on a slot of its host (`HostPacer.slot`): taken on entering, given
+    back by `release` as soon as the page asks the host for nothing more (its load is
+    over; reading out and screenshots happen in the browser), or at the latest on exit.
+
+    Why not hold it to the page's end: a slot held through the capture limits pages in
+    capture, which load no host, and leaves a worker's cores idle behind politeness.
+    """
+
+    def __init__(self, slot: asyncio.Semaphore):
+        self.slot = slot
+        self.held = False
+
+    async def __aenter__(self) -> "HostTurn":
+        await self.slot.acquire()
+        self.held = True
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the slot back (once; later calls do nothing)."""
+        if self.held:
+            self.held = False
+            self.slot.release()
 
 
 def _origin(url: str) -> str:

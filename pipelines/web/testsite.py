@@ -4,7 +4,8 @@
 base URL. Pages are generated in code: articles that link to each other, a table, an SVG
 chart, and the troublemakers (slow, never-answering, redirect loop, robots-disallowed,
 endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503,
-long polling, images from a dead host, a page that shows and leaves cookies and storage),
+long polling, images from a dead host, a page that shows and leaves cookies and storage,
+``/wait-for?path=/P``: an answer held until /P is requested),
 and a photo essay (``/photos``: three pictures between paragraphs, one in a figure with a
 caption, one with a good alt text, one with a file-name alt text, plus a 1x1 tracker).
 Extra pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
@@ -195,6 +196,7 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             "/slow-resource": lambda: self.page(simple_page(
                 "Slow resource", '<p>The image never arrives.</p><img src="/hang" width=10>')),
             "/hang": self.hang,
+            "/wait-for": self.wait_for,
             "/never": self.hang,
             "/huge": lambda: self.page(simple_page(
                 "Huge", "".join(f"<p>{paragraph(i, 100)}</p>" for i in range(60)))),
@@ -237,6 +239,17 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
         if self.hits["/flaky"] == 1:
             return self.reply(503, b"busy", "text/html", {"Retry-After": "0"})
         self.page(simple_page("Flaky", "<p>Second time lucky.</p>"))
+
+    def wait_for(self, limit_s: float = SLOW_SECONDS) -> None:
+        """``/wait-for?path=/P`` answers "seen /P" once /P has been requested (it may be
+        already), or "not seen /P" after `limit_s`: a page can hold itself until another
+        page has started loading."""
+        path = self.path.split("path=", 1)[1].split("&", 1)[0] if "path=" in self.path else ""
+        deadline = time.monotonic() + limit_s
+        while not self.hits.get(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.reply(200, f"{'seen' if self.hits.get(path) else 'not seen'} {path}".encode(),
+                   "text/plain")
 
     def hang(self) -> None:
         time.sleep(SLOW_SECONDS)
