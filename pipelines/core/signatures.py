@@ -12,10 +12,17 @@
 Texts shorter than `MIN_WORDS` words get no MinHash (too few shingles to say anything),
 and each signature costs a bounded amount of work per sample: at most `MAX_SHINGLES`
 shingles are hashed and images are decoded in draft mode at thumbnail size.
+
+The MinHash is datasketch's ``MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)``
+computed here in a few numpy lines (`_affine32_minhash`; a test holds it to datasketch's
+bytes): ``import datasketch`` imports scipy's integrate, optimize and sparse packages,
+0.5 CPU-s in every process that writes a sample (the serial sink of a run included), and
+the class draws its permutations again for every sample.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -58,11 +65,34 @@ def text_minhash(text: str | None) -> bytes:
     words = normalise_text(text or "").split()
     if len(words) < MIN_WORDS:
         return b""
-    from datasketch import MinHash
+    return _affine32_minhash(shingles(words)).astype("<u4").tobytes()
 
-    signature = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
-    signature.update_batch(list(shingles(words)))
-    return signature.hashvalues.astype("<u4").tobytes()
+
+@functools.lru_cache(maxsize=1)
+def _affine32_permutations() -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutation parameters (a odd, b) for `SEED`, drawn as it does."""
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
+
+
+def _affine32_minhash(values: Iterable[bytes]) -> np.ndarray:
+    """The hash values of datasketch's affine32 MinHash after ``update_batch(values)``:
+    the first 4 bytes of each value's SHA-1 (little-endian), the MurmurHash3 32-bit
+    finalizer, then ``a * h + b`` mod 2^32 per permutation, and the minimum of each."""
+    digests = b"".join(hashlib.sha1(v).digest()[:4] for v in values)
+    empty = np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    if not digests:
+        return empty
+    hv = np.frombuffer(digests, dtype="<u4").astype(np.uint32).reshape(-1, 1)
+    hv = hv ^ (hv >> np.uint32(16))
+    hv = hv * np.uint32(0x85EBCA6B)
+    hv = hv ^ (hv >> np.uint32(13))
+    hv = hv * np.uint32(0xC2B2AE35)
+    hv = hv ^ (hv >> np.uint32(16))
+    a, b = _affine32_permutations()
+    return np.minimum(empty, (hv * a + b).min(axis=0))
 
 
 def minhash_values(packed: bytes) -> np.ndarray:
