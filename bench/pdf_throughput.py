@@ -112,10 +112,11 @@ def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
     config = {"render": render, "near_duplicate_bits": 10 if near_duplicates else -1,
               **NO_POST_STAGES}
     if layout == "renderers" or workers == 1:
-        # one in-process Beam worker keeping `workers` documents in flight on as many
-        # renderer children
+        # one in-process Beam worker keeping documents in flight on `workers` renderer
+        # children, across task ends (what `vlforge pdf` does with this runner)
         beam = ["--runner=DirectRunner"]
         config["renderers"] = workers
+        config["overlap_tasks"] = True
     else:  # `workers` Beam SDK worker processes with one renderer child each
         beam = ["--runner=DirectRunner", f"--direct_num_workers={workers}",
                 "--direct_running_mode=multi_processing"]

@@ -41,6 +41,13 @@ class PdfConfig(PostStageConfig):
     one worker (records still leave in input order). On one machine, one Beam worker
     (the in-process DirectRunner) with N renderers uses N cores without N Beam worker
     processes: ``bench/pdf_throughput.py`` measures both layouts."""
+    overlap_tasks: bool = False
+    """With ``renderers`` > 1: start the next task's documents while a task's last ones
+    finish, instead of letting renderers idle until every record of the task has passed
+    (records still leave in input order, each task's before its end marker). The last
+    task's records of a bundle then leave from ``finish_bundle``, which Beam's Dask runner
+    discards: on only for runners that pass on what a stage emits there (the in-process
+    DirectRunner, where `vlforge pdf` turns it on; Flink, Spark, Dataflow)."""
 
     def problems(self) -> list[str]:
         from pipelines.pdf.pipeline import NearDuplicateIndex  # (it imports this module)
@@ -74,15 +81,21 @@ def default_renderers(beam_args: Sequence[str]) -> int:
 
     On 2 cores, one Beam worker with 2 renderers beat 2 Beam workers with 1 each on
     pages/s, CPU and memory (``bench/pdf_throughput.py --layouts renderers,beam``)."""
-    from pipelines.core.engines import flag_value, runner_name
-
-    if runner_name(beam_args) != "DirectRunner":
-        return 1
-    workers = flag_value(beam_args, "--direct_num_workers")  # "0" is Beam's "one per core"
-    if workers is not None and int(workers) != 1:
+    if not in_process_runner(beam_args):
         return 1
     try:
         cores = len(os.sched_getaffinity(0))  # what this process may use (cgroups, taskset)
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_DEFAULT_RENDERERS))
+
+
+def in_process_runner(beam_args: Sequence[str]) -> bool:
+    """Whether the Beam flags run the whole pipeline in this process (the DirectRunner
+    with one worker), where ``renderers`` and ``overlap_tasks`` default on in `vlforge pdf`."""
+    from pipelines.core.engines import flag_value, runner_name
+
+    if runner_name(beam_args) != "DirectRunner":
+        return False
+    workers = flag_value(beam_args, "--direct_num_workers")  # "0" is Beam's "one per core"
+    return workers is None or int(workers) == 1

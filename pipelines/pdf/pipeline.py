@@ -117,11 +117,12 @@ class _InFlight:
     """A seed whose records are not yet passed on: known already (`records`), or being
     rendered (`job`, waiting for or on one of the worker's renderers)."""
 
-    seed: Sample
+    seed: Record
     records: list[Record] | None = None
     document: _Document | None = None
     job: RenderJob | None = None
     files: contextlib.ExitStack | None = None  # the temporary local copy, if any
+    passing: bool = False  # an Outcome passed on untouched (a task's end marker...)
 
 
 class RenderPdfPagesFn(InFlightStageFn):
@@ -147,13 +148,15 @@ class RenderPdfPagesFn(InFlightStageFn):
 
     def __init__(self, settings: dict[str, Any] | None = None, page_timeout: float = 60.0,
                  doc_timeout: float = 900.0, max_memory_mb: int = 4096,
-                 near_duplicate_bits: int = 10, drop_blank: bool = True, renderers: int = 1):
+                 near_duplicate_bits: int = 10, drop_blank: bool = True, renderers: int = 1,
+                 overlap_tasks: bool = False):
         self.settings = PdfRenderSettings(**(settings or {})).to_dict()
         self.page_timeout, self.doc_timeout = page_timeout, doc_timeout
         self.max_memory_mb = max_memory_mb
         self.near_duplicate_bits = near_duplicate_bits
         self.drop_blank = drop_blank
         self.renderers = max(1, renderers)
+        self.overlap_tasks = overlap_tasks
 
     def open(self) -> None:
         # children start on first use: a worker that never gets 2 documents starts 1
@@ -220,10 +223,22 @@ class RenderPdfPagesFn(InFlightStageFn):
         if self.renderers == 1:
             yield from super().process(record)
             return
-        yield from self._finish_task_before(record)
-        if isinstance(record, Outcome):
-            yield record
-            return
+        if not self.overlap_tasks:
+            yield from self._finish_task_before(record)
+        if isinstance(record, Outcome):  # passed on as it is, in its place
+            if not self.overlap_tasks:
+                yield record
+                return
+            self.in_flight.append(_InFlight(record, records=[record], passing=True))
+        else:
+            yield from self._submit(record)
+        # pass on what is ready without waiting: the head's records are made while the
+        # renderers work on the documents behind it
+        while self.in_flight and (self.in_flight[0].job is None or self.in_flight[0].job.done):
+            yield from self._finish_one()
+
+    def _submit(self, record: Sample) -> Iterator[Record]:
+        """Put the seed's document in flight (after making room), or its known records."""
         files = contextlib.ExitStack()
         try:
             work = self._plan(record, files)
@@ -238,10 +253,6 @@ class RenderPdfPagesFn(InFlightStageFn):
                 yield from self._finish_one()
             self.in_flight.append(_InFlight(record, document=work, files=files,
                                             job=self.jobs.submit(work.local, work.pages)))
-        # pass on what is ready without waiting: the head's records are made while the
-        # renderers work on the documents behind it
-        while self.in_flight and (self.in_flight[0].job is None or self.in_flight[0].job.done):
-            yield from self._finish_one()
 
     def seed_of(self, entry: _InFlight) -> Sample:
         return entry.seed
@@ -250,7 +261,8 @@ class RenderPdfPagesFn(InFlightStageFn):
         entry = self.in_flight.popleft()
         if entry.job is None:
             for out in entry.records or ():
-                self._count(out)
+                if not entry.passing:  # an earlier stage's outcome is not this stage's
+                    self._count(out)
                 yield out
             return
         try:
@@ -362,7 +374,7 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
         settings=config.render.to_dict(), page_timeout=config.page_timeout,
         doc_timeout=config.doc_timeout, max_memory_mb=config.max_memory_mb,
         near_duplicate_bits=config.near_duplicate_bits, drop_blank=config.drop_blank,
-        renderers=config.renderers)
+        renderers=config.renderers, overlap_tasks=config.overlap_tasks)
     return [render, *post_stages(config)]
 
 

@@ -4,6 +4,7 @@ and never leaves a renderer out of step with its requests. And the page pHash th
 hands the sink is the one the sink would compute."""
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -76,15 +77,59 @@ def test_a_task_is_finished_before_the_next_task_passes(corpus):
 def test_pipeline_with_two_renderers_writes_the_same_run(corpus, tmp_path):
     paths = sorted(corpus.values())
     runs = {}
-    for renderers in (1, 2):
-        out = str(tmp_path / f"r{renderers}")
-        stats = run_pipeline("pdf", pdf_refs(paths), {**CONFIG, "renderers": renderers}, out,
+    for renderers, overlap in ((1, False), (2, False), (2, True)):
+        out = str(tmp_path / f"r{renderers}{overlap}")
+        stats = run_pipeline("pdf", pdf_refs(paths),
+                             {**CONFIG, "renderers": renderers, "overlap_tasks": overlap}, out,
                              beam_args=["--runner=DirectRunner"], task_size=4)
         run = RunDir(out)
-        runs[renderers] = (stats["written"], [_comparable(s) for s in run.iter_samples()],
-                           [(o.kind, o.reason, o.item_id) for o in run.outcomes()])
+        runs[renderers, overlap] = (
+            stats["written"], [_comparable(s) for s in run.iter_samples()],
+            [(o.kind, o.reason, o.item_id) for o in run.outcomes()])
         assert run.info()["config"]["renderers"] == renderers
-    assert runs[1][0] > 0 and runs[1] == runs[2]
+    assert runs[1, False][0] > 0
+    assert runs[1, False] == runs[2, False] == runs[2, True]
+
+
+def test_overlapping_tasks_start_the_next_task_while_one_finishes(corpus):
+    """With overlap_tasks, a slow last document of a task does not hold the next task's
+    documents back, and records still leave in input order, each task's before its end."""
+    paths = sorted(corpus.values())
+    stage = RenderPdfPagesFn(renderers=2, overlap_tasks=True)
+    stage.open()
+    events = []
+    submit = stage.jobs.submit
+
+    def logged_submit(path, pages=None):
+        events.append(("submit", os.path.basename(path)))
+        return submit(path, pages)
+
+    slow = stage.pool[0].render, stage.pool[1].render
+
+    def slowly(original):
+        def render(path, pages=None):
+            if path == paths[1]:  # the first task's last document: its renderer lags
+                time.sleep(1.0)
+            yield from original(path, pages)
+        return render
+
+    stage.jobs.submit = logged_submit
+    stage.pool[0].render, stage.pool[1].render = (slowly(r) for r in slow)
+    inputs = [*_seeds(paths[:2], "t00000"), TaskEnd.of("t00000"),
+              *_seeds(paths[2:4], "t00001"), TaskEnd.of("t00001")]
+    records = []
+    try:
+        stream = itertools.chain((o for record in inputs for o in stage.process(record)),
+                                 stage._drain())  # lazily: events keep their order
+        for out in stream:
+            records.append(out)
+            if out == TaskEnd.of("t00000"):
+                events.append(("end", "t00000"))
+    finally:
+        stage.close()
+    assert events.index(("submit", os.path.basename(paths[2]))) < events.index(("end", "t00000"))
+    expected = RenderPdfPagesFn().run_local(inputs)
+    assert [_comparable(r) for r in records] == [_comparable(r) for r in expected]
 
 
 def test_a_crash_on_one_renderer_costs_only_its_document(corpus):
@@ -203,3 +248,8 @@ def test_renderers_default_to_the_cores_when_the_pipeline_runs_in_one_process(mo
     assert pdf_config.default_renderers(["--runner", "PortableRunner"]) == 1
     monkeypatch.setattr(pdf_config.os, "sched_getaffinity", lambda pid: set(range(64)))
     assert pdf_config.default_renderers([]) == pdf_config.MAX_DEFAULT_RENDERERS
+    # tasks overlap only where what a stage emits at bundle end is passed on
+    assert pdf_config.in_process_runner(["--runner=DirectRunner"])
+    assert not pdf_config.in_process_runner(["--runner=DaskRunner"])
+    assert not pdf_config.in_process_runner(["--direct_num_workers=2",
+                                             "--direct_running_mode=multi_processing"])
