@@ -155,6 +155,7 @@ class IsolatedRenderer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipelines.pdf.isolation", str(self.max_memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+        _widen_pipe(self.proc.stdout.fileno())
 
     def stop(self) -> None:
         """Let go of the child: parked for the next renderer of this process when it is
@@ -381,6 +382,23 @@ class RendererPool:
             job.finished.set()
         for thread in threads:
             thread.join()
+
+
+PIPE_BYTES = 1 << 20  # Linux's default cap for an unprivileged pipe (fs.pipe-max-size)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let the child's answers pipe hold a whole page (`PIPE_BYTES`) instead of 64 KB.
+
+    A page message (PNG + meta) is some hundred KB: with the default buffer the child
+    waits, mid-message, for the parent's reader thread, which needs the Beam process's
+    GIL for every 64 KB. Where the size cannot be raised, the pipe stays as it was."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError) as exc:
+        log.debug("pipe size left as it is: %s", exc)
 
 
 def _describe_exit(code: int) -> str:
