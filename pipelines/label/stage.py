@@ -3,8 +3,11 @@
 The embedding model loads once per worker (`open`). Samples are buffered and labeled
 in batches of `batch_size` (one model call per batch instead of per sample); the rest of
 a bundle is flushed in `finish_bundle`, and the batch is also flushed whenever the next
-record belongs to another task, so each task's records still reach the sink together. A sample that already had a label keeps it
-in ``lineage["taxonomy_history"]``. ``unlabeled`` samples are counted, not dropped.
+record belongs to another task, so each task's records still reach the sink together.
+Only samples whose prompt needs the classifier wait in a batch: while none waits, a sample
+that a rule labels (or that has no prompt) passes at once. A sample that already had a
+label keeps it in ``lineage["taxonomy_history"]``. ``unlabeled`` samples are counted, not
+dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from pipelines.core.outcome import Outcome
 from pipelines.core.sample import Sample
 from pipelines.core.stage import Record, StageFn, task_of
-from pipelines.label.samples import label_sample, label_samples
+from pipelines.label.samples import label_sample, label_samples, label_without_model
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,22 @@ class LabelTaxonomyFn(StageFn):
         if isinstance(record, Outcome):
             yield record
             return
+        if not self._pending:
+            # Nothing waits for the classifier: a sample a rule labels (web pages, PDF
+            # pages, tiles) passes at once, in order. Held back to its task's end, it held
+            # the sink's writes of the whole task for the end too, so a crawl worker's
+            # next task waited ~1-3 s with no page in flight after every task.
+            try:
+                label = label_without_model(self.labeler, record)
+            except Exception as exc:  # the batch path isolates and reports it
+                log.info("%s: rule labeling failed on %s (%s)", self.stage, record.key, exc)
+                label = None
+            if label is not None:
+                self._count_label(label.leaf)
+                out = with_label(record, label.as_meta())
+                self._count(out)
+                yield out
+                return
         self._pending.append(record)
         if len(self._pending) >= self.batch_size:
             yield from self._flush()

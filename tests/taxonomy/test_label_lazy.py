@@ -30,3 +30,25 @@ def test_rule_labeled_batches_never_load_the_model():
         assert labeled.meta["taxonomy"]["leaf"] == EXPECTED_LEAVES[asked]
     finally:
         stage.teardown()
+
+
+def test_rule_labeled_samples_pass_at_once_in_order():
+    # Held back to their task's end, rule-labeled web pages held the sink's writes of the
+    # whole task for the end too: a crawl worker then sat 1-3 s with no page in flight
+    # after every task. A sample behind one that waits for the classifier waits too, so
+    # the order stays as it came.
+    samples = content_samples()
+    ruled = [s for s in samples if prompt_of(s) is None]
+    asked = next(s for s in samples if prompt_of(s) is not None)
+    stage = LabelTaxonomyFn(batch_size=64)
+    stage.setup()
+    try:
+        stage.start_bundle()
+        for sample in ruled:
+            (out,) = stage.process(sample)
+            assert out.key == sample.key and out.meta["taxonomy"]["leaf"]
+        assert list(stage.process(asked)) == [] and list(stage.process(ruled[0])) == []
+        flushed = [wv.value for wv in stage.finish_bundle()]
+        assert [s.key for s in flushed] == [asked.key, ruled[0].key]
+    finally:
+        stage.teardown()
