@@ -152,6 +152,10 @@ class IsolatedRenderer:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH"))
                                             if p)
+        # A child renders one page at a time (the children are the parallelism): numpy's
+        # OpenBLAS would start a thread per core at import, whose spin cost 0.14 CPU-s a
+        # child start; the renderer does no linear algebra that threads would speed up.
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipelines.pdf.isolation", str(self.max_memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
