@@ -17,6 +17,7 @@ import html
 import http.server
 import threading
 import time
+import urllib.parse
 from typing import Callable
 
 WORDS = ("data vision language model screen chart table page crawl render token image text "
@@ -244,12 +245,14 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
         """``/wait-for?path=/P`` answers "seen /P" once /P has been requested (it may be
         already), or "not seen /P" after `limit_s`: a page can hold itself until another
         page has started loading."""
-        path = self.path.split("path=", 1)[1].split("&", 1)[0] if "path=" in self.path else ""
+        path = urllib.parse.unquote(self.path.split("path=", 1)[1].split("&", 1)[0]
+                                    if "path=" in self.path else "")
         deadline = time.monotonic() + limit_s
         while not self.hits.get(path) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # HTML, so a crawl of it is a page (the words alone: script reads get them too).
         self.reply(200, f"{'seen' if self.hits.get(path) else 'not seen'} {path}".encode(),
-                   "text/plain")
+                   "text/html")
 
     def hang(self) -> None:
         time.sleep(SLOW_SECONDS)

@@ -1,12 +1,17 @@
 """Per-host politeness limits pages *loading* from a host, not pages being read out: a page
 whose load is over gives its host slot to the host's next page before its read-out and
-screenshots. Real Chromium, a local site."""
+screenshots. The crawl stage keeps the renderer fed: it queues the next page without
+waiting for the previous one. Real Chromium, a local site."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
+from pipelines.core.runner import seed_sample
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
+from pipelines.web.pipeline import ScreenshotPagesFn, web_refs
 from pipelines.web.testsite import serve_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -39,3 +44,29 @@ def test_next_page_of_a_host_loads_while_the_previous_is_read_out():
     # With the slot held to the first page's end, /second could only start after the
     # first page's read-out, which waited for /second: "not seen" after 30 s.
     assert "held:seen /second" in texts, texts
+
+
+def test_stage_hands_the_renderer_the_next_page_without_waiting(tmp_path):
+    # With one page at a time, the stage still returns from a seed at once (the page is
+    # queued): it used to wait for the page to finish before taking the next seed, so
+    # the renderer sat idle while the stage ran each finished page through the post
+    # stages and the sink. The page here is only answered once /table was requested,
+    # which this test does after the stage returned.
+    server, base = serve_site()
+    refs, _ = web_refs([f"{base}/wait-for?path=/table"])
+    fn = ScreenshotPagesFn({"allow_private": ["127.0.0.1"], "host_delay_s": 0,
+                            "concurrency": 1, "retries": 0})
+    fn.setup()
+    try:
+        first = list(fn.process(seed_sample("web", refs[0], "t00000")))
+        with urllib.request.urlopen(f"{base}/table") as response:
+            response.read()
+        rest = list(fn._drain())
+    finally:
+        fn.teardown()
+        server.shutdown()
+    assert first == []
+    pages = [r for r in rest if getattr(r, "meta", {}).get("web", {}).get("kind") == "page"]
+    assert len(pages) == 1, rest
+    page = pages[0]
+    assert "seen /table" in page.text and "not seen" not in page.text, page.text
