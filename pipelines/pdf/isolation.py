@@ -27,6 +27,7 @@ the child duplicates away from fd 1 (libraries that print to stdout can't corrup
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import os
 import pickle
@@ -464,6 +465,9 @@ def serve(max_memory_mb: int) -> None:
     from pipelines.pdf import render as pdf_render
 
     pdf_render.quiet_mupdf()
+    # The modules live as long as the child: out of the collector's sight, the
+    # collections that each page's dicts trigger stop walking them again.
+    gc.freeze()
     while True:
         try:
             request = _read_frame(0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -159,6 +160,11 @@ class RenderPdfPagesFn(InFlightStageFn):
         self.overlap_tasks = overlap_tasks
 
     def open(self) -> None:
+        # What is loaded by now (Beam, the modules, this stage) lives as long as the worker:
+        # frozen out of the collector's sight, the collections that each page's unpickled
+        # meta (thousands of small lists) triggers stop walking it again, and so does the
+        # last one at interpreter exit. Garbage is still freed by reference counts.
+        gc.freeze()
         # children start on first use: a worker that never gets 2 documents starts 1
         self.pool = [IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
                                       self.max_memory_mb) for _ in range(self.renderers)]
