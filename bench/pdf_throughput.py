@@ -8,8 +8,8 @@ worker count:
 - ``pipeline``: ``vlforge pdf`` (`run_pipeline("pdf", ...)`: Beam DirectRunner, isolated
   renderer children, text/words/lines, drawings, perceptual hashes, shards, manifest).
   ``--layouts`` says how it uses ``--workers`` N processes: ``renderers`` (the default):
-  the in-process DirectRunner keeping N documents in flight on N renderer children
-  (``renderers=N``); ``beam``: ``--direct_running_mode=multi_processing`` with N Beam SDK
+  the in-process DirectRunner keeping documents in flight on N renderer children
+  (``renderers=N``, ``overlap_tasks`` on, as `vlforge pdf` runs with that runner); ``beam``: ``--direct_running_mode=multi_processing`` with N Beam SDK
   worker processes of one renderer each (the layout measured before, issue 17).
   Post stages (OCR, charts, labels) off: they are benchmarked by their own scripts.
   Modes: ``full`` (markdown, figures, tables: the defaults), ``lean``
