@@ -19,9 +19,10 @@ the generated bench site and on saved real pages, side by side with CPU-seconds.
 
 Prints pages/s side by side, the ratio to the baseline, and CPU seconds per page summed
 over this process and its descendants (Chromium, Playwright driver, Beam workers; also
-split by kind of process in ``--json``), with ``2 / CPU-s per page`` as the estimate for
-two idle cores, and the load average before and after (other work on a shared machine
-slows every wall-clock figure). No network needed.
+split by kind of process in ``--json``), the cores the run kept busy (its CPU-s / wall:
+below ~1.9 on an idle 2-core machine, the run waits on something other than CPU), with
+``2 / CPU-s per page`` as the estimate for two idle cores, and the load average before and
+after (other work on a shared machine slows every wall-clock figure). No network needed.
 
     .venv/bin/python bench/web_throughput.py [--pages 240] [--baseline-pages 30]
         [--baseline-runs 3] [--corpus-copies 8] [--no-post-stages] [--json]
@@ -70,6 +71,7 @@ def run_pipeline_bench(urls: list[str], beam_args: list[str], post: dict,
     return {"pages": stats["written"], "seconds": round(seconds, 2),
             "pages_per_s": round(stats["written"] / seconds, 2), "tiles": stats["derived"],
             "cpu_s_per_page": round(usage.seconds / max(1, stats["written"]), 3),
+            "cores_busy": round(usage.seconds / seconds, 2),
             "cpu_s_per_page_by_process": per_page(usage, stats["written"]),
             "errors": stats["errors"], "dropped": stats["dropped"],
             "audit_ok": audit_run(out, verify_shards=False).ok}
@@ -86,6 +88,7 @@ def run_stage_bench(urls: list[str]) -> dict:
     pages = sum(1 for r in out if hasattr(r, "image") and not r.lineage.get("derived_from"))
     return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
             "cpu_s_per_page": round(usage.seconds / max(1, pages), 3),
+            "cores_busy": round(usage.seconds / seconds, 2),
             "cpu_s_per_page_by_process": per_page(usage, pages)}
 
 
@@ -109,6 +112,7 @@ def run_baseline(urls: list[str]) -> dict:
     seconds = time.perf_counter() - started
     return {"pages": done, "seconds": round(seconds, 2), "pages_per_s": round(done / seconds, 2),
             "cpu_s_per_page": round(usage.seconds / max(1, done), 3),
+            "cores_busy": round(usage.seconds / seconds, 2),
             "cpu_s_per_page_by_process": per_page(usage, done)}
 
 
@@ -305,11 +309,12 @@ def main() -> int:
         print(json.dumps(results, indent=2))
         return 0
     print(f"{'run':9s} {'pages':>6s} {'seconds':>8s} {'pages/s':>8s} {'x base':>7s} "
-          f"{'CPU-s/page':>10s} {'x base CPU':>10s} {'est. pages/s, 2 idle cores':>27s}")
+          f"{'CPU-s/page':>10s} {'x base CPU':>10s} {'cores busy':>10s} "
+          f"{'est. pages/s, 2 idle cores':>27s}")
     for name, r in runs.items():
         print(f"{name:9s} {r['pages']:6d} {r['seconds']:8.2f} {r['pages_per_s']:8.2f} "
               f"{r['x_baseline']:7.1f} {r['cpu_s_per_page']:10.3f} {r['x_baseline_cpu']:10.1f} "
-              f"{r['est_pages_per_s_2_idle_cores']:27.1f}")
+              f"{r['cores_busy']:10.2f} {r['est_pages_per_s_2_idle_cores']:27.1f}")
     b = runs["baseline"]
     print(f"baseline: median of {b['runs']} runs by CPU-s/page; all runs: CPU-s/page "
           f"{b['cpu_s_per_page_runs']}, pages/s {b['pages_per_s_runs']}")
