@@ -369,7 +369,10 @@ class RendererPool:
 
     def _serve(self, renderer: IsolatedRenderer, job: RenderJob | None) -> None:
         while job is not None:
-            job.run_on(renderer)
+            try:
+                job.run_on(renderer)
+            except Exception as exc:  # the job has its outcome; the renderer serves on
+                log.warning("renderer job for %s ended badly: %s", job.path, exc)
             with self.lock:
                 job = self.waiting.popleft() if self.waiting else None
                 if job is None:  # back in list order, so assignment stays predictable
