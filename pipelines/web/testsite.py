@@ -5,7 +5,7 @@ base URL. Pages are generated in code: articles that link to each other, a table
 chart, and the troublemakers (slow, never-answering, redirect loop, robots-disallowed,
 endless script, alert storm, 404/500, non-HTML, noai, huge, duplicate content, a flaky 503,
 long polling, images from a dead host, a page that shows and leaves cookies and storage,
-``/wait-for?path=/P``: an answer held until /P is requested),
+``/wait-for?path=/P``: an answer held until /P is requested or a time limit passes),
 and a photo essay (``/photos``: three pictures between paragraphs, one in a figure with a
 caption, one with a good alt text, one with a file-name alt text, plus a 1x1 tracker).
 Extra pages (e.g. saved real pages) can be mounted with ``files={"/path": (bytes, type)}``.
@@ -241,13 +241,13 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             return self.reply(503, b"busy", "text/html", {"Retry-After": "0"})
         self.page(simple_page("Flaky", "<p>Second time lucky.</p>"))
 
-    def wait_for(self, limit_s: float = SLOW_SECONDS) -> None:
-        """``/wait-for?path=/P`` answers "seen /P" once /P has been requested (it may be
-        already), or "not seen /P" after `limit_s`: a page can hold itself until another
-        page has started loading."""
-        path = urllib.parse.unquote(self.path.split("path=", 1)[1].split("&", 1)[0]
-                                    if "path=" in self.path else "")
-        deadline = time.monotonic() + limit_s
+    def wait_for(self) -> None:
+        """``/wait-for?path=/P[&limit=S]`` answers "seen /P" once /P has been requested (it
+        may be already), or "not seen /P" after S seconds (default `SLOW_SECONDS`): a page
+        can hold itself until another page has started loading, or show that none did."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        path = query.get("path", [""])[0]
+        deadline = time.monotonic() + float(query.get("limit", [SLOW_SECONDS])[0])
         while not self.hits.get(path) and time.monotonic() < deadline:
             time.sleep(0.05)
         # HTML, so a crawl of it is a page (the words alone: script reads get them too).

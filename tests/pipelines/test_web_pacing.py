@@ -70,3 +70,22 @@ def test_stage_hands_the_renderer_the_next_page_without_waiting(tmp_path):
     assert len(pages) == 1, rest
     page = pages[0]
     assert "seen /table" in page.text and "not seen" not in page.text, page.text
+
+
+def test_a_page_still_loading_keeps_its_hosts_slot():
+    # One page at a time per host: the first page's document is held (3 s) unless the
+    # second page is requested meanwhile, which only a host slot given back too early
+    # (before the first page's load is over) would allow.
+    server, base = serve_site({"/second": (SECOND.encode(), HTML)})
+    renderer = PageRenderer(RenderSettings(
+        allow_private=["127.0.0.1"], host_delay_s=0, host_concurrency=1, concurrency=2,
+        retries=0, nav_timeout_s=10, total_timeout_s=60))
+    try:
+        first, second = renderer.render_many([f"{base}/wait-for?path=/second&limit=3",
+                                              f"{base}/second"])
+    finally:
+        renderer.close()
+        server.shutdown()
+    assert isinstance(first, PageResult) and isinstance(second, PageResult), (first, second)
+    texts = [b["text"] for b in first.extracted["blocks"] if b["kind"] == "text"]
+    assert texts == ["not seen /second"], texts
