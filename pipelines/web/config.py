@@ -22,6 +22,13 @@ class WebConfig(PostStageConfig):
     document, caption pairs, a screenshot → HTML code pair, and their limits (images per
     document, smallest image side, HTML characters; see
     `pipelines.web.interleave.DerivedSettings`)."""
+    overlap_tasks: bool | None = None
+    """Whether the crawl stage renders the next task's pages while a task's last ones
+    finish (its end marker waits in its place; each task's records still leave before its
+    end). A worker's last task of a bundle then leaves from ``finish_bundle``, whose records
+    Beam's Dask runner discards: None (the default) turns it on where `crawl` runs on the
+    DirectRunner, off elsewhere. Off, every task end drained all pages in flight: ~1-2 s
+    at falling concurrency per 8-page task."""
     seen_path: str | None = None
     """Where earlier crawl rounds recorded the URLs and page hashes already written (set
     by `crawl` to ``RUN/web_seen.json``; deduplicates across rounds and retries)."""

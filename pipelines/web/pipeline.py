@@ -57,6 +57,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import gc
+import itertools
 import json
 import logging
 from importlib import metadata
@@ -88,21 +89,37 @@ MAX_LINKS_KEPT = 500
 QUEUED_PER_SLOT = 2
 
 
+@dataclasses.dataclass
+class _Entry:
+    """One input of `ScreenshotPagesFn` in flight: a page rendering (`future`), records
+    ready to leave (`records`), or a record passing in its place (`passing`: a task's end
+    marker or an earlier stage's outcome)."""
+
+    seed: Record
+    url: str = ""
+    future: concurrent.futures.Future | None = None
+    records: list[Record] | None = None
+    passing: bool = False
+
+
 class ScreenshotPagesFn(InFlightStageFn):
     """URL seed in, one page sample (+ derived tile samples) or a drop/error out.
 
     Keeps up to ``concurrency`` pages rendering per worker and as many queued: `process`
     submits a seed and yields whatever pages have finished; a task's end (or
-    `finish_bundle`) drains the rest.
+    `finish_bundle`) drains the rest. With `overlap_tasks` a task's end marker waits in
+    its place instead (`WebConfig.overlap_tasks`): the next task's pages render while the
+    task's last ones finish, and each task's records still leave before its end.
     """
 
     stage = "ScreenshotPages"
 
     def __init__(self, render: dict[str, Any] | None = None, seen_path: str | None = None,
-                 derived: dict[str, Any] | None = None):
+                 derived: dict[str, Any] | None = None, overlap_tasks: bool = False):
         self.render = dict(render or {})
         self.seen_path = seen_path
         self.derived = dict(derived or {})
+        self.overlap_tasks = overlap_tasks
 
     # -- resources ---------------------------------------------------------------------
     def open(self) -> None:
@@ -141,52 +158,89 @@ class ScreenshotPagesFn(InFlightStageFn):
 
     # -- streaming with pages in flight ----------------------------------------------
     def process(self, record: Record) -> Iterator[Record]:
-        yield from self._finish_task_before(record)
-        if isinstance(record, Outcome):
-            yield record
-            return
-        yield from self._guarded(record, self._submit)
+        if not self.overlap_tasks:
+            yield from self._finish_task_before(record)
+            if isinstance(record, Outcome):
+                yield record
+                return
+        if isinstance(record, Outcome):  # a task's end (or an earlier outcome), in its place
+            self.in_flight.append(_Entry(record, records=[record], passing=True))
+        else:
+            self._submit(record)
         # The renderer runs `concurrency` pages and holds as many more queued, so it starts
         # the next page the moment a slot frees, also while this thread takes a finished
         # page through the post stages and the sink (with `concurrency` submitted, a slot
-        # stayed empty for that time, ~0.3 s a page). Finished pages go on without waiting;
-        # the wait is for a full queue only.
-        while any(future.done() for _, _, future in self.in_flight):
+        # stayed empty for that time, ~0.3 s a page). What may leave goes on without
+        # waiting; the wait is for a full queue only.
+        while self._leaving() is not None:
             yield from self._finish_one()
-        while len(self.in_flight) >= QUEUED_PER_SLOT * self.settings.concurrency:
+        while (sum(e.future is not None for e in self.in_flight)
+               >= QUEUED_PER_SLOT * self.settings.concurrency):
             yield from self._finish_one()
 
     def process_sample(self, sample: Sample) -> Iterable[Record]:
         """One seed alone (the StageFn contract; Beam uses the streaming `process`)."""
-        yield from self._guarded(sample, self._submit)
+        self._submit(sample)
         yield from self._drain()
 
-    def seed_of(self, entry: tuple) -> Sample:
-        return entry[0]  # (seed, url, future)
+    def seed_of(self, entry: _Entry) -> Record:
+        return entry.seed
 
-    def _submit(self, seed: Sample) -> Iterator[Record]:
+    def _submit(self, seed: Sample) -> None:
+        """Put the seed's page in flight, or its drop record in its place."""
         ref = seed.lineage.get("input_ref", {})
         raw = ref.get("url", seed.locator)
         try:
             url = canonical_url(raw)
+            self.in_flight.append(_Entry(seed, url, self.renderer.submit(url)))
         except MalformedUrl as exc:
-            yield Outcome.dropped(seed, self.stage, "malformed_url", str(exc))
-            return
-        self.in_flight.append((seed, url, self.renderer.submit(url)))
+            self.in_flight.append(_Entry(seed, records=[
+                Outcome.dropped(seed, self.stage, "malformed_url", str(exc))]))
+        except Exception as exc:  # one bad seed must never stop the run
+            log.warning("%s failed on %s: %s", self.stage, seed.locator, exc)
+            self.in_flight.append(_Entry(seed, records=[Outcome.error(seed, self.stage, exc)]))
+
+    def _leaving(self) -> int | None:
+        """Where the next record may leave from now: a passing record (a task's end) at
+        the head, or a finished entry of the oldest task (those before the first passing
+        record), so each task's records leave before its end and no later task's do."""
+        for index, entry in enumerate(self.in_flight):
+            if entry.passing:
+                return 0 if index == 0 else None
+            if entry.future is None or entry.future.done():
+                return index
+        return None
 
     def _finish_one(self) -> Iterator[Record]:
-        done, _ = concurrent.futures.wait([f for _, _, f in self.in_flight],
-                                          timeout=self.renderer.result_timeout(len(self.in_flight)),
-                                          return_when=concurrent.futures.FIRST_COMPLETED)
-        if not done:
-            seed, url, future = self.in_flight.popleft()
-            future.cancel()
-            yield Outcome.error(seed, self.stage, f"{url}: renderer gave no answer", "stalled")
-            return
-        index = next(i for i, (_, _, f) in enumerate(self.in_flight) if f in done)
-        seed, url, future = self.in_flight[index]
+        index = self._leaving()
+        if index is None:  # wait for a page of the oldest task
+            oldest = list(itertools.takewhile(lambda e: not e.passing, self.in_flight))
+            done, _ = concurrent.futures.wait(
+                [e.future for e in oldest],
+                timeout=self.renderer.result_timeout(len(oldest)),
+                return_when=concurrent.futures.FIRST_COMPLETED)
+            if not done:
+                entry = oldest[0]
+                self.in_flight.remove(entry)
+                entry.future.cancel()
+                out = Outcome.error(entry.seed, self.stage,
+                                    f"{entry.url}: renderer gave no answer", "stalled")
+                self._count(out)
+                yield out
+                return
+            index = self._leaving()
+        entry = self.in_flight[index]
         del self.in_flight[index]
-        yield from self._guarded(seed, lambda s: self._outputs(s, url, future.result()))
+        if entry.passing:  # not this stage's record: passed on uncounted
+            yield from entry.records
+        elif entry.future is None:
+            for out in entry.records:
+                self._count(out)
+                yield out
+        else:
+            result = entry.future.result()
+            yield from self._guarded(entry.seed,
+                                     lambda s: self._outputs(s, entry.url, result))
 
     def _guarded(self, seed: Sample, make) -> Iterator[Record]:
         """Count outputs; any exception becomes this seed's error record."""
@@ -387,7 +441,8 @@ def build_stages(config: WebConfig | Mapping[str, Any]) -> list[StageFn]:
     """ScreenshotPages, then the shared post stages (OCR, charts, labeling) as configured."""
     config = WebConfig.coerce(config)
     return [ScreenshotPagesFn(dataclasses.asdict(config.render), seen_path=config.seen_path,
-                              derived=dataclasses.asdict(config.derived)),
+                              derived=dataclasses.asdict(config.derived),
+                              overlap_tasks=config.overlap_tasks is True),
             *post_stages(config)]
 
 
@@ -419,7 +474,14 @@ def crawl(urls: list[str], out: str, config: WebConfig | Mapping[str, Any], *, d
     Re-running a killed crawl continues where it stopped.
     """
     run = RunDir(out)
-    config = dataclasses.replace(WebConfig.coerce(config), seen_path=f"{run.url}/{SEEN_FILE}")
+    config = WebConfig.coerce(config)
+    overlap = config.overlap_tasks
+    if overlap is None:  # see WebConfig.overlap_tasks
+        from pipelines.core.engines import runner_name
+
+        overlap = runner_name(list(beam_args)) == "DirectRunner"
+    config = dataclasses.replace(config, seen_path=f"{run.url}/{SEEN_FILE}",
+                                 overlap_tasks=overlap)
     seeds, duplicates = web_refs(urls)
     if overwrite:
         run.remove()

@@ -9,7 +9,9 @@ import urllib.request
 
 import pytest
 
+from pipelines.core.outcome import Outcome
 from pipelines.core.runner import seed_sample
+from pipelines.core.task_end import TaskEnd
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.pipeline import ScreenshotPagesFn, web_refs
 from pipelines.web.testsite import serve_site
@@ -89,3 +91,29 @@ def test_a_page_still_loading_keeps_its_hosts_slot():
     assert isinstance(first, PageResult) and isinstance(second, PageResult), (first, second)
     texts = [b["text"] for b in first.extracted["blocks"] if b["kind"] == "text"]
     assert texts == ["not seen /second"], texts
+
+
+def test_next_tasks_pages_render_while_a_task_ends():
+    # Task A's page is only answered once task B's page was requested; B's seed reaches
+    # the stage after A's end marker. Without overlap, A's end drained A first (B's page
+    # could not start: "not seen" after the limit); with it, A's end waits in its place
+    # while B renders, and still leaves after A's records and before B's.
+    server, base = serve_site({"/b-page": (SECOND.encode(), HTML)})
+    refs, _ = web_refs([f"{base}/wait-for?path=/b-page&limit=8", f"{base}/b-page"])
+    fn = ScreenshotPagesFn({"allow_private": ["127.0.0.1"], "host_delay_s": 0,
+                            "retries": 0}, overlap_tasks=True)
+    stream = [seed_sample("web", refs[0], "tA"), TaskEnd.of("tA"),
+              seed_sample("web", refs[1], "tB"), TaskEnd.of("tB")]
+    fn.setup()
+    try:
+        out = [o for record in stream for o in fn.process(record)] + list(fn._drain())
+    finally:
+        fn.teardown()
+        server.shutdown()
+    tasks = [o.task if isinstance(o, Outcome) else o.lineage["task"] for o in out]
+    ends = [i for i, o in enumerate(out) if isinstance(o, TaskEnd)]
+    assert [out[i].task for i in ends] == ["tA", "tB"]
+    assert set(tasks[:ends[0]]) == {"tA"} and set(tasks[ends[0] + 1:ends[1]]) == {"tB"}
+    page = next(o for o in out if getattr(o, "meta", {}).get("web", {}).get("kind") == "page"
+                and o.lineage["task"] == "tA")
+    assert page.text.strip() == "seen /b-page", page.text
