@@ -9,8 +9,10 @@ worker count:
   renderer children, text/words/lines, drawings, perceptual hashes, shards, manifest).
   ``--layouts`` says how it uses ``--workers`` N processes: ``renderers`` (the default):
   the in-process DirectRunner keeping documents in flight on N renderer children
-  (``renderers=N``, ``overlap_tasks`` on, as `vlforge pdf` runs with that runner); ``beam``: ``--direct_running_mode=multi_processing`` with N Beam SDK
-  worker processes of one renderer each (the layout measured before, issue 17).
+  (``renderers=N``, as `vlforge pdf` runs with that runner); ``beam``:
+  ``--direct_running_mode=multi_processing`` with N Beam SDK worker processes of one
+  renderer each (the layout measured before, issue 17). Both overlap tasks (the
+  DirectRunner's default).
   Post stages (OCR, charts, labels) off: they are benchmarked by their own scripts.
   Modes: ``full`` (markdown, figures, tables: the defaults), ``lean``
   (``--no-markdown --no-figures --no-tables``), and, to price each setting, ``no-markdown``,
@@ -113,10 +115,9 @@ def pipeline_run(paths: list[str], workers: int, target: int, mode: str,
               **NO_POST_STAGES}
     if layout == "renderers" or workers == 1:
         # one in-process Beam worker keeping documents in flight on `workers` renderer
-        # children, across task ends (what `vlforge pdf` does with this runner)
+        # children (across task ends: overlap_tasks is on by default on the DirectRunner)
         beam = ["--runner=DirectRunner"]
         config["renderers"] = workers
-        config["overlap_tasks"] = True
     else:  # `workers` Beam SDK worker processes with one renderer child each
         beam = ["--runner=DirectRunner", f"--direct_num_workers={workers}",
                 "--direct_running_mode=multi_processing"]

@@ -53,6 +53,16 @@ def is_dask(beam_args: Sequence[str]) -> bool:
     return runner_name(beam_args) == DASK_RUNNER
 
 
+def passes_bundle_end_records(beam_args: Sequence[str]) -> bool:
+    """Whether the runner passes on what a stage emits from ``finish_bundle``.
+
+    Beam's Dask runner discards it, so a stage that keeps records in flight across a task's
+    end (`overlap_tasks` of the pdf and web configs) would lose a bundle's last records
+    there. The DirectRunner (in-process and multi-processing) passes them on. Other runners
+    are not assumed to: overlap stays off where it is not tested."""
+    return runner_name(beam_args) == "DirectRunner"
+
+
 def resolve_beam_args(beam_args: Sequence[str], tasks: int = 1) -> list[str]:
     """`beam_args` with runner aliases expanded and the engine's defaults added."""
     args: list[str] = []

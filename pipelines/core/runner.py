@@ -11,6 +11,7 @@ run.json recorded (`pipelines.core.retry`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ import apache_beam as beam
 from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
 from pipelines.core.engines import DEFAULT_BEAM_ARGS as DEFAULT_ENGINE_ARGS
-from pipelines.core.engines import beam_options
+from pipelines.core.engines import beam_options, passes_bundle_end_records
 from pipelines.core.progress import task_progress
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
@@ -168,10 +169,25 @@ def execute(pipeline: str, tasks: Collection[Task], config: Config, run_url: str
     """Run `tasks` of `pipeline` on Beam into the run at `run_url` (no planning, no
     finalizing: `run_pipeline` and `retry` do those). `tasks` is iterated once, to write
     the task lists (a `PendingTasks` streams them)."""
-    stages = load_stage_builder(pipeline)(config)
+    stages = load_stage_builder(pipeline)(for_runner(config, beam_args))
     options = beam_options(beam_args, len(tasks))  # runner aliases, engine defaults
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)
+
+
+def for_runner(config: Config, beam_args: Sequence[str]) -> Config:
+    """`config` as this runner may run it: ``overlap_tasks`` (pdf, web) None becomes on
+    where the runner passes on a stage's ``finish_bundle`` records and off elsewhere, and
+    on is turned off (with a warning) where they would be lost. Decided at every run, not
+    recorded: run.json keeps None, so a retry on another engine decides for that engine."""
+    wanted = getattr(config, "overlap_tasks", False)
+    if wanted is False:
+        return config
+    allowed = passes_bundle_end_records(beam_args)
+    if wanted and not allowed:
+        log.warning("overlap_tasks is off on this runner: it drops what a stage emits at "
+                    "bundle end, where overlapping tasks leave their last records")
+    return dataclasses.replace(config, overlap_tasks=allowed)
 
 
 def __getattr__(name: str) -> Any:

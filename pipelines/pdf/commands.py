@@ -14,8 +14,7 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import iter_inputs
 from pipelines.core.runner import run_pipeline
-from pipelines.pdf.config import (MAX_DEFAULT_RENDERERS, PdfConfig, default_renderers,
-                                  in_process_runner)
+from pipelines.pdf.config import MAX_DEFAULT_RENDERERS, PdfConfig, default_renderers
 from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
 from pipelines.pdf.settings import PdfRenderSettings
 
@@ -92,15 +91,11 @@ def config_from_args(args: argparse.Namespace) -> PdfConfig:
                      doc_timeout=args.doc_timeout, max_memory_mb=args.max_memory_mb,
                      near_duplicate_bits=args.near_duplicate_bits, drop_blank=args.drop_blank,
                      renderers=pdf_defaults.renderers if args.renderers is None
-                     else args.renderers,
-                     overlap_tasks=getattr(args, "overlap_tasks", pdf_defaults.overlap_tasks),
-                     **post_stage_config(args))
+                     else args.renderers, **post_stage_config(args))
 
 def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.renderers is None:
         args.renderers = default_renderers(beam_args)
-    # finish_bundle's records are passed on by the in-process DirectRunner (not by Dask)
-    args.overlap_tasks = in_process_runner(beam_args)
     config, settings = config_from_args(args), run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
     # Listing only (with sizes), streamed into the planner: the workers read and hash.

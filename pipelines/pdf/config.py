@@ -41,13 +41,14 @@ class PdfConfig(PostStageConfig):
     one worker (records still leave in input order). On one machine, one Beam worker
     (the in-process DirectRunner) with N renderers uses N cores without N Beam worker
     processes: ``bench/pdf_throughput.py`` measures both layouts."""
-    overlap_tasks: bool = False
-    """With ``renderers`` > 1: start the next task's documents while a task's last ones
-    finish, instead of letting renderers idle until every record of the task has passed
-    (records still leave in input order, each task's before its end marker). The last
-    task's records of a bundle then leave from ``finish_bundle``, which Beam's Dask runner
-    discards: on only for runners that pass on what a stage emits there (the in-process
-    DirectRunner, where `vlforge pdf` turns it on; Flink, Spark, Dataflow)."""
+    overlap_tasks: bool | None = None
+    """Start the next task's documents while a task's last ones finish, instead of letting
+    renderers idle until every record of the task has passed (records still leave in input
+    order, each task's before its end marker). A bundle's last task's records then leave
+    from ``finish_bundle``, which Beam's Dask runner discards: None (the default) is on
+    where the runner passes those on (`pipelines.core.engines.passes_bundle_end_records`,
+    the DirectRunner) and off elsewhere, decided at each run (`pipelines.core.runner.
+    for_runner`); True is turned off on a runner that would lose records."""
 
     def problems(self) -> list[str]:
         from pipelines.pdf.pipeline import NearDuplicateIndex  # (it imports this module)
@@ -92,7 +93,7 @@ def default_renderers(beam_args: Sequence[str]) -> int:
 
 def in_process_runner(beam_args: Sequence[str]) -> bool:
     """Whether the Beam flags run the whole pipeline in this process (the DirectRunner
-    with one worker), where ``renderers`` and ``overlap_tasks`` default on in `vlforge pdf`."""
+    with one worker), where ``renderers`` defaults to one per core in `vlforge pdf`."""
     from pipelines.core.engines import flag_value, runner_name
 
     if runner_name(beam_args) != "DirectRunner":

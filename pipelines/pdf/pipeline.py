@@ -392,7 +392,7 @@ def build_stages(config: PdfConfig | Mapping[str, Any]) -> list[StageFn]:
         settings=config.render.to_dict(), page_timeout=config.page_timeout,
         doc_timeout=config.doc_timeout, max_memory_mb=config.max_memory_mb,
         near_duplicate_bits=config.near_duplicate_bits, drop_blank=config.drop_blank,
-        renderers=config.renderers, overlap_tasks=config.overlap_tasks)
+        renderers=config.renderers, overlap_tasks=config.overlap_tasks is True)
     return [render, *post_stages(config)]
 
 

@@ -26,9 +26,11 @@ class WebConfig(PostStageConfig):
     """Whether the crawl stage renders the next task's pages while a task's last ones
     finish (its end marker waits in its place; each task's records still leave before its
     end). A worker's last task of a bundle then leaves from ``finish_bundle``, whose records
-    Beam's Dask runner discards: None (the default) turns it on where `crawl` runs on the
-    DirectRunner, off elsewhere. Off, every task end drained all pages in flight: ~1-2 s
-    at falling concurrency per 8-page task."""
+    Beam's Dask runner discards: None (the default) is on where the runner passes those on
+    (`pipelines.core.engines.passes_bundle_end_records`, the DirectRunner) and off
+    elsewhere, decided at each run (`pipelines.core.runner.for_runner`); True is turned off
+    on a runner that would lose records. Off, every task end drained all pages in flight:
+    ~1-2 s at falling concurrency per 8-page task."""
     seen_path: str | None = None
     """Where earlier crawl rounds recorded the URLs and page hashes already written (set
     by `crawl` to ``RUN/web_seen.json``; deduplicates across rounds and retries)."""

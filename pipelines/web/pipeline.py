@@ -475,13 +475,7 @@ def crawl(urls: list[str], out: str, config: WebConfig | Mapping[str, Any], *, d
     """
     run = RunDir(out)
     config = WebConfig.coerce(config)
-    overlap = config.overlap_tasks
-    if overlap is None:  # see WebConfig.overlap_tasks
-        from pipelines.core.engines import runner_name
-
-        overlap = runner_name(list(beam_args)) == "DirectRunner"
-    config = dataclasses.replace(config, seen_path=f"{run.url}/{SEEN_FILE}",
-                                 overlap_tasks=overlap)
+    config = dataclasses.replace(config, seen_path=f"{run.url}/{SEEN_FILE}")
     seeds, duplicates = web_refs(urls)
     if overwrite:
         run.remove()

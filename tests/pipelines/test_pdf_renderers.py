@@ -248,8 +248,3 @@ def test_renderers_default_to_the_cores_when_the_pipeline_runs_in_one_process(mo
     assert pdf_config.default_renderers(["--runner", "PortableRunner"]) == 1
     monkeypatch.setattr(pdf_config.os, "sched_getaffinity", lambda pid: set(range(64)))
     assert pdf_config.default_renderers([]) == pdf_config.MAX_DEFAULT_RENDERERS
-    # tasks overlap only where what a stage emits at bundle end is passed on
-    assert pdf_config.in_process_runner(["--runner=DirectRunner"])
-    assert not pdf_config.in_process_runner(["--runner=DaskRunner"])
-    assert not pdf_config.in_process_runner(["--direct_num_workers=2",
-                                             "--direct_running_mode=multi_processing"])
