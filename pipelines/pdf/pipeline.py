@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
-
 
 from pipelines.core.fetch import local_copy
 from pipelines.core.inputs import InputFile
@@ -38,6 +36,7 @@ from pipelines.core.runner import input_ref
 from pipelines.core.sample import Sample, stable_key
 from pipelines.core.shards import remember_image_phash
 from pipelines.core.stage import InFlightStageFn, Record, StageFn
+from pipelines.core.worker_cache import freeze_loaded_objects
 from pipelines.pdf.config import PdfConfig
 from pipelines.pdf.isolation import IsolatedRenderer, RendererFailure, RendererPool, RenderJob
 from pipelines.pdf.settings import PdfRenderSettings
@@ -103,22 +102,6 @@ class NearDuplicateIndex:
         return len(a & b) / len(a | b) >= self.min_word_overlap
 
 
-_frozen_in: set[int] = set()  # the processes that froze their loaded objects
-
-
-def _freeze_loaded_objects() -> None:
-    """Once per process, at the first set-up: what is loaded by then (Beam, the modules,
-    the stage) lives as long as the worker; frozen out of the collector's sight, the
-    collections that each page's unpickled meta (thousands of small lists) triggers stop
-    walking it again, and so does the last one at interpreter exit (~0.3 s with Beam's
-    ~2,200 modules). Garbage is still freed by reference counts. Not at every set-up: a
-    runner that sets a stage up per partition (Dask) would freeze each partition's
-    leftovers for good."""
-    if os.getpid() not in _frozen_in:
-        _frozen_in.add(os.getpid())
-        gc.freeze()
-
-
 @dataclass(frozen=True)
 class _Document:
     """A document (or the pages of it, on a retry) ready for the renderer."""
@@ -176,7 +159,7 @@ class RenderPdfPagesFn(InFlightStageFn):
         self.overlap_tasks = overlap_tasks
 
     def open(self) -> None:
-        _freeze_loaded_objects()
+        freeze_loaded_objects()
         # children start on first use: a worker that never gets 2 documents starts 1
         self.pool = [IsolatedRenderer(self.settings, self.page_timeout, self.doc_timeout,
                                       self.max_memory_mb) for _ in range(self.renderers)]

@@ -56,7 +56,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
-import gc
 import itertools
 import json
 import logging
@@ -70,6 +69,7 @@ from pipelines.core.run_dir import RunDir
 from pipelines.core.runner import input_ref, run_pipeline
 from pipelines.core.sample import Sample
 from pipelines.core.stage import InFlightStageFn, Record, StageFn
+from pipelines.core.worker_cache import freeze_loaded_objects
 from pipelines.post_stages import post_stages
 from pipelines.web.browser import PageRenderer, PageResult, RenderSettings
 from pipelines.web.captions import caption_pairs
@@ -126,11 +126,7 @@ class ScreenshotPagesFn(InFlightStageFn):
         self.settings = RenderSettings(**self.render)
         self.derived_settings = DerivedSettings(**self.derived)
         self.renderer = PageRenderer(self.settings, self.derived_settings)
-        # What is loaded by now (modules, Playwright's objects, the renderer) lives as long
-        # as the worker: frozen out of the collector's sight, the full collections that
-        # each page's parsed extraction (thousands of small lists) triggers stop walking
-        # it again (~15% of this stage's Python CPU). Garbage is still freed by refcount.
-        gc.freeze()
+        freeze_loaded_objects()  # the renderer and Playwright's objects included
         self.render_record = {**self.settings.record(),
                               "chromium": self.renderer.browser_version,
                               "playwright": _version("playwright")}
