@@ -279,3 +279,41 @@ def test_the_table_pre_check_keeps_pages_with_tables_and_skips_ruled_pages_witho
                 del page._table_drawings_cache
             assert possible is has_table, path
             assert pdf_tables.chars_in_rect is original  # pymupdf's own again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_figure_label_words_join_as_pymupdf_rects_did(seed):
+    """`_take_in` (plain tuples) gives the rect that ``rect |= word`` for every word
+    intersecting the grown rect gave, float32 rounding of MuPDF's union included; empty
+    words are never taken in."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        x, y = rng.uniform(0, 500), rng.uniform(0, 700)
+        rect = pymupdf.Rect(x, y, x + rng.uniform(1, 200), y + rng.uniform(1, 200))
+        raw = []
+        for n in range(rng.randrange(0, 30)):
+            wx, wy = rng.uniform(-50, 650), rng.uniform(-50, 850)
+            w, h = rng.choice([0.0, rng.uniform(0.1, 1.0) / 3, rng.uniform(1, 60)]), rng.uniform(0, 12)
+            raw.append((wx, wy, wx + w, wy + h, "w", 0, n, n))
+        expected = pymupdf.Rect(rect)
+        margin = pymupdf.Rect(rect.x0 - 15, rect.y0 - 15, rect.x1 + 15, rect.y1 + 15)
+        for word in [pymupdf.Rect(w[:4]) for w in raw]:
+            if word.intersects(margin):
+                expected |= word
+        got = render._take_in(rect, render._label_words(raw), 15)
+        assert tuple(got) == tuple(expected)
+
+
+def test_chart_spans_glyph_edges_equal_the_box_normaliser(tmp_path):
+    """The glyphs' x edges (`_Normaliser.x_edges`) are `boxes`' x0 and x1, rotated too."""
+    rng = random.Random(1)
+    bboxes = [(x, y, x + rng.uniform(0, 9), y + rng.uniform(0, 12))
+              for x, y in ((rng.uniform(-20, 620), rng.uniform(-20, 820)) for _ in range(500))]
+    for rotation in (0, 90, 180, 270):
+        doc = pymupdf.open()
+        page = doc.new_page(width=600, height=800)
+        page.set_rotation(rotation)
+        norm = render._Normaliser(page.rotation_matrix, page.rect.width, page.rect.height)
+        x0s, x1s = norm.x_edges(bboxes)
+        boxes = norm.boxes(bboxes)
+        assert x0s == [b[0] for b in boxes] and x1s == [b[2] for b in boxes]
