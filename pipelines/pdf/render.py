@@ -525,24 +525,32 @@ class _Normaliser:
         import numpy as np
 
         coords: list = []
+        extend = coords.extend
         plans = []
         for path in paths:
             ops = []
             for item in path.get("items", ()):
                 op = item[0]
                 if op == "re":
-                    coords.extend(item[1][:4])
-                    ops.append(("re", 2))
+                    extend(item[1][:4])
+                    ops.append(_RE)
+                elif op == "l" and len(item) == 3:  # a line: 2 points
+                    extend(item[1])
+                    extend(item[2])
+                    ops.append(_LINE)
                 elif op == "qu":
                     q = item[1]  # (ul, ur, ll, lr): written ul, ur, lr, ll
                     for p in (q[0], q[1], q[3], q[2]):
-                        coords.extend(p)
-                    ops.append(("qu", 4))
-                else:  # "l" (2 points) or "c" (4 points)
+                        extend(p)
+                    ops.append(_QUAD)
+                elif op == "c" and len(item) == 5:  # a curve: 4 points (most of a chart)
+                    extend(item[1] + item[2] + item[3] + item[4])
+                    ops.append(_CURVE)
+                else:
                     for p in item[1:]:
-                        coords.extend(p)
-                    ops.append((op, len(item) - 1))
-            coords.extend(path["rect"][:4])
+                        extend(p)
+                    ops.append((op, 2 * (len(item) - 1)))
+            extend(path["rect"][:4])
             plans.append(ops)
         if not plans:
             return []
@@ -559,9 +567,14 @@ class _Normaliser:
         for path, ops in zip(paths, plans):
             items = []
             for op, count in ops:
-                values = flat[at:at + 2 * count]
-                at += 2 * count
-                items.append([op, *(_minmax(values) if op == "re" else values)])
+                if op == "re":
+                    x0, y0, x1, y1 = flat[at:at + 4]
+                    items.append(["re", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
+                else:
+                    values = flat[at:at + count]
+                    values.insert(0, op)
+                    items.append(values)
+                at += count
             box = _minmax(flat[at:at + 4])
             at += 4
             if crop is not None:
@@ -577,6 +590,10 @@ class _Normaliser:
 def _minmax(v: list[float]) -> list[float]:
     """[x0, y0, x1, y1] ordered (a rotation can swap the corners of a box)."""
     return [min(v[0], v[2]), min(v[1], v[3]), max(v[0], v[2]), max(v[1], v[3])]
+
+
+# A path item's op and its number of coordinates, for `_Normaliser.drawings`' plans.
+_RE, _LINE, _QUAD, _CURVE = ("re", 4), ("l", 4), ("qu", 8), ("c", 8)
 
 
 def _rgb(color) -> list[float] | None:
@@ -1055,7 +1072,8 @@ def _pil_image(pix: pymupdf.Pixmap):
     from PIL import Image
 
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[pix.n]
-    image = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+    # samples_mv: the pixmap's own memory (samples copies the page's ~2.4 MB first)
+    image = Image.frombytes(mode, (pix.width, pix.height), pix.samples_mv)
     return image if mode == "RGB" else image.convert("RGB")  # (convert would copy it)
 
 
