@@ -1,7 +1,8 @@
 """The `LabelTaxonomy` stage: writes ``meta["taxonomy"]`` on every sample.
 
-The embedding model loads once per worker (`open`). Samples are buffered and labeled
-in batches of `batch_size` (one model call per batch instead of per sample); the rest of
+The labeler is set up once per worker (`open`); its embedding model loads on the first
+prompt that needs the classifier, so runs labeled by task rules alone never load it.
+Samples are buffered and labeled in batches of `batch_size` (one model call per batch instead of per sample); the rest of
 a bundle is flushed in `finish_bundle`, and the batch is also flushed whenever the next
 record belongs to another task, so each task's records still reach the sink together.
 Only samples whose prompt needs the classifier wait in a batch: while none waits, a sample
