@@ -233,12 +233,11 @@ class IsolatedRenderer:
 
 
 class RenderJob:
-    """One document on one `IsolatedRenderer`, read by a background thread, so several
+    """One document of a `RendererPool`, read by a background thread, so several
     renderers work at once while the caller consumes one document's messages at a time.
 
-    Made with a renderer, the job starts at once on a thread of its own; made by a
-    `RendererPool` (``renderer=None``), it waits for the pool to run it on whichever
-    renderer is free first. The reader holds at most `buffer` messages (page images
+    The job waits for the pool to run it on whichever renderer is free first
+    (`RendererPool.submit`). The reader holds at most `buffer` messages (page images
     included): a consumer that falls behind stops it, whose renderer then blocks on its
     pipe, so memory stays bounded. `messages` yields what `IsolatedRenderer.render`
     would, in order, and raises its `RendererFailure`; `close` ends the job, killing the
@@ -247,9 +246,9 @@ class RenderJob:
 
     _END = object()
 
-    def __init__(self, renderer: IsolatedRenderer | None, path: str,
-                 pages: list[int] | None = None, buffer: int = 8):
-        self.path, self.pages = path, pages
+    def __init__(self, pool: RendererPool, path: str, pages: list[int] | None = None,
+                 buffer: int = 8):
+        self.pool, self.path, self.pages = pool, path, pages
         self.renderer: IsolatedRenderer | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=buffer)
         self.stopped = threading.Event()
@@ -258,10 +257,6 @@ class RenderJob:
         self.released = False
         self.answered = False
         self.done = False  # the renderer is through the document: no more waiting on it
-        self.pool: RendererPool | None = None  # the pool whose queue holds it, if any
-        if renderer is not None:
-            threading.Thread(target=self.run_on, args=(renderer,), daemon=True,
-                             name="pdf-render-job").start()
 
     def run_on(self, renderer: IsolatedRenderer) -> None:
         """Render the document on `renderer`, in the calling thread, into `queue`."""
@@ -314,7 +309,7 @@ class RenderJob:
     def close(self) -> None:
         """Stop the reader and wait until it let go of its renderer (which is free then)."""
         self.stopped.set()
-        if self.pool is not None and self.pool.cancel(self):
+        if self.pool.cancel(self):
             return  # never started
         with self.lock:
             proc = self.renderer.proc if self.renderer is not None else None
@@ -343,8 +338,7 @@ class RendererPool:
 
     def submit(self, path: str, pages: list[int] | None = None) -> RenderJob:
         """A job for the document; it starts now on an idle renderer, else when one frees."""
-        job = RenderJob(None, path, pages, buffer=self.buffer)
-        job.pool = self
+        job = RenderJob(self, path, pages, buffer=self.buffer)
         with self.lock:
             if not self.idle:
                 self.waiting.append(job)
