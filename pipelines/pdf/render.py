@@ -139,7 +139,7 @@ def page_scale(width: float, height: float, settings: PdfRenderSettings) -> floa
 
 def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
                 source_format: str = "", headers: HeadingLevels | None = None,
-                images_checked: dict[int, str] | None = None) -> dict[str, Any] | Outcome:
+                images_checked: ImageChecks | None = None) -> dict[str, Any] | Outcome:
     """Render page `index` and extract everything: a picklable result dict (image, text,
     markdown, meta, phash, blank, derived), or a "dropped" `Outcome` for a page that cannot
     make a sample. `headers` carries the heading sizes of the document's pages so far,
@@ -299,7 +299,7 @@ def iter_document(path: str, pages: list[int] | None,
         count = doc.page_count
         yield ("doc", {"page_count": count, "format": source_format})
         headers = HeadingLevels() if settings.markdown else None
-        images_checked: dict[int, str] = {}
+        images_checked: ImageChecks = {}
         _drop_structure_tree(doc)
         chapters = (interleave.ChapterDocuments(chapter_pages, settings.max_chapter_pages,
                                                 settings.max_document_images)
@@ -387,8 +387,12 @@ def _error(error_type: str, message: str) -> Outcome:
     return Outcome.of("error", error_type, message)
 
 
-def _oversized_image(page: pymupdf.Page, limit: int,
-                     checked: dict[int, tuple[str, list[str]]] | None = None) -> str:
+# The image-size answer per shared resource dict of a document (`_oversized_image`): the
+# message ("" for none) and the MuPDF warnings its scan gave.
+ImageChecks = dict[int, tuple[str, list[str]]]
+
+
+def _oversized_image(page: pymupdf.Page, limit: int, checked: ImageChecks | None = None) -> str:
     """A message naming an embedded image over `limit` pixels (a decompression bomb), or "".
 
     The images `Page.get_images` lists, walked as it walks them (`_resource_images`) but
@@ -397,9 +401,29 @@ def _oversized_image(page: pymupdf.Page, limit: int,
     keeps the answer per shared resource dict: pages often share one, and loading its
     objects is the rest of the cost (a corpus page naming 270 XObjects: 0.1 s). The scan's
     MuPDF warnings are given again on a page that reuses an answer, so every page's
-    ``mupdf_warnings`` stay what `get_images` made them."""
+    ``mupdf_warnings`` stay what `get_images` made them.
+
+    The walk uses pymupdf's low-level bindings; where they differ (another pymupdf
+    version), the check falls back to `get_images` rather than failing every page."""
     if not page.parent.is_pdf:
         return ""
+    try:
+        return _oversized_image_scan(page, limit, checked)
+    except (AttributeError, TypeError) as exc:  # not the bindings this was written for
+        log.debug("image-size scan fell back to get_images: %s", exc)
+    for image in page.get_images(full=True):
+        width, height = image[2], image[3]
+        if width * height > limit:
+            return _bomb_message(image[0], width, height, limit)
+    return ""
+
+
+def _bomb_message(xref: int, width: int, height: int, limit: int) -> str:
+    return (f"embedded image xref {xref} is {width}x{height} px "
+            f"(> {limit:,} px cap; likely a decompression bomb)")
+
+
+def _oversized_image_scan(page: pymupdf.Page, limit: int, checked: ImageChecks | None) -> str:
     mupdf = pymupdf.mupdf
     pdf = pymupdf._as_pdf_document(page.parent)
     resources = mupdf.pdf_dict_get_inheritable(mupdf.pdf_lookup_page_obj(pdf, page.number),
@@ -415,8 +439,7 @@ def _oversized_image(page: pymupdf.Page, limit: int,
     found, warnings = "", []
     for xref, width, height in _resource_images(resources, [], warnings):
         if width * height > limit:
-            found = (f"embedded image xref {xref} is {width}x{height} px "
-                     f"(> {limit:,} px cap; likely a decompression bomb)")
+            found = _bomb_message(xref, width, height, limit)
             break
     if checked is not None and shared:
         checked[shared] = (found, warnings)

@@ -231,3 +231,20 @@ def test_crops_are_png_by_mupdf_with_the_same_pixels():
     assert decoded.mode == "RGB" and decoded.tobytes() == image.tobytes()
     grey = image.convert("L")  # other modes keep Pillow's encoder
     assert Image.open(io.BytesIO(pdf_render._png(grey))).tobytes() == grey.tobytes()
+
+
+def test_the_image_size_check_falls_back_to_get_images_on_other_bindings(corpus, monkeypatch):
+    """The decompression-bomb check walks pymupdf's low-level bindings; where they are not
+    what it was written for, it uses `Page.get_images` and still finds the bomb."""
+    import pymupdf
+
+    from pipelines.pdf import render
+
+    def other_bindings(*args):
+        raise AttributeError("module 'pymupdf.mupdf' has no attribute 'pdf_dict_geta'")
+
+    monkeypatch.setattr(render, "_oversized_image_scan", other_bindings)
+    with pymupdf.open(corpus["bomb.pdf"]) as doc:
+        assert "likely a decompression bomb" in render._oversized_image(doc[0], 150_000_000)
+    with pymupdf.open(corpus["text_table.pdf"]) as doc:
+        assert render._oversized_image(doc[0], 150_000_000) == ""
