@@ -49,16 +49,20 @@ from tests.servers import start_beam_job_service, start_dask_cluster  # noqa: E4
 VLFORGE = Path(sys.executable).parent / "vlforge"
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and its descendants ([] once it has ended)."""
+    try:
+        proc = psutil.Process(pid)
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 def cpu_of(pids: list[int]) -> float:
     """CPU seconds of live processes and their reaped children."""
     total = 0.0
     for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            procs = [proc, *proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for p in procs:
+        for p in process_tree(pid):
             try:
                 t = p.cpu_times()
                 total += t.user + t.system + t.children_user + t.children_system
@@ -122,12 +126,7 @@ class CpuSampler:
 
     def _sample(self, baseline: bool = False) -> None:
         for root in list(self.roots):
-            try:
-                tree = psutil.Process(root)
-                procs = [tree, *tree.children(recursive=True)]
-            except psutil.Error:
-                continue
-            for proc in procs:
+            for proc in process_tree(root):
                 try:
                     times = proc.cpu_times()
                 except psutil.Error:
