@@ -2,9 +2,10 @@
 
 The labeler is set up once per worker (`open`); its embedding model loads on the first
 prompt that needs the classifier, so runs labeled by task rules alone never load it.
-Samples are buffered and labeled in batches of `batch_size` (one model call per batch instead of per sample); the rest of
-a bundle is flushed in `finish_bundle`, and the batch is also flushed whenever the next
-record belongs to another task, so each task's records still reach the sink together.
+Samples are buffered and labeled in batches of `batch_size` (one model call per batch
+instead of per sample); the rest of a bundle is flushed in `finish_bundle`, and the batch
+is also flushed whenever the next record belongs to another task, so each task's records
+still reach the sink together.
 Only samples whose prompt needs the classifier wait in a batch: while none waits, a sample
 that a rule labels (or that has no prompt) passes at once. A sample that already had a
 label keeps it in ``lineage["taxonomy_history"]``. ``unlabeled`` samples are counted, not
