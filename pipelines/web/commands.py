@@ -49,8 +49,9 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{render.host_delay_s:g}; robots.txt Crawl-delay wins when "
                              "longer)")
     parser.add_argument("--host-concurrency", type=int, default=render.host_concurrency,
-                        help="pages of one host in flight at once, per worker "
-                             f"(default {render.host_concurrency})")
+                        help="pages of one host loading at once, per worker (a page "
+                             "frees its slot when its loading is over, before the read-out "
+                             f"and screenshots; default {render.host_concurrency})")
     parser.add_argument("--concurrency", type=int, default=render.concurrency,
                         help=f"pages in flight per worker (default {render.concurrency})")
     parser.add_argument("--pages-per-context", type=int, default=render.pages_per_context,
