@@ -416,10 +416,11 @@ class RunDir:
         """Remove temporary files and any shards of tasks about to be (re)done (given as
         Tasks or task ids)."""
         pending_ids = {t.task_id if isinstance(t, Task) else t for t in pending}
+        self._remove_temporaries()
         for name in self.fs.ls(self.root, detail=False):
             base = name.rsplit("/", 1)[-1]
             task = _task_of_shard(base, pipeline)
-            if base.startswith(TMP_MARK) or (task is not None and task in pending_ids):
+            if task is not None and task in pending_ids:
                 self.fs.rm(name)
         if self.exists(SUCCESS) and pending_ids:
             self.fs.rm(self.path(SUCCESS))
@@ -548,11 +549,24 @@ class RunDir:
         listed = set()
         for task_id in done:
             listed.update(self.read_json(TASKS, f"{task_id}.json").get("shards", []))
+        self._remove_temporaries()
         for name in self.fs.ls(self.root, detail=False):
             base = name.rsplit("/", 1)[-1]
-            if base.startswith(TMP_MARK) or (base.endswith(".tar") and base not in listed):
+            if base.endswith(".tar") and base not in listed:
                 log.info("removing leftover %s", base)
                 self.fs.rm(name)
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temporary files a killed attempt left: in the run's root and in the
+        folders markers and input parts are written to (on object storage a kill between a
+        marker's copy and its delete leaves its temporary beside the marker). Called only
+        while no attempt writes (before one starts, and when one finalizes)."""
+        for folder in (self.root, self.path(TASKS), self.path(INPUT_PARTS)):
+            for name in self.fs.ls(folder, detail=False) if self.fs.exists(folder) else []:
+                base = name.rsplit("/", 1)[-1]
+                if base.startswith(TMP_MARK):
+                    log.info("removing leftover %s", base)
+                    self.fs.rm(name)
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self) -> pa.Table:

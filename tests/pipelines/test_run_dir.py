@@ -167,3 +167,27 @@ def test_reads_across_many_shards_keep_few_files_open(tmp_path):
     indexes = list(run._indexes.values())
     run.close()
     assert indexes and not any(index.is_open for index in indexes)
+
+
+def _temporaries(run: RunDir) -> list[str]:
+    return sorted(p[len(run.root) + 1:] for p in run.fs.find(run.root) if "/.tmp-" in p)
+
+
+def test_a_killed_attempts_temporaries_are_removed_wherever_they_were_left(tmp_path):
+    # A kill between a write and its rename (on object storage: between the copy and the
+    # delete) leaves a temporary beside the file: in tasks/, inputs/ or the run's root.
+    run, _ = write_run(str(tmp_path / "run"), count=5, task_size=3, finish=False)
+    left = ["tasks/.tmp-t00000.json", "inputs/.tmp-part-00001.parquet",
+            ".tmp-1a2b3c4d-test-t00001-000000.tar"]
+    for name in left:
+        run.fs.makedirs(run.path(name).rsplit("/", 1)[0], exist_ok=True)
+        run.fs.pipe(run.path(name), b"half a file")
+    assert _temporaries(run) == sorted(left)
+
+    pending = run.plan("test", run.input_refs(), {"fixture": True}, task_size=3)
+    assert [t.task_id for t in pending] == ["t00001"]  # a done task's temporary too
+    assert _temporaries(run) == []
+
+    run.fs.pipe(run.path("tasks", ".tmp-t00001.json"), b"half a file")
+    run.finalize()  # finalizing (no attempt writing) removes them as well
+    assert _temporaries(run) == []
