@@ -38,17 +38,17 @@ import time
 
 _CHILD_START = time.monotonic()  # first statement: the breakdown child's interpreter start
 
-import argparse  # noqa: E402 - after the timestamp on purpose
-import functools  # noqa: E402
-import importlib  # noqa: E402
-import importlib.abc  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
+import argparse  # after the timestamp on purpose
+import functools
+import importlib
+import importlib.abc
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POST_STAGES_OFF = ["--ocr", "none", "--no-charts", "--no-label"]

@@ -79,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module_name, help_ = COMMANDS[name]
     logging.getLogger().addFilter(_QuietOptionalCloudDeps())
+    if name in PASSES_EXTRA_FLAGS:
+        # Before anything imports Beam: on the DirectRunner its import leaves out the Google
+        # Cloud IO and Dataflow client that no local run uses (near half its cost)
+        from pipelines.core.beam_import import lean_beam_import
+
+        lean_beam_import(rest)
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"vlforge {name}", description=help_,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,9 +17,11 @@ Every pipeline command passes unknown ``--flags`` to Beam; this module turns the
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from apache_beam.options.pipeline_options import PipelineOptions
+if TYPE_CHECKING:  # Beam is imported where options are made: flag checks run before it
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -117,4 +119,6 @@ def _dask_threads(args: Sequence[str]) -> int:
 
 def beam_options(beam_args: Sequence[str], tasks: int = 1) -> PipelineOptions:
     """`PipelineOptions` for running `tasks` tasks with the user's Beam flags."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(resolve_beam_args(beam_args, tasks))

@@ -14,22 +14,23 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import apache_beam as beam
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
 from pipelines.core.engines import DEFAULT_BEAM_ARGS as DEFAULT_ENGINE_ARGS
-from pipelines.core.engines import beam_options, passes_bundle_end_records
+from pipelines.core.engines import beam_options, passes_bundle_end_records, runner_name
 from pipelines.core.progress import task_progress
 from pipelines.core.run_dir import RunDir, Task
 from pipelines.core.sample import Sample, stable_key
-from pipelines.core.stage import StageFn
-from pipelines.core.task_end import TaskEnd
-from pipelines.core.task_lists import ReadTasks
-from pipelines.core.write_run import WriteRun
+
+if TYPE_CHECKING:
+    from pipelines.core.stage import StageFn
+
+# Apache Beam is imported when tasks run (`execute`), not with this module: planning, the
+# settings' checks and `vlforge COMMAND --help` do without it, and `vlforge` can make that
+# import lean first (`pipelines.core.beam_import`). The graph is in `pipelines.core.task_graph`.
 
 log = logging.getLogger(__name__)
 
@@ -96,41 +97,6 @@ def _load(table: dict[str, str], pipeline: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-class ExpandTaskFn(beam.DoFn):
-    """One task in, one seed Sample per input out, then the task's end marker (all within
-    one `process` call; see `pipelines.core.task_end`)."""
-
-    def __init__(self, pipeline: str):
-        self.pipeline = pipeline
-
-    def process(self, task: tuple[str, list[dict[str, Any]]]) -> Iterator[Sample | TaskEnd]:
-        task_id, refs = task
-        for ref in refs:
-            yield seed_sample(self.pipeline, ref, task_id)
-        yield TaskEnd.of(task_id)
-
-
-def build_pipeline(p: beam.Pipeline, pipeline: str, tasks: Collection[Task],
-                   stages: Sequence[StageFn], run_url: str, **bounds: Any) -> None:
-    """Add the whole chain to `p` (kept fused from ExpandTask to WriteRun).
-
-    ``ReadTasks`` already spreads its partitions over the workers; a second shuffle
-    (``SpreadTasks``) spreads the tasks only when a partition holds several. With one task
-    per partition, tasks reach the workers in planned order: runners that split a bundle
-    statically (the FnApiRunner behind the DirectRunner and the local job service deals
-    elements round-robin) then give each worker an even share, where random shuffle keys
-    left one worker up to 1.5x the other's work on the shared corpus (the two 2-s
-    documents on one worker)."""
-    read = ReadTasks(run_url, tasks)  # task lists in the run dir: a fixed-size graph
-    records = p | "ReadTasks" >> read
-    if len(tasks) > read.partitions:
-        records = records | "SpreadTasks" >> beam.Reshuffle()
-    records = records | "ExpandTasks" >> beam.ParDo(ExpandTaskFn(pipeline))
-    for stage in stages:
-        records = records | stage.stage >> beam.ParDo(stage)
-    _ = records | "WriteRun" >> WriteRun(run_url, pipeline, **bounds)
-
-
 def run_pipeline(pipeline: str, refs: Iterable[dict[str, Any]],
                  config: Config | Mapping[str, Any] | None, out: str,
                  beam_args: Sequence[str] = (), task_size: int = 8, overwrite: bool = False,
@@ -169,10 +135,19 @@ def execute(pipeline: str, tasks: Collection[Task], config: Config, run_url: str
     """Run `tasks` of `pipeline` on Beam into the run at `run_url` (no planning, no
     finalizing: `run_pipeline` and `retry` do those). `tasks` is iterated once, to write
     the task lists (a `PendingTasks` streams them)."""
+    if runner_name(beam_args) != "DirectRunner":
+        # another engine may need what a lean import of Beam left out (GCS, Dataflow)
+        from pipelines.core.beam_import import complete_beam_import
+
+        complete_beam_import()
+    import apache_beam as beam
+
+    from pipelines.core import task_graph
+
     stages = load_stage_builder(pipeline)(for_runner(config, beam_args))
     options = beam_options(beam_args, len(tasks))  # runner aliases, engine defaults
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)
+        task_graph.build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)
 
 
 def for_runner(config: Config, beam_args: Sequence[str]) -> Config:
@@ -192,9 +167,14 @@ def for_runner(config: Config, beam_args: Sequence[str]) -> Config:
 
 def __getattr__(name: str) -> Any:
     """`retry` and `recorded_settings` live in `pipelines.core.retry` (which imports this
-    module); looked up lazily so ``from pipelines.core.runner import retry`` still works."""
+    module), `ExpandTaskFn` and `build_pipeline` in `pipelines.core.task_graph` (Beam);
+    looked up lazily so ``from pipelines.core.runner import retry`` still works."""
     if name in ("retry", "recorded_settings"):
         from pipelines.core import retry as retry_module
 
         return getattr(retry_module, name)
+    if name in ("ExpandTaskFn", "build_pipeline"):  # they moved with Beam's import
+        from pipelines.core import task_graph
+
+        return getattr(task_graph, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,155 @@
+"""What a `vlforge` process imports before it does any work (issues 16 and 17).
+
+Each check runs a fresh interpreter (imports are per process) and reads its sys.modules.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.pipelines.fixtures import write_images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEAVY = ("apache_beam", "torch", "playwright", "transformers")
+# what Beam imports for Google Cloud IO and Dataflow when they are installed
+LEFT_OUT = ("google.cloud.pubsub", "google.cloud.storage", "google.cloud.dataflow",
+            "apache_beam.io.gcp.bigquery")
+
+
+def loaded_after(code: str, watched=HEAVY + LEFT_OUT) -> dict:
+    """Run `code` in a fresh interpreter; which of `watched` it had imported at its end
+    (plus whatever the code put in the dict ``extra``)."""
+    script = textwrap.dedent("""
+        import contextlib, io, json, sys
+        extra = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+    """) + textwrap.indent(textwrap.dedent(code), "    ") + textwrap.dedent(f"""
+        print(json.dumps({{"modules": {{m: m in sys.modules for m in {list(watched)!r}}},
+                          "extra": extra}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cli(argv: list[str]) -> str:
+    return f"""
+from pipelines.cli import main
+try:
+    extra["code"] = main({argv!r})
+except SystemExit as exc:
+    extra["code"] = exc.code
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"], ["shards", "--help"],
+                                  ["retry", "--help"], ["taxonomy", "--help"],
+                                  ["model", "--help"], ["report", "--help"]])
+def test_help_and_non_beam_commands_import_no_heavy_library(argv):
+    found = loaded_after(cli(argv))
+    assert found["extra"]["code"] == 0
+    assert not any(found["modules"][m] for m in HEAVY), found["modules"]
+
+
+def test_planning_modules_do_not_import_beam():
+    # the runner, the engines' flag checks and the settings import Beam only to run tasks
+    found = loaded_after("""
+        from pipelines.core import runner, engines, config, retry
+        from pipelines.pdf.config import default_renderers
+        extra["renderers"] = default_renderers(["--runner=DirectRunner"])
+    """)
+    assert not found["modules"]["apache_beam"]
+    assert found["extra"]["renderers"] >= 1
+
+
+def test_a_pipeline_command_imports_beam_without_google_cloud():
+    found = loaded_after(cli(["images", "--help"]))
+    assert found["extra"]["code"] == 0 and found["modules"]["apache_beam"]
+    assert not any(found["modules"][m] for m in LEFT_OUT), found["modules"]
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("google.cloud.storage"),
+                    reason="the GCS client is not installed: Beam never imports it here")
+def test_another_runner_gets_the_full_import():
+    found = loaded_after(cli(["images", "--help", "--runner=DataflowRunner"]))
+    assert found["modules"]["apache_beam"]
+    assert found["modules"]["google.cloud.storage"]  # Beam's own import, as without vlforge
+
+
+def test_lean_import_only_where_nothing_needs_what_it_leaves_out():
+    from pipelines.core.beam_import import lean_import_applies
+
+    assert lean_import_applies([])
+    assert lean_import_applies(["in.pdf", "--out", "run", "--runner=DirectRunner",
+                                "--direct_num_workers=2",
+                                "--direct_running_mode=multi_processing"])
+    assert not lean_import_applies(["--runner=DaskRunner"])
+    assert not lean_import_applies(["--runner", "DataflowRunner"])
+    assert not lean_import_applies(["gs://bucket/in", "--out", "run"])
+    assert not lean_import_applies(["--out=gs://bucket/run"])
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("google.cloud.storage"),
+                    reason="the GCS client is not installed: Beam never imports it here")
+def test_what_a_lean_import_left_out_still_imports_and_completes():
+    found = loaded_after("""
+        from pipelines.core.beam_import import complete_beam_import, lean_beam_import
+        extra["arranged"] = lean_beam_import([])
+        import apache_beam
+        extra["lean"] = "google.cloud.storage" in sys.modules
+        extra["bigquery_before"] = hasattr(apache_beam.io, "WriteToBigQuery")
+        # the skip lasted one import: left-out modules import normally
+        from google.cloud import storage
+        extra["completed"] = complete_beam_import()
+        extra["bigquery_after"] = hasattr(apache_beam.io, "WriteToBigQuery")
+        from apache_beam.io.filesystems import FileSystems
+        extra["gs"] = type(FileSystems.get_filesystem("gs://bucket/x")).__name__
+        from apache_beam.runners.dataflow import dataflow_runner
+        extra["dataflow"] = dataflow_runner.dataflow_api is not None
+        extra["again"] = complete_beam_import()
+    """)
+    extra = found["extra"]
+    assert extra["arranged"] and not extra["lean"]
+    assert not extra["bigquery_before"] and extra["bigquery_after"]
+    assert "apache_beam.io.gcp.gcsfilesystem" in extra["completed"]
+    assert extra["gs"] == "GCSFileSystem"
+    assert extra["dataflow"] == bool(importlib.util.find_spec("google.cloud.dataflow"))
+    assert extra["again"] == []
+
+
+def test_no_lean_import_once_beam_is_imported():
+    found = loaded_after("""
+        import apache_beam
+        from pipelines.core.beam_import import complete_beam_import, lean_beam_import
+        extra["arranged"] = lean_beam_import([])
+        extra["completed"] = complete_beam_import()
+    """)
+    assert found["extra"] == {"arranged": False, "completed": []}
+
+
+def _manifest(run: str) -> list[tuple]:
+    from pipelines.core.run_dir import RunDir
+
+    return sorted((r["key"], r["image_sha256"], r["text_hash"], r["split"])
+                  for r in RunDir(run).manifest().to_pylist())
+
+
+@pytest.mark.slow
+def test_a_run_with_the_lean_import_writes_what_a_full_import_writes(tmp_path):
+    write_images(str(tmp_path / "in"), 3)
+    argv = ["images", str(tmp_path / "in"), "--ocr", "none", "--no-charts", "--no-label"]
+    lean = loaded_after(cli([*argv, "--out", str(tmp_path / "lean")]))
+    # Beam already imported in full: the CLI cannot (and does not) make it lean
+    full = loaded_after("import apache_beam\n" + cli([*argv, "--out", str(tmp_path / "full")]))
+    assert lean["extra"]["code"] == 0 and full["extra"]["code"] == 0
+    if importlib.util.find_spec("google.cloud.storage"):
+        assert not lean["modules"]["google.cloud.storage"]
+        assert full["modules"]["google.cloud.storage"]
+    lean_rows, full_rows = _manifest(str(tmp_path / "lean")), _manifest(str(tmp_path / "full"))
+    assert len(lean_rows) == 3 and lean_rows == full_rows
