@@ -46,6 +46,7 @@ from pipelines.core.outcome import Outcome
 from pipelines.pdf import interleave
 from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
 from pipelines.pdf.settings import PdfRenderSettings
+from pipelines.pdf.table_chars import fast_table_chars
 
 log = logging.getLogger(__name__)
 
@@ -683,8 +684,9 @@ def _find_tables(page: pymupdf.Page, drawings: list, norm: _Normaliser,
         page._table_drawings_cache = [_as_drawings(drawings)]
         if not layout_model and not _table_possible(page, clip):
             return []
-        found = page.find_tables(strategy="lines_strict", use_layout=layout_model,
-                                 **({"clip": clip} if clip is not None else {})).tables
+        with fast_table_chars():  # its characters without a Rect and a Point each
+            found = page.find_tables(strategy="lines_strict", use_layout=layout_model,
+                                     **({"clip": clip} if clip is not None else {})).tables
     except Exception as exc:
         log.debug("find_tables failed: %s", exc)
         return []
