@@ -11,6 +11,7 @@ of this file keeps ``vlforge --help`` instant.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -64,7 +65,20 @@ def top_level_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command of `argv` (default: this program's arguments); its exit status."""
+    if argv is None:  # the program itself: the process ends when this returns
+        try:
+            return _run(sys.argv[1:])
+        finally:
+            # What is loaded lives until exit: out of the collector's sight, the
+            # interpreter's last collection does not walk Beam's ~2,000 modules and the
+            # run's objects again (0.3-0.4 CPU-s of a one-page `vlforge images` run). Every
+            # file of the run is closed by now; stdout/stderr are flushed at exit regardless.
+            gc.freeze()
+    return _run(list(argv))
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(top_level_help())
         return 0

@@ -14,8 +14,13 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import iter_inputs
 from pipelines.core.runner import run_pipeline
-from pipelines.pdf.config import MAX_DEFAULT_RENDERERS, PdfConfig, default_renderers
-from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
+from pipelines.pdf.config import (
+    MAX_DEFAULT_RENDERERS,
+    PdfConfig,
+    default_renderers,
+    in_process_runner,
+)
+from pipelines.pdf.isolation import start_ahead
 from pipelines.pdf.settings import PdfRenderSettings
 
 
@@ -97,7 +102,14 @@ def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.renderers is None:
         args.renderers = default_renderers(beam_args)
     config, settings = config_from_args(args), run_settings(args)
+    if in_process_runner(beam_args):
+        # the first document's renderer starts now, on another core beside Beam's import
+        # (the checks below are its first importer) and the runner's start, not after
+        # them; more start as documents need them
+        start_ahead(1, config.max_memory_mb)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
+    from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
+
     # Listing only (with sizes), streamed into the planner: the workers read and hash.
     refs = iter_pdf_refs(iter_inputs(args.inputs, DOCUMENT_SUFFIXES))
     stats = run_pipeline("pdf", refs, config, args.out, beam_args,

@@ -130,6 +130,37 @@ class RendererFailure(Exception):
         return Outcome.of("error", self.reason, self.message)
 
 
+def spawn_child(max_memory_mb: int) -> subprocess.Popen:
+    """A fresh renderer child (``python -m pipelines.pdf.isolation``), not yet asked anything."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    # A child renders one page at a time (the children are the parallelism): numpy's
+    # OpenBLAS would start a thread per core at import, whose spin cost 0.14 CPU-s a
+    # child start; the renderer does no linear algebra that threads would speed up.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.pdf.isolation", str(max_memory_mb)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+    _widen_pipe(proc.stdout.fileno())
+    return proc
+
+
+def start_ahead(count: int, max_memory_mb: int) -> int:
+    """Start `count` renderer children now, parked for this process's render stage (which
+    takes parked children first); returns how many were started.
+
+    A child's interpreter start and imports (~0.5 CPU-s) then run beside the driver's own
+    start-up (Apache Beam's import, planning, the runner's start) on another core, instead
+    of after it, when the stage asks for its first document. Only for a stage that runs in
+    this process (the in-process DirectRunner); a child nobody takes is ended at exit."""
+    parked = idle_children(max_memory_mb)
+    started = 0
+    for _ in range(min(count, parked.limit)):
+        parked.park(spawn_child(max_memory_mb))
+        started += 1
+    return started
+
+
 class IsolatedRenderer:
     """Parent side: sends documents to a child renderer and yields its messages."""
 
@@ -146,21 +177,7 @@ class IsolatedRenderer:
     def start(self) -> None:
         """Take a parked child of this process, else start one."""
         self.busy = False
-        self.proc = idle_children(self.max_memory_mb).take()
-        if self.proc is not None:
-            return
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH"))
-                                            if p)
-        # A child renders one page at a time (the children are the parallelism): numpy's
-        # OpenBLAS would start a thread per core at import, whose spin cost 0.14 CPU-s a
-        # child start; the renderer does no linear algebra that threads would speed up.
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.pdf.isolation", str(self.max_memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
-        _widen_pipe(self.proc.stdout.fileno())
+        self.proc = idle_children(self.max_memory_mb).take() or spawn_child(self.max_memory_mb)
 
     def stop(self) -> None:
         """Let go of the child: parked for the next renderer of this process when it is

@@ -39,12 +39,15 @@ def loaded_after(code: str, watched=HEAVY + LEFT_OUT) -> dict:
 
 
 def cli(argv: list[str]) -> str:
+    """Code that runs ``vlforge ARGV`` as the `vlforge` script does (main() reads sys.argv)."""
     return f"""
 from pipelines.cli import main
+sys.argv = ["vlforge", *{argv!r}]
 try:
-    extra["code"] = main({argv!r})
+    extra["code"] = main()
 except SystemExit as exc:
     extra["code"] = exc.code
+extra["gc_frozen"] = __import__("gc").get_freeze_count() > 0
 """
 
 
@@ -153,3 +156,34 @@ def test_a_run_with_the_lean_import_writes_what_a_full_import_writes(tmp_path):
         assert full["modules"]["google.cloud.storage"]
     lean_rows, full_rows = _manifest(str(tmp_path / "lean")), _manifest(str(tmp_path / "full"))
     assert len(lean_rows) == 3 and lean_rows == full_rows
+    # the program froze what it had loaded before exiting, and the run is whole
+    assert lean["extra"]["gc_frozen"]
+    from pipelines.core.audit import audit_run
+
+    assert audit_run(str(tmp_path / "lean")).ok
+
+
+def test_a_renderer_started_ahead_is_the_one_that_renders_the_first_document(tmp_path):
+    import pymupdf
+
+    from pipelines.pdf.isolation import IsolatedRenderer, idle_children, start_ahead
+    from pipelines.pdf.settings import PdfRenderSettings
+
+    path = str(tmp_path / "one.pdf")
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "started ahead")
+    doc.save(path)
+    memory_mb = 3001  # its own pool of parked children in this test process
+    assert start_ahead(1, memory_mb) == 1
+    parked = idle_children(memory_mb).procs
+    assert len(parked) == 1
+    ahead = parked[0].pid
+    renderer = IsolatedRenderer(PdfRenderSettings().to_dict(), max_memory_mb=memory_mb)
+    try:
+        messages = list(renderer.render(path))
+        assert renderer.proc.pid == ahead and not idle_children(memory_mb).procs
+    finally:
+        renderer.stop()
+    assert [m[0] for m in messages] == ["doc", "page", "end"]
+    assert "started ahead" in str(messages[1])
+    idle_children(memory_mb).close()
