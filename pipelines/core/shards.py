@@ -79,8 +79,10 @@ def _image_hashes(image: bytes) -> tuple[str, str]:
 # Perceptual hashes handed over by a stage that computed them from the pixels it encoded
 # (the PDF renderer, in its own process, before PNG encoding): decoding the PNG again
 # costs the writer more than everything else it does for a page. Keyed by the image's
-# sha256, so an entry can only ever describe those exact bytes; taken when written,
-# bounded (dropped pages never take theirs); stage and writer share a worker thread.
+# sha256, so an entry can only ever describe those exact bytes; read (not taken) when
+# written, as samples that share an image (a figure, its caption pair, the page's
+# interleaved document) each read it; bounded, oldest out first (dropped pages never
+# read theirs); stage and writer share a worker thread.
 _KNOWN_PHASHES: OrderedDict[str, str] = OrderedDict()
 KNOWN_PHASHES_KEPT = 1024
 
@@ -146,7 +148,7 @@ class ShardWriter:
         row = manifest_row(sample, self._current_name, group, image_sha256="", phash="")
         if sample.image:
             sha = sha256_hex(sample.image)
-            known = _KNOWN_PHASHES.pop(sha, None)
+            known = _KNOWN_PHASHES.get(sha)
             if known is not None:
                 row["image_sha256"], row["image_phash"] = sha, known
             else:

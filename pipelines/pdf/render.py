@@ -1027,6 +1027,8 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
           round(box[3] * height))
     crop = image.crop(px)
     png = _png(crop)
+    # the manifest's hash of the crop's PNG, as for pages: the writer would decode it
+    crop_phash = _manifest_phash(crop.convert("L"))
     caption = find_caption(box, blocks, norm)
     cw, ch = max(box[2] - box[0], 1e-9), max(box[3] - box[1], 1e-9)
 
@@ -1054,8 +1056,9 @@ def _crop_sample(image, kind: str, box: list[float], page_meta: dict, blocks: li
                  "caption": caption, "words": words, "lines": lines,
                  "needs_ocr": len(words) == 0, "drawings": drawings or [], "spans": spans,
                  "drawings_units": "normalised", **(extra or {})})
-    return {"kind": kind, "image": png, "text": text if text is not None
-            else (caption or None), "markdown": markdown, "meta": meta}
+    return {"kind": kind, "image": png, "image_phash": crop_phash,
+            "text": text if text is not None else (caption or None), "markdown": markdown,
+            "meta": meta}
 
 
 def find_caption(box: list[float], blocks: list, norm: _Normaliser) -> str:

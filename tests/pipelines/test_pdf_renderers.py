@@ -203,12 +203,15 @@ def test_time_waiting_for_the_consumer_is_not_charged_to_the_document(corpus):
 
 
 def test_the_renderers_perceptual_hash_is_the_writers(corpus, tmp_path):
-    """The renderer hands the sink each page's manifest pHash (computed before PNG
-    encoding); the manifest must hold what decoding the PNG gives, for every sample."""
+    """The renderer hands the sink the manifest pHash of each page and of each crop
+    (computed from the pixels before PNG encoding; caption pairs and interleaved
+    documents reuse a crop's image); the manifest must hold what decoding the PNG
+    gives, for every sample."""
     records = RenderPdfPagesFn().run_local(_seeds(sorted(corpus.values())))
     samples = [r for r in records if not isinstance(r, Outcome)]
-    handed_over = [sha256_hex(s.image) in shards._KNOWN_PHASHES for s in samples
-                   if s.meta["pdf"]["kind"] == "page"]
+    kinds = {s.meta["pdf"]["kind"] for s in samples if s.image}
+    assert {"page", "figure", "caption", "interleaved"} <= kinds
+    handed_over = [sha256_hex(s.image) in shards._KNOWN_PHASHES for s in samples if s.image]
     assert handed_over and all(handed_over)  # the writer uses these, not its own decode
     with ShardWriter(str(tmp_path), "s") as writer:
         rows = [writer.write(s) for s in samples]
