@@ -12,7 +12,10 @@ Every pipeline command passes unknown ``--flags`` to Beam; this module turns the
 - ``--runner=PortableRunner`` with ``--environment_type=EXTERNAL`` runs on a worker pool
   (``python -m apache_beam.runners.worker.worker_pool_main``), the way Flink, Spark and
   Dataflow run Python workers; nothing is added.
-- no ``--runner``: the DirectRunner.
+- no ``--runner`` or ``--runner=DirectRunner``: Beam's DirectRunner without its first try
+  of the Prism runner (`pipelines.core.direct_runner.FnApiDirectRunner`: the in-process
+  FnApiRunner, or its multi-processing workers, as vlforge's stages are built and tested
+  on), where Beam's own would download Prism at every run's start.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # Beam is imported where options are made: flag checks run be
     from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_BEAM_ARGS = ["--runner=DirectRunner"]
+DIRECT_RUNNER = "pipelines.core.direct_runner.FnApiDirectRunner"
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNER_ALIASES = {"DaskRunner": DASK_RUNNER, "dask": DASK_RUNNER}
 MAX_DASK_PARTITIONS = 1024
@@ -82,6 +86,10 @@ def resolve_beam_args(beam_args: Sequence[str], tasks: int = 1) -> list[str]:
             skip = True
         else:
             args.append(arg)
+    # the DirectRunner (named, or Beam's default) without its first try of Prism
+    args = [f"--runner={DIRECT_RUNNER}" if a == "--runner=DirectRunner" else a for a in args]
+    if not any(a.startswith("--runner=") for a in args):
+        args.append(f"--runner={DIRECT_RUNNER}")
     if is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
                                  for a in args):
         args.append(f"--dask_npartitions={dask_partitions(tasks, _dask_threads(args))}")

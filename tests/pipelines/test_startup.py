@@ -53,7 +53,8 @@ extra["gc_frozen"] = __import__("gc").get_freeze_count() > 0
 
 @pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"], ["shards", "--help"],
                                   ["retry", "--help"], ["taxonomy", "--help"],
-                                  ["model", "--help"], ["report", "--help"]])
+                                  ["model", "--help"], ["report", "--help"],
+                                  ["pdf", "--help"]])
 def test_help_and_non_beam_commands_import_no_heavy_library(argv):
     found = loaded_after(cli(argv))
     assert found["extra"]["code"] == 0
@@ -187,3 +188,33 @@ def test_a_renderer_started_ahead_is_the_one_that_renders_the_first_document(tmp
     assert [m[0] for m in messages] == ["doc", "page", "end"]
     assert "started ahead" in str(messages[1])
     idle_children(memory_mb).close()
+
+
+PRISM_PROBE = """
+    import apache_beam as beam
+    from apache_beam.runners.portability import prism_runner
+    from pipelines.core.engines import beam_options
+
+    def no_download(*args, **kwargs):  # where Beam fetches Prism: fail at once, offline
+        extra["prism_tries"] = extra.get("prism_tries", 0) + 1
+        raise OSError("no Prism download in tests")
+
+    prism_runner.PrismJobServer._download_to_local_path = staticmethod(no_download)
+    with beam.Pipeline(options={options}) as p:
+        _ = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2)
+    extra["runner"] = type(p.runner).__name__
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["--runner=DirectRunner", "--direct_num_workers=2",
+                                        "--direct_running_mode=multi_threading"]])
+def test_the_direct_runner_never_tries_prism(flags):
+    found = loaded_after(PRISM_PROBE.format(options=f"beam_options({flags!r})"))
+    assert found["extra"] == {"runner": "FnApiDirectRunner"}
+
+
+def test_beams_own_direct_runner_tries_prism_first():
+    # what FnApiDirectRunner avoids: a download at the start of every run
+    found = loaded_after(PRISM_PROBE.format(
+        options='beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])'))
+    assert found["extra"]["prism_tries"] == 1
