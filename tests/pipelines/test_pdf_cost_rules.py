@@ -317,3 +317,30 @@ def test_chart_spans_glyph_edges_equal_the_box_normaliser(tmp_path):
         x0s, x1s = norm.x_edges(bboxes)
         boxes = norm.boxes(bboxes)
         assert x0s == [b[0] for b in boxes] and x1s == [b[2] for b in boxes]
+
+
+def test_the_cyclic_collector_is_paused_per_page_and_restored(tmp_path, monkeypatch):
+    """No collection walks a page's containers while it is made; the collector is on
+    again after each page (and stays off for a caller that had turned it off)."""
+    import gc
+
+    path = str(tmp_path / "t.pdf")
+    text_and_table(path)
+    seen = []
+    original = render.render_page
+
+    def recording(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_page", recording)
+    assert gc.isenabled()
+    pages = [m for m in render.iter_document(path, None, PdfRenderSettings()) if m[0] == "page"]
+    assert len(pages) == len(seen) >= 2 and not any(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(render.iter_document(path, [0], PdfRenderSettings()))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
