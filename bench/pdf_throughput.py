@@ -210,6 +210,11 @@ def child_main(spec: dict) -> None:
     if spec["kind"] == "bare":
         result = bare_loop(spec["paths"], spec["workers"], spec["target"])
     else:
+        # Beam imported as `vlforge pdf` imports it: without the Google Cloud IO a
+        # DirectRunner run never uses (pipelines.core.beam_import)
+        from pipelines.core.beam_import import lean_beam_import
+
+        lean_beam_import(["--runner=DirectRunner"])
         result = pipeline_run(spec["paths"], spec["workers"], spec["target"], spec["mode"],
                               spec["near_duplicates"], spec.get("layout", "renderers"))
     own = resource.getrusage(resource.RUSAGE_SELF)
