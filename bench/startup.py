@@ -89,10 +89,9 @@ def vlforge_command() -> list[str]:
 
 def tree_env(tree: str | None, **extra: str) -> dict[str, str]:
     """The environment of a measured process: the code of `tree` (a checkout of vlforge, via
-    PYTHONPATH, ahead of the installed one) or, for None, this checkout."""
+    PYTHONPATH, ahead of the installed one) or, for None, the checkout this file is in."""
     env = dict(os.environ, **extra)
-    if tree:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (tree or ROOT, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -170,7 +169,7 @@ def run_rows(inputs: dict[str, str], workdir: str, repeats: int,
         for name, _, argv, tree in table:
             if argv[-1] == "--out":
                 argv = [*argv, os.path.join(workdir, f"run-{len(os.listdir(workdir))}")]
-            env = tree_env(tree, STARTUP_BENCH_TREE=tree or "")
+            env = tree_env(tree, STARTUP_BENCH_TREE=tree or ROOT)
             runs[name].append(measure(argv, env))
     result = {}
     bare = {family: median_of(runs[name]) for name, family, argv, _ in table
@@ -198,7 +197,8 @@ def breakdown(argv_tail: list[str], repeats: int, tree: str | None = None) -> di
         with tempfile.TemporaryDirectory(prefix="startup-phases-") as tmp:
             marks_path = os.path.join(tmp, "marks.json")
             started = time.monotonic()
-            env = tree_env(tree, STARTUP_BENCH_MARKS=marks_path, STARTUP_BENCH_TREE=tree or "")
+            env = tree_env(tree, STARTUP_BENCH_MARKS=marks_path,
+                           STARTUP_BENCH_TREE=tree or ROOT)
             total = measure([sys.executable, os.path.abspath(__file__), "--_phases",
                              *argv_tail, "--out", os.path.join(tmp, "run")], env)
             ended = started + total["wall_s"]
