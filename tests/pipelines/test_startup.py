@@ -218,3 +218,29 @@ def test_beams_own_direct_runner_tries_prism_first():
     found = loaded_after(PRISM_PROBE.format(
         options='beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])'))
     assert found["extra"]["prism_tries"] == 1
+
+
+@pytest.mark.slow
+def test_vlforge_pdf_with_its_renderer_started_ahead_writes_what_the_api_writes(tmp_path):
+    import pymupdf
+
+    from pipelines.core.audit import audit_run
+    from pipelines.core.runner import run_pipeline
+    from pipelines.pdf.pipeline import pdf_refs
+
+    paths = []
+    for index in range(2):
+        doc = pymupdf.open()
+        for page in range(2):  # pages unlike each other (no near-duplicate drops)
+            words = [f"w{index}{page}{n}" * (n % 5 + 1) for n in range(40 * (2 * index + page + 1))]
+            doc.new_page().insert_textbox(pymupdf.Rect(40, 40, 560, 800), " ".join(words))
+        paths.append(str(tmp_path / f"doc{index}.pdf"))
+        doc.save(paths[-1])
+    found = loaded_after(cli(["pdf", *paths, "--ocr", "none", "--no-charts", "--no-label",
+                              "--out", str(tmp_path / "cli")]))
+    assert found["extra"]["code"] == 0
+    run_pipeline("pdf", pdf_refs(paths), {"ocr": None, "charts": False, "label": False},
+                 str(tmp_path / "api"))
+    assert audit_run(str(tmp_path / "cli")).ok
+    cli_rows, api_rows = _manifest(str(tmp_path / "cli")), _manifest(str(tmp_path / "api"))
+    assert len(cli_rows) >= 4 and cli_rows == api_rows
