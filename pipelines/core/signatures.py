@@ -122,15 +122,67 @@ def image_phash(data: bytes | None) -> str:
     """The image's 64-bit perceptual hash as 16 hex digits ("" for no/undecodable image)."""
     if not data:
         return ""
-    import imagehash
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("L", (128, 128))  # JPEG decodes at thumbnail size; others ignore it
-            return str(imagehash.phash(image.convert("L")))
+            return perceptual_hash(image.convert("L"))
     except Exception:  # a broken image is the image stage's problem, not the signature's
         return ""
+
+
+def perceptual_hash(image, hash_size: int = 8) -> str:
+    """``str(imagehash.phash(image, hash_size))``: the same resize, the same DCT routine
+    called the same way (`_dct_ii`), the same bits, as hex digits."""
+    import imagehash
+    from PIL import Image
+
+    size = hash_size * 4  # imagehash's highfreq_factor
+    pixels = np.asarray(image.convert("L").resize((size, size), Image.Resampling.LANCZOS))
+    dct = _dct_ii()
+    low = dct(dct(pixels, 0), 1)[:hash_size, :hash_size]
+    return str(imagehash.ImageHash(low > np.median(low)))
+
+
+@functools.lru_cache(maxsize=1)
+def _dct_ii():
+    """``scipy.fftpack.dct(x, axis=axis)`` (a DCT-II, unnormalised) as a function of
+    (x, axis): scipy's pocketfft routine with the arguments scipy.fftpack passes it.
+
+    Importing ``scipy.fftpack`` costs ~0.14 CPU-s in every process that hashes an image
+    (each PDF renderer child, the writer of a run): scipy's array-API layer imports it
+    and walks numpy's lazy submodules (numpy.f2py, numpy.testing, numpy.ma ...). The
+    routine itself is one compiled module, loaded here alone from scipy's install; where
+    it is not where this expects it, scipy.fftpack is imported as before."""
+    try:
+        import importlib.machinery
+        import importlib.util
+        import os
+
+        import scipy
+
+        name = "scipy.fft._pocketfft.pypocketfft"
+        folder = os.path.join(os.path.dirname(scipy.__file__), "fft", "_pocketfft")
+        path = next(os.path.join(folder, "pypocketfft" + suffix)
+                    for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                    if os.path.exists(os.path.join(folder, "pypocketfft" + suffix)))
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+        loader.exec_module(module)
+        routine = module.dct
+
+        def dct(x: np.ndarray, axis: int) -> np.ndarray:
+            # scipy.fft's _r2r: float64 input (a converted copy is transformed in place),
+            # type 2, norm None -> 0, one worker, orthogonalize None
+            data = np.asarray(x, dtype=np.float64)
+            return routine(data, 2, (axis,), 0, data if data is not x else None, 1, None)
+
+        return dct
+    except Exception:  # another scipy layout: its public function, import cost and all
+        import scipy.fftpack
+
+        return lambda x, axis: scipy.fftpack.dct(x, axis=axis)
 
 
 def phash_distance(a: str, b: str) -> int:

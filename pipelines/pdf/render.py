@@ -45,6 +45,7 @@ import pymupdf
 from pipelines.charts.pdf_spans import text_runs
 from pipelines.core.clusters import cluster_boxes
 from pipelines.core.outcome import Outcome
+from pipelines.core.signatures import perceptual_hash
 from pipelines.pdf import interleave
 from pipelines.pdf.markdown import HeadingLevels, page_markdown, table_rect
 from pipelines.pdf.settings import PdfRenderSettings
@@ -1128,17 +1129,13 @@ def _pil_image(pix: pymupdf.Pixmap):
 
 
 def _phash(thumb) -> str:
-    import imagehash
-
-    return str(imagehash.phash(thumb, hash_size=16))
+    return perceptual_hash(thumb, hash_size=16)
 
 
 def _manifest_phash(grey) -> str:
     """`pipelines.core.signatures.image_phash` of the page's PNG, from its grey pixels
     (the PNG is lossless: decoding it and converting to "L" gives these same pixels)."""
-    import imagehash
-
-    return str(imagehash.phash(grey))
+    return perceptual_hash(grey)
 
 
 def _is_blank(thumb) -> bool:

@@ -33,3 +33,52 @@ def test_writing_a_signature_does_not_import_datasketch_or_scipy():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def _images():
+    """Grey and colour images of many sizes: noise, gradients, near-blank pages and
+    uniform ones (whose DCT terms tie at the median: the bits follow the rounding)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        width, height = int(rng.integers(1, 900)), int(rng.integers(1, 900))
+        kind = trial % 5
+        if kind == 0:
+            pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        elif kind == 1:
+            pixels = np.full((height, width), int(rng.integers(0, 256)), dtype=np.uint8)
+        elif kind == 2:
+            pixels = (np.linspace(0, 255, width)[None, :] * np.ones((height, 1))).astype(np.uint8)
+        elif kind == 3:
+            pixels = np.full((height, width), 255, dtype=np.uint8)
+            pixels[height // 3:height // 3 + 2, :width // 2] = 0
+        else:
+            yield Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+            continue
+        yield Image.fromarray(pixels, "L")
+
+
+def test_perceptual_hash_is_imagehashs_phash():
+    import imagehash
+
+    from pipelines.core.signatures import perceptual_hash
+
+    for image in _images():
+        for size in (8, 16):
+            assert perceptual_hash(image, size) == str(imagehash.phash(image, hash_size=size))
+
+
+def test_hashing_an_image_does_not_import_scipys_fft_package():
+    """scipy.fftpack's import (~0.14 CPU-s: scipy's array-API layer walks numpy's lazy
+    submodules) is paid by no process that hashes images."""
+    probe = ("import io, sys; from PIL import Image; "
+             "from pipelines.core.signatures import image_phash; "
+             "buffer = io.BytesIO(); Image.linear_gradient('L').save(buffer, 'PNG'); "
+             "assert len(image_phash(buffer.getvalue())) == 16; "
+             "print(sorted(m for m in ('scipy.fft', 'scipy.fftpack', 'numpy.f2py') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
