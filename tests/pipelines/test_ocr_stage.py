@@ -112,3 +112,38 @@ def test_stage_runs_in_a_beam_pipeline():
     with BeamTestPipeline() as p:
         out = p | beam.Create([scanned, text_only]) | beam.ParDo(OcrImagesFn("tesseract"))
         assert_that(out, check)
+
+
+def _png(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_one_colour_image_gets_the_engines_empty_answer_without_the_engine():
+    from PIL import Image
+
+    from pipelines.ocr.backends import load_backend
+    from pipelines.ocr.stage import is_blank_image
+
+    white = _png(Image.new("RGB", (1024, 1024), "white"))
+    tile = Sample.create("web", "https://x/#tile=1", image=white)  # no text: "no_text"
+    words = Sample.create("web", "https://x/#tile=2", image=text_image(["Blank no more"]))
+    stage = OcrImagesFn("rapidocr", "missing")
+    blank_out, words_out = stage.run_local([tile, words])
+    ocr = blank_out.meta["ocr"]
+    assert ocr["blank"] is True and ocr["reason"] == "no_text"
+    # What the engine itself answers for that image: the skip changes nothing but cost.
+    assert load_backend("rapidocr").read(white) == []
+    assert ocr["lines"] == [] and ocr["text"] == "" and ocr["low_confidence_lines"] == 0
+    assert "blank" not in words_out.meta["ocr"] and "Blank" in words_out.meta["ocr"]["text"]
+    # One pixel off, or text only in the alpha band, is not blank.
+    dot = Image.new("RGB", (64, 64), "white")
+    dot.putpixel((5, 5), (0, 0, 0))
+    ghost = Image.new("RGBA", (64, 64), (255, 255, 255, 0))
+    ghost.putpixel((5, 5), (255, 255, 255, 255))
+    assert not is_blank_image(_png(dot)) and not is_blank_image(_png(ghost))
+    assert is_blank_image(_png(Image.new("L", (8, 8), 7)))
+    assert not is_blank_image(b"not an image")
