@@ -179,7 +179,7 @@ def _dct_ii():
             return routine(data, 2, (axis,), 0, data if data is not x else None, 1, None)
 
         return dct
-    except Exception:  # another scipy layout: its public function, import cost and all
+    except Exception:  # noqa: BLE001 - another scipy layout: its public function, as before
         import scipy.fftpack
 
         return lambda x, axis: scipy.fftpack.dct(x, axis=axis)

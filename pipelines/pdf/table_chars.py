@@ -16,8 +16,8 @@ pymupdf's own `make_chars`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import pymupdf

@@ -6,7 +6,7 @@ import pymupdf
 import pytest
 from pymupdf import table as pdf_tables
 
-from pipelines.pdf import render
+from pipelines.pdf import render, table_chars
 from pipelines.pdf.settings import PdfRenderSettings
 from pipelines.pdf.table_chars import fast_make_chars, fast_table_chars
 from tests.pipelines.pdf_fixtures import text_and_table
@@ -80,8 +80,6 @@ def test_table_search_uses_the_fast_characters_and_puts_pymupdfs_back(tmp_path):
     original = pdf_tables.make_chars
     with pymupdf.open(path) as doc:
         settings = PdfRenderSettings()
-        import pipelines.pdf.table_chars as table_chars
-
         table_chars.fast_make_chars, saved = counting, table_chars.fast_make_chars
         try:
             result = render.render_page(doc, 1, settings)
