@@ -5,6 +5,7 @@ waiting for the previous one. Real Chromium, a local site."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import pytest
@@ -77,20 +78,30 @@ def test_stage_hands_the_renderer_the_next_page_without_waiting(tmp_path):
 def test_a_page_still_loading_keeps_its_hosts_slot():
     # One page at a time per host: the first page's document is held (3 s) unless the
     # second page is requested meanwhile, which only a host slot given back too early
-    # (before the first page's load is over) would allow.
+    # (before the first page's load is over) would allow. The second page is handed over
+    # only once the first one's request reached the site: two pages handed over together
+    # may take the slot in either order (a CI run had /second first, and rightly "seen").
     server, base = serve_site({"/second": (SECOND.encode(), HTML)})
-    renderer = PageRenderer(RenderSettings(
-        allow_private=["127.0.0.1"], host_delay_s=0, host_concurrency=1, concurrency=2,
-        retries=0, nav_timeout_s=10, total_timeout_s=60))
+    refs, _ = web_refs([f"{base}/wait-for?path=/second&limit=3", f"{base}/second"])
+    fn = ScreenshotPagesFn({"allow_private": ["127.0.0.1"], "host_delay_s": 0,
+                            "host_concurrency": 1, "concurrency": 2, "retries": 0})
+    hits = server.RequestHandlerClass.hits
+    fn.setup()
     try:
-        first, second = renderer.render_many([f"{base}/wait-for?path=/second&limit=3",
-                                              f"{base}/second"])
+        out = list(fn.process(seed_sample("web", refs[0], "t00000")))
+        deadline = time.monotonic() + 60
+        while not hits.get("/wait-for") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert hits.get("/wait-for") and not hits.get("/second"), hits
+        out += list(fn.process(seed_sample("web", refs[1], "t00000"))) + list(fn._drain())
     finally:
-        renderer.close()
+        fn.teardown()
         server.shutdown()
-    assert isinstance(first, PageResult) and isinstance(second, PageResult), (first, second)
-    texts = [b["text"] for b in first.extracted["blocks"] if b["kind"] == "text"]
-    assert texts == ["not seen /second"], texts
+    pages = {p.lineage["input_id"]: p for p in out
+             if getattr(p, "meta", {}).get("web", {}).get("kind") == "page"}
+    assert len(pages) == 2, out
+    first = pages[refs[0]["input_id"]]
+    assert "not seen /second" in first.text, first.text
 
 
 def test_next_tasks_pages_render_while_a_task_ends():
