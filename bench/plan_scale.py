@@ -70,7 +70,8 @@ def measure(count: int, old: bool, pipeline: str = "images") -> dict:
     import apache_beam as beam
 
     from pipelines.core.run_dir import RunDir
-    from pipelines.core.runner import ExpandTaskFn, input_ref
+    from pipelines.core.runner import input_ref
+    from pipelines.core.task_graph import ExpandTaskFn
     from pipelines.core.task_lists import ReadTasks
 
     out = tempfile.mkdtemp(prefix="plan-scale-")

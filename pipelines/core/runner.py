@@ -167,14 +167,9 @@ def for_runner(config: Config, beam_args: Sequence[str]) -> Config:
 
 def __getattr__(name: str) -> Any:
     """`retry` and `recorded_settings` live in `pipelines.core.retry` (which imports this
-    module), `ExpandTaskFn` and `build_pipeline` in `pipelines.core.task_graph` (Beam);
-    looked up lazily so ``from pipelines.core.runner import retry`` still works."""
+    module); looked up lazily so ``from pipelines.core.runner import retry`` still works."""
     if name in ("retry", "recorded_settings"):
         from pipelines.core import retry as retry_module
 
         return getattr(retry_module, name)
-    if name in ("ExpandTaskFn", "build_pipeline"):  # they moved with Beam's import
-        from pipelines.core import task_graph
-
-        return getattr(task_graph, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
