@@ -355,13 +355,12 @@ class RenderPdfPagesFn(InFlightStageFn):
         if result.get("image_phash"):  # the sink then need not decode the PNG for it
             remember_image_phash(page.image, result["image_phash"])
         yield page
+        counters: dict[str, int] = {}
         for part in result["derived"]:
             # crops come with theirs too (caption pairs and interleaved documents reuse a
             # crop's bytes, whose entry serves them as well)
             if part.get("image_phash"):
                 remember_image_phash(part["image"], part["image_phash"])
-        counters: dict[str, int] = {}
-        for part in result["derived"]:
             kind = part["kind"]
             number = counters[kind] = counters.get(kind, -1) + 1
             part_meta = {"file_sha256": sha, "path": meta["path"], "page_key": page.key,
