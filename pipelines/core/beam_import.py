@@ -3,11 +3,13 @@
 ``import apache_beam`` runs Beam's optional imports for every library that is installed:
 ``apache_beam.io``'s BigQuery / Pub/Sub / GCS client / cross-language IO block, the GCS
 filesystem (Beam's own `FileSystems`, for ``gs://`` paths read by Beam's IO) and the
-Dataflow API client of the DataflowRunner. Where the Google client libraries are installed
-(gcsfs, the Airflow Google provider) that is close to half of Beam's import (`bench/
-startup.py` shows it per run). vlforge's pipelines use none of it: they read and write
-through fsspec, not Beam's IO. (pandas, which Beam also imports, is not left out: pyarrow
-imports it anyway at a run's first ``pa.array``, so leaving it out would save nothing.)
+Dataflow API client of the DataflowRunner, and the MongoDB client of Beam's MongoDB IO.
+Where the Google client libraries are installed (gcsfs, the Airflow Google provider) that
+is close to half of Beam's import (`bench/startup.py` shows it per run). vlforge's
+pipelines use none of it: they read and write through fsspec, not Beam's IO. (pandas, which
+Beam's type hints also import where it is installed, is not left out: pyarrow imports it
+anyway at the driver's first ``pa.array``, in planning, so leaving it out would save
+nothing.)
 
 `lean_beam_import` arranges, before anything has imported Apache Beam, that its *first*
 import leaves those out: during that one import, and only then, the modules of `SKIPPED`
@@ -18,8 +20,9 @@ so only where nothing can need them: the DirectRunner (this machine's processes;
 multi-processing workers import Beam in full on their own) and no ``gs://`` among the
 arguments. What is left out is not lost: `complete_beam_import` imports it as Beam's
 package ``__init__`` files would have (names on ``apache_beam.io``, the GCS filesystem
-registered, the Dataflow client), and `pipelines.core.runner` calls it before running
-on any other runner, so a process that went on to use Dataflow still could.
+registered, the Dataflow client, MongoDB IO's client), and `pipelines.core.runner` calls
+it before running on any other runner, so a process that went on to use Dataflow still
+could.
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ SKIPPED = (
     "google.cloud.dataflow",
     # apache_beam/io/gcp/pubsub.py's client (below: the DirectRunner imports that module)
     "google.cloud.pubsub",
+    # apache_beam/io/mongodbio.py's client (its try block; ~0.05 CPU-s, pymongo's own
+    # asynchronous client included): MongoDB IO, which no vlforge pipeline reads or writes
+    "bson",
+    "pymongo",
 )
+# Loggers that warn, during the lean import only, that a module of `SKIPPED` is missing
+QUIETED = ("apache_beam.io.mongodbio",)
 # Imported within the lean import, with `SKIPPED` absent: the DirectRunner imports Beam's
 # Pub/Sub transforms at every run (to tell streaming pipelines apart), which would import
 # the Pub/Sub client (~0.2 CPU-s); imported here, the transforms exist and the client stays
@@ -98,6 +107,14 @@ def complete_beam_import() -> list[str]:
     if "apache_beam.io.gcp.gcsfilesystem" in owed:
         # importing it registers the filesystem (Beam looks its FileSystem subclasses up)
         done += _import_as("apache_beam.io.gcp.gcsfilesystem", None, "")
+    if "pymongo" in owed:
+        mongodbio = sys.modules.get("apache_beam.io.mongodbio")
+        if mongodbio is not None and mongodbio.MongoClient is None:
+            # its module-level try block runs again, now with the client importable
+            import apache_beam.io as beam_io
+
+            if _reload(mongodbio):
+                done += _star_import("apache_beam.io.mongodbio", beam_io)
     if "google.cloud.dataflow" in owed:
         from apache_beam.runners.dataflow import dataflow_runner
 
@@ -135,6 +152,9 @@ class _SkippingLoader(importlib.abc.Loader):
         absent = [name for name in SKIPPED if name not in sys.modules]
         for name in absent:
             sys.modules[name] = None  # an ImportError (ModuleNotFoundError) on import
+        quiet = _QuietMissing()
+        for name in QUIETED:
+            logging.getLogger(name).addFilter(quiet)
         try:
             self.real.exec_module(module)
             for name in WITHIN:
@@ -143,6 +163,8 @@ class _SkippingLoader(importlib.abc.Loader):
                 except ImportError as exc:
                     log.debug("%s not imported: %s", name, exc)
         finally:
+            for name in QUIETED:
+                logging.getLogger(name).removeFilter(quiet)
             for name in absent:
                 if name in sys.modules and sys.modules[name] is None:
                     del sys.modules[name]
@@ -153,6 +175,24 @@ class _SkippingLoader(importlib.abc.Loader):
         with _lock:
             _skipped[:] = absent
         log.debug("apache_beam imported without %s", ", ".join(absent))
+
+
+class _QuietMissing(logging.Filter):
+    """Drops the warnings of a `QUIETED` logger: what they report missing was left out on
+    purpose (and `complete_beam_import` brings it back)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING
+
+
+def _reload(module: ModuleType) -> list[str]:
+    """Run `module` again (its optional imports now possible); [] where that fails."""
+    try:
+        importlib.reload(module)
+    except ImportError as exc:
+        log.debug("not completing %s: %s", module.__name__, exc)
+        return []
+    return [module.__name__]
 
 
 def _star_import(name: str, into: ModuleType) -> list[str]:
