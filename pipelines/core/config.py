@@ -18,7 +18,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 from pipelines.core.shards import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT
 from pipelines.core.split import DEFAULT_VALIDATION_FRACTION
@@ -45,6 +45,13 @@ class Config:
     def problems(self) -> list[str]:
         """Value problems of this config's own fields (types are checked by `check`)."""
         return []
+
+    def start_ahead(self, beam_args: Sequence[str]) -> None:
+        """Start now, on other cores, what this pipeline's first stage will need in this
+        process (a child process, say), while the driver imports Apache Beam, plans and
+        starts the runner; called by `pipelines.core.runner.run_pipeline` before those.
+        Only what is harmless where the run then stops or never takes it. Nothing by
+        default."""
 
     def check(self) -> list[str]:
         """Every problem: wrong types, then value problems, nested configs included.

@@ -73,6 +73,17 @@ class PdfConfig(PostStageConfig):
                          f"render.target ({self.render.target})")
         return found
 
+    def start_ahead(self, beam_args: Sequence[str]) -> None:
+        """One renderer child started now and parked for this process's render stage (a
+        child's start is ~0.3 CPU-s of imports), where that stage runs in this process;
+        none where one is parked already (`vlforge pdf` starts it before Beam's import)."""
+        if not in_process_runner(beam_args):
+            return
+        from pipelines.pdf.isolation import idle_children, start_ahead
+
+        if not idle_children(self.max_memory_mb).procs:
+            start_ahead(1, self.max_memory_mb)
+
 
 def default_renderers(beam_args: Sequence[str]) -> int:
     """`vlforge pdf`'s ``--renderers`` when not given: the cores this process may use
