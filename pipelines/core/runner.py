@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipelines.core.collector import end_startup
 from pipelines.core.completion import ensure_complete
 from pipelines.core.config import Config, ConfigError, RunSettings, validate_all
 from pipelines.core.engines import DEFAULT_BEAM_ARGS as DEFAULT_ENGINE_ARGS
@@ -115,6 +116,7 @@ def run_pipeline(pipeline: str, refs: Iterable[dict[str, Any]],
         typed = pipeline_config(pipeline, config)
     except ConfigError as exc:  # report the run settings' problems in the same error
         raise ConfigError(exc.problems + settings.check()) from None
+    typed.start_ahead(beam_args)  # beside the checks, planning and the runner's start
     validate_all(typed, settings)
     run = RunDir(out)
     pending = run.plan_pending(pipeline, refs, typed.to_dict(), task_size=settings.task_size,
@@ -145,6 +147,9 @@ def execute(pipeline: str, tasks: Collection[Task], config: Config, run_url: str
     from pipelines.core import task_graph
 
     stages = load_stage_builder(pipeline)(for_runner(config, beam_args))
+    # Start-up's imports are done: the collector, if the CLI paused it, is back on (with
+    # what is loaded frozen) before the graph, the runner and the stages make garbage
+    end_startup()
     options = beam_options(beam_args, len(tasks))  # runner aliases, engine defaults
     with beam.Pipeline(options=options) as p:
         task_graph.build_pipeline(p, pipeline, tasks, stages, run_url, **settings.shard_bounds)

@@ -18,36 +18,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HEAVY = ("apache_beam", "torch", "playwright", "transformers")
 # what Beam imports for Google Cloud IO and Dataflow when they are installed
 LEFT_OUT = ("google.cloud.pubsub", "google.cloud.storage", "google.cloud.dataflow",
-            "apache_beam.io.gcp.bigquery")
+            "apache_beam.io.gcp.bigquery", "pymongo")
 
 
-def loaded_after(code: str, watched=HEAVY + LEFT_OUT) -> dict:
+def loaded_after(code: str, watched=HEAVY + LEFT_OUT, expect_status: int = 0) -> dict:
     """Run `code` in a fresh interpreter; which of `watched` it had imported at its end
-    (plus whatever the code put in the dict ``extra``)."""
-    script = textwrap.dedent("""
-        import contextlib, io, json, sys
-        extra = {}
+    (plus whatever the code put in the dict ``extra``, whether the collector was frozen
+    and on, and the exit status). Reported from an ``atexit`` handler: `vlforge` may end
+    its process without the interpreter's teardown (`pipelines.core.process_exit`), which
+    runs those handlers first."""
+    script = textwrap.dedent(f"""
+        import atexit, contextlib, gc, io, json, sys
+        extra = {{}}
+        def report():
+            sys.__stdout__.write(json.dumps({{
+                "modules": {{m: m in sys.modules for m in {list(watched)!r}}},
+                "gc_frozen": gc.get_freeze_count() > 0, "gc_on": gc.isenabled(),
+                "extra": extra}}) + "\\n")
+            sys.__stdout__.flush()
+        atexit.register(report)
         with contextlib.redirect_stdout(io.StringIO()):
-    """) + textwrap.indent(textwrap.dedent(code), "    ") + textwrap.dedent(f"""
-        print(json.dumps({{"modules": {{m: m in sys.modules for m in {list(watched)!r}}},
-                          "extra": extra}}))
-    """)
+    """) + textwrap.indent(textwrap.dedent(code), "    ")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=ROOT, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == expect_status, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"status": result.returncode}
 
 
 def cli(argv: list[str]) -> str:
-    """Code that runs ``vlforge ARGV`` as the `vlforge` script does (main() reads sys.argv)."""
+    """Code that runs ``vlforge ARGV`` as the `vlforge` script does (main() reads sys.argv,
+    and the process ends with its status)."""
     return f"""
 from pipelines.cli import main
 sys.argv = ["vlforge", *{argv!r}]
-try:
-    extra["code"] = main()
-except SystemExit as exc:
-    extra["code"] = exc.code
-extra["gc_frozen"] = __import__("gc").get_freeze_count() > 0
+sys.exit(main())
 """
 
 
@@ -57,7 +61,6 @@ extra["gc_frozen"] = __import__("gc").get_freeze_count() > 0
                                   ["pdf", "--help"]])
 def test_help_and_non_beam_commands_import_no_heavy_library(argv):
     found = loaded_after(cli(argv))
-    assert found["extra"]["code"] == 0
     assert not any(found["modules"][m] for m in HEAVY), found["modules"]
 
 
@@ -74,7 +77,7 @@ def test_planning_modules_do_not_import_beam():
 
 def test_a_pipeline_command_imports_beam_without_google_cloud():
     found = loaded_after(cli(["images", "--help"]))
-    assert found["extra"]["code"] == 0 and found["modules"]["apache_beam"]
+    assert found["modules"]["apache_beam"]
     assert not any(found["modules"][m] for m in LEFT_OUT), found["modules"]
 
 
@@ -127,6 +130,32 @@ def test_what_a_lean_import_left_out_still_imports_and_completes():
     assert extra["again"] == []
 
 
+@pytest.mark.skipif(not importlib.util.find_spec("pymongo"),
+                    reason="pymongo is not installed: Beam never imports it here")
+def test_mongodb_io_left_out_quietly_and_completed():
+    found = loaded_after("""
+        import logging
+        warnings = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                warnings.append(record.getMessage())
+        logging.getLogger().addHandler(Keep())
+        from pipelines.core.beam_import import complete_beam_import, lean_beam_import
+        lean_beam_import([])
+        import apache_beam
+        from apache_beam.io import mongodbio
+        extra["client_before"] = mongodbio.MongoClient is not None
+        extra["completed"] = complete_beam_import()
+        extra["client_after"] = mongodbio.MongoClient is not None
+        extra["exported"] = apache_beam.io.ReadFromMongoDB is mongodbio.ReadFromMongoDB
+        extra["warnings"] = [w for w in warnings if "bson" in w]
+    """)
+    extra = found["extra"]
+    assert not extra["client_before"] and extra["warnings"] == []
+    assert "apache_beam.io.mongodbio" in extra["completed"]
+    assert extra["client_after"] and extra["exported"]
+
+
 def test_no_lean_import_once_beam_is_imported():
     found = loaded_after("""
         import apache_beam
@@ -151,14 +180,13 @@ def test_a_run_with_the_lean_import_writes_what_a_full_import_writes(tmp_path):
     lean = loaded_after(cli([*argv, "--out", str(tmp_path / "lean")]))
     # Beam already imported in full: the CLI cannot (and does not) make it lean
     full = loaded_after("import apache_beam\n" + cli([*argv, "--out", str(tmp_path / "full")]))
-    assert lean["extra"]["code"] == 0 and full["extra"]["code"] == 0
     if importlib.util.find_spec("google.cloud.storage"):
         assert not lean["modules"]["google.cloud.storage"]
         assert full["modules"]["google.cloud.storage"]
     lean_rows, full_rows = _manifest(str(tmp_path / "lean")), _manifest(str(tmp_path / "full"))
     assert len(lean_rows) == 3 and lean_rows == full_rows
     # the program froze what it had loaded before exiting, and the run is whole
-    assert lean["extra"]["gc_frozen"]
+    assert lean["gc_frozen"] and lean["gc_on"]
     from pipelines.core.audit import audit_run
 
     assert audit_run(str(tmp_path / "lean")).ok
@@ -236,9 +264,8 @@ def test_vlforge_pdf_with_its_renderer_started_ahead_writes_what_the_api_writes(
             doc.new_page().insert_textbox(pymupdf.Rect(40, 40, 560, 800), " ".join(words))
         paths.append(str(tmp_path / f"doc{index}.pdf"))
         doc.save(paths[-1])
-    found = loaded_after(cli(["pdf", *paths, "--ocr", "none", "--no-charts", "--no-label",
+    loaded_after(cli(["pdf", *paths, "--ocr", "none", "--no-charts", "--no-label",
                               "--out", str(tmp_path / "cli")]))
-    assert found["extra"]["code"] == 0
     run_pipeline("pdf", pdf_refs(paths), {"ocr": None, "charts": False, "label": False},
                  str(tmp_path / "api"))
     assert audit_run(str(tmp_path / "cli")).ok
