@@ -9,7 +9,7 @@ FROM apache/beam_python3.11_sdk:2.77.0
 # Chromium (web screenshots), Tesseract (OCR backend), fonts (PDF and chart rendering).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       chromium tesseract-ocr fonts-dejavu-core \
+       chromium chromium-headless-shell tesseract-ocr fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/vlforge

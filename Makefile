@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 DEMO_OUT ?= demo-run
-APT_PACKAGES := chromium tesseract-ocr fonts-dejavu-core
+APT_PACKAGES := chromium chromium-headless-shell tesseract-ocr fonts-dejavu-core
 
 .PHONY: demo test test-fast install system-deps js-deps clean
 
