@@ -265,9 +265,30 @@ def test_vlforge_pdf_with_its_renderer_started_ahead_writes_what_the_api_writes(
         paths.append(str(tmp_path / f"doc{index}.pdf"))
         doc.save(paths[-1])
     loaded_after(cli(["pdf", *paths, "--ocr", "none", "--no-charts", "--no-label",
-                              "--out", str(tmp_path / "cli")]))
+                  "--out", str(tmp_path / "cli")]))
     run_pipeline("pdf", pdf_refs(paths), {"ocr": None, "charts": False, "label": False},
                  str(tmp_path / "api"))
     assert audit_run(str(tmp_path / "cli")).ok
     cli_rows, api_rows = _manifest(str(tmp_path / "cli")), _manifest(str(tmp_path / "api"))
     assert len(cli_rows) >= 4 and cli_rows == api_rows
+
+
+def test_a_pdf_run_on_the_in_process_runner_parks_one_renderer_ahead():
+    # what run_pipeline asks of the config before Beam's import, planning and the runner's
+    # start (`vlforge pdf` has started one before; the bench and DAGs have not)
+    from pipelines.pdf.config import PdfConfig
+    from pipelines.pdf.isolation import idle_children
+
+    config = PdfConfig(max_memory_mb=3002)  # a pool of this test's own
+    pool = idle_children(config.max_memory_mb)
+    try:
+        config.start_ahead(["--runner=DirectRunner", "--direct_num_workers=2",
+                            "--direct_running_mode=multi_processing"])
+        assert pool.procs == []  # the stage runs in other processes: nothing to park here
+        config.start_ahead([])
+        assert len(pool.procs) == 1
+        ahead = pool.procs[0].pid
+        config.start_ahead(["--runner=DirectRunner"])  # one is parked: no second
+        assert [p.pid for p in pool.procs] == [ahead]
+    finally:
+        pool.close()
