@@ -51,6 +51,10 @@ PASSES_EXTRA_FLAGS = {"dedup", "pdf", "crawl", "images", "label", "sft", "retry"
 # Commands whose work runs as tasks of `pipelines.core.runner.execute`, which ends the
 # collector's start-up pause (`pipelines.core.collector`); the others keep it on.
 STARTS_A_RUN = {"pdf", "crawl", "images", "label", "sft", "retry", "charts"}
+# Commands that end without the interpreter's teardown where nothing can be lost by it
+# (`pipelines.core.process_exit`); the training and model commands (torch, a process group
+# whose peers see how it ends) keep the interpreter's own exit.
+ENDS_AT_ONCE = STARTS_A_RUN | {"audit", "shards"}
 
 
 class _QuietOptionalCloudDeps(logging.Filter):
@@ -73,7 +77,8 @@ def top_level_help() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command of `argv` (default: this program's arguments); its exit status."""
     if argv is None:  # the program itself: the process ends when this returns
-        if sys.argv[1:2] and sys.argv[1] in STARTS_A_RUN:
+        command = sys.argv[1] if len(sys.argv) > 1 else ""
+        if command in STARTS_A_RUN:
             # A pipeline's start (imports, planning) runs without the cyclic collector:
             # ~0.1 CPU-s of collections finding nothing; the runner ends the pause before
             # it builds the graph (`pipelines.core.collector`)
@@ -89,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The interpreter's teardown frees every loaded module's objects and writes
         # nothing: skipped where every file is closed and no thread is left to wait for
         # (`pipelines.core.process_exit`); else the normal exit follows
-        exit_now(code)
+        if command in ENDS_AT_ONCE:
+            exit_now(code)
         return code
     return _run(list(argv))
 

@@ -77,6 +77,13 @@ def test_a_failing_command_keeps_its_exit_status(tmp_path):
     assert marks == ["ATEXIT"]
 
 
+def test_other_commands_keep_the_interpreters_exit(tmp_path):
+    # (the training and model commands among them: torch, process groups)
+    status, _, marks, stderr = run_cli(tmp_path, ["taxonomy", "show"])
+    assert status == 0, stderr
+    assert marks == ["RETURNED", "ATEXIT"]
+
+
 def test_a_file_left_open_for_writing_gets_the_normal_exit(tmp_path):
     # someone's file, never closed: its buffer is the interpreter's business, not skipped
     before = f"""
