@@ -292,3 +292,32 @@ def test_a_pdf_run_on_the_in_process_runner_parks_one_renderer_ahead():
         assert [p.pid for p in pool.procs] == [ahead]
     finally:
         pool.close()
+
+
+def test_the_lean_import_runs_without_the_collector_and_gives_it_back():
+    found = loaded_after("""
+        import gc
+        from pipelines.core.beam_import import lean_beam_import
+        during = []
+        gc.callbacks.append(lambda phase, info: during.append(phase))
+        lean_beam_import([])
+        import apache_beam
+        extra["collections"] = len(during)
+        extra["on"] = gc.isenabled()
+        extra["beam_frozen"] = gc.get_freeze_count() > 0
+    """)
+    # none during Beam's import; the collector on after it, Beam's objects out of its sight
+    assert found["extra"] == {"collections": 0, "on": True, "beam_frozen": True}
+
+
+def test_the_lean_import_leaves_a_paused_collector_paused():
+    found = loaded_after("""
+        import gc
+        from pipelines.core.beam_import import lean_beam_import
+        gc.disable()
+        lean_beam_import([])
+        import apache_beam
+        extra["on"] = gc.isenabled()
+        extra["frozen"] = gc.get_freeze_count() > 0
+    """)
+    assert found["extra"] == {"on": False, "frozen": False}
