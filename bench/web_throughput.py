@@ -1,7 +1,9 @@
 """Crawl throughput: pages/s of the web pipeline vs a naive browser-per-page baseline, on
 the generated bench site and on saved real pages, side by side with CPU-seconds.
 
-- ``baseline``: what a first script does: launch Chromium, open the page, take the viewport
+- ``baseline``: what a first script does: launch Chromium (the crawl's own binary,
+  `CHROMIUM_PATH`: the headless shell when installed, which is also what Playwright itself
+  launches for headless Chromium), open the page, take the viewport
   and full-page screenshots, read innerText, close Chromium, for every page (a subset of
   the bench site, default 30 pages, since it is slow), ``--baseline-runs`` times (default
   3): the run with the median CPU-s/page is the baseline, every run's figures are printed;
