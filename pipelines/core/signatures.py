@@ -30,6 +30,8 @@ from typing import Iterable
 
 import numpy as np
 
+from pipelines.core.lanczos import resize_grey
+
 NUM_PERM = 64           # signature length: std. error of the Jaccard estimate ~ 1/sqrt(64)
 SHINGLE = 5             # words per shingle
 MIN_WORDS = 8           # shorter texts are compared by their exact hash only
@@ -38,6 +40,10 @@ SEED = 1                # fixed: signatures from every worker and every run must
 # Named, not left to datasketch's default: datasketch 2.0 changed the default scheme
 # ("legacy" -> "affine32"), which would make runs written by two installs never match.
 SCHEME = "affine32"
+# Images from this many pixels on are shrunk for their pHash by `resize_grey`: a page's
+# pixels pay for computing its coefficients (~1 ms for a new size, then cached), a small
+# crop's would not.
+EXACT_RESIZE_PIXELS = 1 << 18
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -133,13 +139,18 @@ def image_phash(data: bytes | None) -> str:
 
 
 def perceptual_hash(image, hash_size: int = 8) -> str:
-    """``str(imagehash.phash(image, hash_size))``: the same resize, the same DCT routine
-    called the same way (`_dct_ii`), the same bits, as hex digits."""
+    """``str(imagehash.phash(image, hash_size))``: the same resize (Pillow's, or for a large
+    image `pipelines.core.lanczos.resize_grey`, its same pixels by matrix products), the
+    same DCT routine called the same way (`_dct_ii`), the same bits, as hex digits."""
     import imagehash
     from PIL import Image
 
     size = hash_size * 4  # imagehash's highfreq_factor
-    pixels = np.asarray(image.convert("L").resize((size, size), Image.Resampling.LANCZOS))
+    grey = image if image.mode == "L" else image.convert("L")  # (an "L" convert copies)
+    if grey.width * grey.height >= EXACT_RESIZE_PIXELS:
+        pixels = resize_grey(grey, (size, size))  # Pillow's pixels, ~3x faster
+    else:
+        pixels = np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS))
     dct = _dct_ii()
     low = dct(dct(pixels, 0), 1)[:hash_size, :hash_size]
     return str(imagehash.ImageHash(low > np.median(low)))
