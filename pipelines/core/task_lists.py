@@ -144,7 +144,9 @@ class ReadTasks(beam.PTransform):
         write_task_lists(run_url, tasks, self.partitions)
 
     def expand(self, pbegin):
-        return (pbegin
-                | "Partitions" >> beam.Create(list(range(self.partitions)))
-                | "SpreadPartitions" >> beam.Reshuffle()
-                | "ReadTaskLists" >> beam.ParDo(ReadTaskListFn(self.run_url)))
+        parts = pbegin | "Partitions" >> beam.Create(list(range(self.partitions)))
+        if self.partitions > 1:
+            # One partition has nothing to spread: without the shuffle the whole graph is
+            # one fused stage, one bundle instead of two (~0.05 CPU-s of a one-task run)
+            parts = parts | "SpreadPartitions" >> beam.Reshuffle()
+        return parts | "ReadTaskLists" >> beam.ParDo(ReadTaskListFn(self.run_url))

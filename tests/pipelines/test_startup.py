@@ -321,3 +321,22 @@ def test_the_lean_import_leaves_a_paused_collector_paused():
         extra["frozen"] = gc.get_freeze_count() > 0
     """)
     assert found["extra"] == {"on": False, "frozen": False}
+
+
+@pytest.mark.parametrize("tasks, shuffles", [(1, 0), (2, 1)])
+def test_one_task_list_is_read_without_a_shuffle(tmp_path, tasks, shuffles):
+    # one partition has nothing to spread: the whole graph fuses into one stage (one bundle
+    # on the FnApiRunner, not two); several partitions are spread over the workers
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.core.run_dir import Task
+    from pipelines.core.task_lists import ReadTasks
+
+    read = ReadTasks(str(tmp_path), [Task(f"t{i:05d}", [{"input_id": str(i), "locator": "x"}])
+                                     for i in range(tasks)])
+    with beam.Pipeline() as p:
+        assert_that(p | read | beam.Map(lambda task: task[0]),
+                    equal_to([f"t{i:05d}" for i in range(tasks)]))
+    names = [t.unique_name for t in p.to_runner_api().components.transforms.values()]
+    assert sum(name.endswith("SpreadPartitions") for name in names) == shuffles
