@@ -20,6 +20,12 @@ written by then, *if* every file it opened is closed. `exit_now` ends the proces
 
 The open-file check is made again after the handlers (a handler may open one); if a file
 is open then, the normal exit goes on (the handlers, already run, do not run twice).
+
+What the check cannot see: bytes a Python object holds with no descriptor behind it (an
+fsspec file on object storage buffers a part in memory until ``close``). vlforge's own
+writers close what they open before a command returns (a run's ``_SUCCESS`` is written
+last, after every shard and table is closed), and the interpreter's teardown would not
+reliably flush such an object either (its event loop may be gone by then).
 """
 
 from __future__ import annotations
