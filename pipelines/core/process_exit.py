@@ -24,8 +24,8 @@ is open then, the normal exit goes on (the handlers, already run, do not run twi
 What the check cannot see: bytes a Python object holds with no descriptor behind it (an
 fsspec file on object storage buffers a part in memory until ``close``). vlforge's own
 writers close what they open before a command returns (a run's ``_SUCCESS`` is written
-last, after every shard and table is closed), and the interpreter's teardown would not
-reliably flush such an object either (its event loop may be gone by then).
+last, after every shard and table is closed); and the teardown does not promise to flush
+such an object either (Python does not guarantee ``__del__`` for objects alive at exit).
 """
 
 from __future__ import annotations
