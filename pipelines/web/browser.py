@@ -8,7 +8,9 @@ every page its cookies, permissions, session storage and the storage of every or
 page touched are cleared, so no page sees another page's state. Every request goes
 through a route handler that enforces the safety rules (scheme, non-public addresses, also
 for each redirect hop, robots.txt of redirect targets, X-Robots-Tag, non-HTML bodies,
-downloads, size), so a refused URL is never fetched by the browser. The bytes of a page's
+downloads, size), so a refused URL is never fetched by the browser; once a host is
+refused for good (no DNS answer, a refused address), Chromium blocks its requests itself
+for the tabs of that origin (`PageRenderer._sync_blocks`). The bytes of a page's
 candidate images (for interleaved documents and caption pairs) are taken from the
 browser's own responses, each checked against robots.txt and X-Robots-Tag: no image is
 fetched a second time.
