@@ -59,6 +59,7 @@ def test_a_rendered_page_hashes_the_same_by_either_resize():
     pix = page.get_pixmap(matrix=pymupdf.Matrix(1024 / 792, 1024 / 792), alpha=False)
     image = Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
     assert image.width * image.height >= EXACT_RESIZE_PIXELS
+    assert perceptual_hash(image, matrix_resize=True) == str(imagehash.phash(image))
     assert perceptual_hash(image) == str(imagehash.phash(image))
     grey = image.convert("L")
     assert np.array_equal(lanczos.resize_grey(grey, (32, 32)), _pillow(grey, (32, 32)))
@@ -67,3 +68,16 @@ def test_a_rendered_page_hashes_the_same_by_either_resize():
 def test_resize_grey_refuses_other_modes():
     with pytest.raises(ValueError):
         lanczos.resize_grey(Image.new("RGB", (40, 40)), (32, 32))
+
+
+def test_perceptual_hash_by_matrix_resize_is_imagehashs_phash():
+    import imagehash
+
+    hashed = 0
+    for image in _grey_images():
+        if image.width * image.height >= EXACT_RESIZE_PIXELS:
+            for size in (8, 16):
+                assert perceptual_hash(image, size, matrix_resize=True) == str(
+                    imagehash.phash(image, hash_size=size))
+            hashed += 1
+    assert hashed >= 5
