@@ -317,19 +317,13 @@ def phases_child(argv: list[str]) -> int:
     _around(marks, argparse.ArgumentParser, "parse_known_args", before="imported")
     from pipelines import cli
 
-    def report():  # at exit: `vlforge` may end its process from within main()
+    def report():  # at exit, after the run's own handlers
         marks.setdefault("returned", _mark())
         marks["modules"] = {name: name in sys.modules for name in WATCHED_MODULES}
         with open(os.environ["STARTUP_BENCH_MARKS"], "w") as handle:
             json.dump(marks, handle)
 
     atexit.register(report)  # runs after the handlers the run registers (LIFO)
-    real_exit_now = getattr(cli, "exit_now", None)  # (absent in older trees)
-    if real_exit_now is not None:
-        def exit_now(code):  # the command is done: what follows is the exit
-            marks["returned"] = _mark()
-            real_exit_now(code)
-        cli.exit_now = exit_now
     sys.argv = ["vlforge", *argv]
     code = cli.main()  # as the `vlforge` script calls it
     marks.setdefault("returned", _mark())

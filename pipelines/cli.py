@@ -18,7 +18,6 @@ import sys
 from typing import Sequence
 
 from pipelines.core.collector import end_startup, pause_for_startup
-from pipelines.core.process_exit import exit_now
 
 # name -> (module, one-line help). Grouped in the order a user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,10 +50,6 @@ PASSES_EXTRA_FLAGS = {"dedup", "pdf", "crawl", "images", "label", "sft", "retry"
 # Commands whose work runs as tasks of `pipelines.core.runner.execute`, which ends the
 # collector's start-up pause (`pipelines.core.collector`); the others keep it on.
 STARTS_A_RUN = {"pdf", "crawl", "images", "label", "sft", "retry", "charts"}
-# Commands that end without the interpreter's teardown where nothing can be lost by it
-# (`pipelines.core.process_exit`); the training and model commands (torch, a process group
-# whose peers see how it ends) keep the interpreter's own exit.
-ENDS_AT_ONCE = STARTS_A_RUN | {"audit", "shards"}
 
 
 class _QuietOptionalCloudDeps(logging.Filter):
@@ -84,19 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # it builds the graph (`pipelines.core.collector`)
             pause_for_startup()
         try:
-            code = _run(sys.argv[1:])
+            return _run(sys.argv[1:])
         finally:
             end_startup()  # where no run ended it (a flag error, nothing left to run)
             # What is loaded lives until exit: out of the collector's sight, the
             # interpreter's last collection does not walk Beam's ~2,000 modules and the
             # run's objects again (0.3-0.4 CPU-s of a one-page `vlforge images` run).
             gc.freeze()
-        # The interpreter's teardown frees every loaded module's objects and writes
-        # nothing: skipped where every file is closed and no thread is left to wait for
-        # (`pipelines.core.process_exit`); else the normal exit follows
-        if command in ENDS_AT_ONCE:
-            exit_now(code)
-        return code
     return _run(list(argv))
 
 

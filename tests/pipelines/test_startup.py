@@ -24,9 +24,8 @@ LEFT_OUT = ("google.cloud.pubsub", "google.cloud.storage", "google.cloud.dataflo
 def loaded_after(code: str, watched=HEAVY + LEFT_OUT, expect_status: int = 0) -> dict:
     """Run `code` in a fresh interpreter; which of `watched` it had imported at its end
     (plus whatever the code put in the dict ``extra``, whether the collector was frozen
-    and on, and the exit status). Reported from an ``atexit`` handler: `vlforge` may end
-    its process without the interpreter's teardown (`pipelines.core.process_exit`), which
-    runs those handlers first."""
+    and on, and the exit status). Reported from an ``atexit`` handler, after the
+    command's own."""
     script = textwrap.dedent(f"""
         import atexit, contextlib, gc, io, json, sys
         extra = {{}}
