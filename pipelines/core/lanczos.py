@@ -9,7 +9,9 @@ rounded), plus a half, shifted down and clipped to 0..255; the horizontal pass r
 and its result is rounded that way before the vertical pass. Those sums are integers
 below 2**31, so a float64 matrix product gives them exactly, in any order of summation:
 BLAS does a page's horizontal pass in ~0.6 ms, on the band of columns each group of
-outputs reads.
+outputs reads, where it runs one thread: a multi-threaded OpenBLAS wakes its threads for
+each of these small products at ~20x the CPU (`perceptual_hash` uses this only where the
+caller asks, the PDF renderer child, started with ``OPENBLAS_NUM_THREADS=1``).
 
 The coefficients are Pillow's, computed as Pillow computes them: the same double
 arithmetic in the same order, libm's ``sin`` (through `math.sin`, never numpy's own),
