@@ -30,8 +30,6 @@ from typing import Iterable
 
 import numpy as np
 
-from pipelines.core.lanczos import resize_grey
-
 NUM_PERM = 64           # signature length: std. error of the Jaccard estimate ~ 1/sqrt(64)
 SHINGLE = 5             # words per shingle
 MIN_WORDS = 8           # shorter texts are compared by their exact hash only
@@ -40,10 +38,6 @@ SEED = 1                # fixed: signatures from every worker and every run must
 # Named, not left to datasketch's default: datasketch 2.0 changed the default scheme
 # ("legacy" -> "affine32"), which would make runs written by two installs never match.
 SCHEME = "affine32"
-# Images from this many pixels on are shrunk for their pHash by `resize_grey` (where the
-# caller asks): a page's pixels pay for computing its coefficients (~1 ms for a new size,
-# then cached), a small crop's would not.
-EXACT_RESIZE_PIXELS = 1 << 18
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -138,23 +132,14 @@ def image_phash(data: bytes | None) -> str:
         return ""
 
 
-def perceptual_hash(image, hash_size: int = 8, *, matrix_resize: bool = False) -> str:
+def perceptual_hash(image, hash_size: int = 8) -> str:
     """``str(imagehash.phash(image, hash_size))``: the same resize, the same DCT routine
-    called the same way (`_dct_ii`), the same bits, as hex digits.
-
-    `matrix_resize`: shrink an image of `EXACT_RESIZE_PIXELS` or more with
-    `pipelines.core.lanczos.resize_grey` (Pillow's same pixels by BLAS matrix products,
-    ~3x cheaper), for a caller whose BLAS runs one thread (the PDF renderer child): a
-    multi-threaded OpenBLAS wakes its threads for these small products, ~20x the CPU."""
+    called the same way (`_dct_ii`), the same bits, as hex digits."""
     import imagehash
     from PIL import Image
 
     size = hash_size * 4  # imagehash's highfreq_factor
-    grey = image if image.mode == "L" else image.convert("L")  # (an "L" convert copies)
-    if matrix_resize and grey.width * grey.height >= EXACT_RESIZE_PIXELS:
-        pixels = resize_grey(grey, (size, size))  # Pillow's pixels, ~3x faster
-    else:
-        pixels = np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS))
+    pixels = np.asarray(image.convert("L").resize((size, size), Image.Resampling.LANCZOS))
     dct = _dct_ii()
     low = dct(dct(pixels, 0), 1)[:hash_size, :hash_size]
     return str(imagehash.ImageHash(low > np.median(low)))

@@ -34,7 +34,6 @@ import io
 import itertools
 import logging
 import math
-import os
 import re
 import struct
 import time
@@ -59,10 +58,6 @@ log = logging.getLogger(__name__)
 # which switches them off at import. Set here, so the boxes do not hang on that side
 # effect (the renderer child skips pymupdf4llm).
 pymupdf.TOOLS.unset_quad_corrections(True)
-
-# OpenBLAS reads this at numpy's import: the isolated renderer child is started with 1
-# (`pipelines.pdf.isolation.spawn_child`), where a page's pHash may use BLAS products.
-_ONE_BLAS_THREAD = os.environ.get("OPENBLAS_NUM_THREADS") == "1"
 
 CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|exhibit|graph|diagram)\b\.?",
                            re.IGNORECASE)
@@ -1139,10 +1134,8 @@ def _phash(thumb) -> str:
 
 def _manifest_phash(grey) -> str:
     """`pipelines.core.signatures.image_phash` of the page's PNG, from its grey pixels
-    (the PNG is lossless: decoding it and converting to "L" gives these same pixels);
-    shrunk by matrix products where this process's BLAS runs one thread (`spawn_child`
-    starts the renderer so), by Pillow elsewhere: the same pixels either way."""
-    return perceptual_hash(grey, matrix_resize=_ONE_BLAS_THREAD)
+    (the PNG is lossless: decoding it and converting to "L" gives these same pixels)."""
+    return perceptual_hash(grey)
 
 
 def _is_blank(thumb) -> bool:
