@@ -14,13 +14,7 @@ from pipelines.core.cli_options import (
 from pipelines.core.config import validate_all
 from pipelines.core.inputs import iter_inputs
 from pipelines.core.runner import run_pipeline
-from pipelines.pdf.config import (
-    MAX_DEFAULT_RENDERERS,
-    PdfConfig,
-    default_renderers,
-    in_process_runner,
-)
-from pipelines.pdf.isolation import start_ahead
+from pipelines.pdf.config import MAX_DEFAULT_RENDERERS, PdfConfig, default_renderers
 from pipelines.pdf.settings import PdfRenderSettings
 
 
@@ -102,11 +96,10 @@ def pdf_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.renderers is None:
         args.renderers = default_renderers(beam_args)
     config, settings = config_from_args(args), run_settings(args)
-    if in_process_runner(beam_args):
-        # the first document's renderer starts now, on another core beside Beam's import
-        # (the checks below are its first importer) and the runner's start, not after
-        # them; more start as documents need them
-        start_ahead(1, config.max_memory_mb)
+    # the first document's renderer starts now, on another core beside Beam's import (the
+    # checks below are its first importer), not after it; run_pipeline's own call then
+    # finds it parked
+    config.start_ahead(beam_args)
     validate_all(config, settings)  # every flag problem at once, before hashing inputs
     from pipelines.pdf.pipeline import DOCUMENT_SUFFIXES, iter_pdf_refs
 
