@@ -29,7 +29,6 @@ until exit), unless the program has paused the collector itself.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import importlib.abc
 import importlib.util
@@ -38,6 +37,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
+
+from pipelines.core.collector import paused
 
 log = logging.getLogger(__name__)
 
@@ -161,30 +162,25 @@ class _SkippingLoader(importlib.abc.Loader):
         # Beam's ~1,400 modules allocate enough objects to run the collector hundreds of
         # times during this import, each full collection walking everything imported so
         # far, for nothing: they live until exit. Paused here, and frozen after (out of
-        # later collections' sight), unless the program has paused it (`vlforge` does)
-        pausing = gc.isenabled()
-        if pausing:
-            gc.disable()
-        try:
-            self.real.exec_module(module)
-            for name in WITHIN:
-                try:
-                    importlib.import_module(name)
-                except ImportError as exc:
-                    log.debug("%s not imported: %s", name, exc)
-        finally:
-            for name in QUIETED:
-                logging.getLogger(name).removeFilter(quiet)
-            for name in absent:
-                if name in sys.modules and sys.modules[name] is None:
-                    del sys.modules[name]
-            # the module keeps its real loader (importlib.resources, reloads)
-            module.__loader__ = self.real
-            if module.__spec__ is not None:
-                module.__spec__.loader = self.real
-            if pausing:
-                gc.freeze()
-                gc.enable()
+        # later collections' sight), unless the program turned the collector off itself
+        with paused(freeze=True):
+            try:
+                self.real.exec_module(module)
+                for name in WITHIN:
+                    try:
+                        importlib.import_module(name)
+                    except ImportError as exc:
+                        log.debug("%s not imported: %s", name, exc)
+            finally:
+                for name in QUIETED:
+                    logging.getLogger(name).removeFilter(quiet)
+                for name in absent:
+                    if name in sys.modules and sys.modules[name] is None:
+                        del sys.modules[name]
+                # the module keeps its real loader (importlib.resources, reloads)
+                module.__loader__ = self.real
+                if module.__spec__ is not None:
+                    module.__spec__.loader = self.real
         with _lock:
             _skipped[:] = absent
         log.debug("apache_beam imported without %s", ", ".join(absent))

@@ -41,6 +41,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+from pipelines.core.collector import paused
 from pipelines.core.outcome import Outcome
 from pipelines.core.worker_cache import worker_resource
 
@@ -455,42 +456,12 @@ def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
 def _read_frame(fd: int, deadline: float | None = None) -> Any:
     (size,) = HEADER.unpack(_read_exact(fd, HEADER.size, deadline))
     data = _read_exact(fd, size, deadline)
-    with _UNPICKLING:
+    # A page message unpickles into thousands of small lists and dicts (words, lines,
+    # drawings) with no cycles among them: collections set off by their allocation would
+    # walk them again and again (~0.6 ms a page in the Beam process), for nothing. The
+    # render stage's reader threads unpickle at once: the pause is counted across them.
+    with paused():
         return pickle.loads(data)
-
-
-class _CollectorPause:
-    """Python's cyclic collector off while any thread holds this, back on (if it was on)
-    when the last one lets go.
-
-    A page message unpickles into thousands of small lists and dicts (words, lines,
-    drawings): their allocation set off collections that walked them again and again,
-    ~0.6 ms a page in the Beam process, for nothing: an unpickled message holds no
-    cycles. The render stage's reader threads unpickle at the same time, hence the
-    count: a thread that is done must not turn the collector on under another."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.holders = 0
-        self.paused = False  # this pause turned the collector off (it was on)
-
-    def __enter__(self) -> None:
-        with self.lock:
-            if not self.holders:
-                self.paused = gc.isenabled()
-                if self.paused:
-                    gc.disable()
-            self.holders += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.holders -= 1
-            if not self.holders and self.paused:
-                self.paused = False
-                gc.enable()
-
-
-_UNPICKLING = _CollectorPause()
 
 
 # -- child side ------------------------------------------------------------------------------

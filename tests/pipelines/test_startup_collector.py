@@ -105,3 +105,23 @@ def test_a_collector_turned_off_by_the_program_stays_off():
         assert collector.end_startup() and gc.isenabled()
         assert not collector.end_startup()
         gc.unfreeze()  # what end_startup froze: this test process goes on
+
+
+def test_the_pause_is_counted_across_holders():
+    # the render stage's reader threads unpickle at once: one done must not turn the
+    # collector on under another; the last one out does
+    if not gc.isenabled():
+        pytest.skip("this test process runs without the collector")
+    with collector.paused() as was_on:
+        assert was_on and not gc.isenabled()
+        with collector.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other holder is still inside
+    assert gc.isenabled()
+    gc.disable()  # a program's own choice is kept
+    try:
+        with collector.paused() as was_on:
+            assert not was_on
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
