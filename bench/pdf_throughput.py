@@ -19,6 +19,11 @@ worker count:
   ``no-figures``, ``no-tables`` (the defaults less one) and ``layout`` (the defaults plus
   pymupdf's layout model for tables).
 
+- ``lean floor``: the bare loop plus the library calls whose results a lean sample
+  holds (one text page with its dict, words and text; the vector paths; the manifest's
+  perceptual hash), and nothing else: the ceiling of lean's pages/s with its outputs, as
+  measured as the rows beside it (``--skip-floor`` leaves it out).
+
 Tail latency: every page sample records its renderer time (``render_s`` wall,
 ``render_cpu_s`` CPU); each pipeline run prints p50/p95/p99/max seconds per page (wall and
 CPU: on a shared machine, wall includes waiting for a core) and its slowest 5 pages with
@@ -69,10 +74,12 @@ MODES = {
 
 
 # -- the two workloads (run inside a measured child process) -------------------------------
-def _bare_document(job: tuple[str, int]) -> int:
+def _bare_document(job: tuple[str, int] | tuple[str, int, bool]) -> int:
+    """Render every page of a document and encode it as PNG; with ``floor`` also make the
+    calls whose results a lean sample holds (`_lean_floor`)."""
     import pymupdf
 
-    path, target = job
+    path, target, floor = (*job, False)[:3]
     pymupdf.TOOLS.mupdf_display_errors(False)
     pages = 0
     try:
@@ -81,7 +88,10 @@ def _bare_document(job: tuple[str, int]) -> int:
                 try:
                     rect = page.rect
                     scale = target / max(rect.width, rect.height)
-                    page.get_pixmap(matrix=pymupdf.Matrix(scale, scale)).tobytes("png")
+                    pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale))
+                    pix.tobytes("png")
+                    if floor:
+                        _lean_floor(page, pix)
                     pages += 1
                 except Exception:
                     pass
@@ -90,10 +100,30 @@ def _bare_document(job: tuple[str, int]) -> int:
     return pages
 
 
-def bare_loop(paths: list[str], workers: int, target: int) -> dict:
+def _lean_floor(page, pix) -> None:
+    """What a lean page sample cannot be written without, as the bare loop's library
+    calls and nothing else: one text page with its dict, words and text extractions, the
+    page's vector paths, and the manifest's perceptual hash of the page image (grey
+    pixels, `perceptual_hash`). No shaping of the results in Python, no hand-over between
+    processes, no encoding or writing: the least the pipeline's lean mode must add to the
+    bare loop with its outputs unchanged."""
+    import pymupdf
+    from PIL import Image
+
+    from pipelines.core.signatures import perceptual_hash
+
+    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
+    textpage.extractDICT()
+    textpage.extractWORDS()
+    textpage.extractText()
+    page.get_cdrawings()
+    perceptual_hash(Image.frombytes("RGB", (pix.width, pix.height), pix.samples_mv).convert("L"))
+
+
+def bare_loop(paths: list[str], workers: int, target: int, floor: bool = False) -> dict:
     import multiprocessing
 
-    jobs = [(p, target) for p in paths]
+    jobs = [(p, target, floor) for p in paths]
     if workers == 1:
         pages = sum(map(_bare_document, jobs))
     else:
@@ -207,8 +237,9 @@ def measure(spec: dict) -> dict:
 def child_main(spec: dict) -> None:
     import resource
 
-    if spec["kind"] == "bare":
-        result = bare_loop(spec["paths"], spec["workers"], spec["target"])
+    if spec["kind"] in ("bare", "floor"):
+        result = bare_loop(spec["paths"], spec["workers"], spec["target"],
+                           floor=spec["kind"] == "floor")
     else:
         # Beam imported as `vlforge pdf` imports it: without the Google Cloud IO a
         # DirectRunner run never uses (pipelines.core.beam_import)
@@ -286,6 +317,12 @@ def replicate(paths: list[str], copies: int, directory: str) -> list[str]:
     return out
 
 
+def _add_ratios(run: dict, bare: dict) -> None:
+    run["ratio_pages_per_s"] = round(run["pages_per_s"] / bare["pages_per_s"], 3)
+    run["ratio_cpu_per_page"] = round(run["cpu_s_per_page"] / bare["cpu_s_per_page"], 3)
+    run["ratio_peak_rss"] = round(run["peak_rss_mb"] / bare["peak_rss_mb"], 3)
+
+
 def _row_name(mode: str, layout: str, layouts: list[str]) -> str:
     return f"pipeline_{mode}" + (f" [{layout}]" if len(layouts) > 1 else "")
 
@@ -308,6 +345,10 @@ def main() -> int:
     parser.add_argument("--memory-limit", type=int, default=20,
                         help="documents in the 1x/10x memory comparison (default 20)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true",
+                        help="leave out the lean floor: the bare loop plus the library calls "
+                             "whose results a lean sample holds (text page, vector paths, "
+                             "perceptual hash), the most lean can reach with its outputs")
     parser.add_argument("--skip-startup", action="store_true",
                         help="leave out the one-page runs that measure each side's start-up")
     parser.add_argument("--json", action="store_true")
@@ -325,6 +366,10 @@ def main() -> int:
     inputs = replicate(paths, args.copies, copies_dir) if args.copies > 1 else paths
     bare = measure({"kind": "bare", "paths": inputs, **base})
     report["bare"] = bare
+    if not args.skip_floor:
+        floor = measure({"kind": "floor", "paths": inputs, **base})
+        _add_ratios(floor, bare)
+        report["lean_floor"] = floor
     layouts = args.layouts.split(",")
     runs = [(mode, layout) for layout in layouts for mode in args.modes.split(",")]
     for mode, layout in runs:
@@ -332,9 +377,7 @@ def main() -> int:
         # then not written), making the two sides do different work
         run = measure({"kind": "pipeline", "paths": inputs, "mode": mode, "layout": layout,
                        "near_duplicates": args.copies == 1, **base})
-        run["ratio_pages_per_s"] = round(run["pages_per_s"] / bare["pages_per_s"], 3)
-        run["ratio_cpu_per_page"] = round(run["cpu_s_per_page"] / bare["cpu_s_per_page"], 3)
-        run["ratio_peak_rss"] = round(run["peak_rss_mb"] / bare["peak_rss_mb"], 3)
+        _add_ratios(run, bare)
         report[_row_name(mode, layout, layouts)] = run
     shutil.rmtree(copies_dir, ignore_errors=True)
     first = startup_document(paths) if not args.skip_startup else None
@@ -344,10 +387,14 @@ def main() -> int:
         bare_start = measure({"kind": "bare", "paths": [first], **base})
         report["bare"]["without_startup"] = without_startup(bare, bare_start)
         steady_bare = report["bare"]["without_startup"]
-        for mode, layout in runs:
-            row = report[_row_name(mode, layout, layouts)]
-            start = measure({"kind": "pipeline", "paths": [first], "mode": mode,
-                             "layout": layout, "near_duplicates": args.copies == 1, **base})
+        starts = [(_row_name(mode, layout, layouts),
+                   {"kind": "pipeline", "paths": [first], "mode": mode, "layout": layout,
+                    "near_duplicates": args.copies == 1, **base}) for mode, layout in runs]
+        if "lean_floor" in report:
+            starts.insert(0, ("lean_floor", {"kind": "floor", "paths": [first], **base}))
+        for name, spec in starts:
+            row = report[name]
+            start = measure(spec)
             steady = row["without_startup"] = without_startup(row, start)
             steady["ratio_pages_per_s"] = round(
                 steady["pages_per_s"] / steady_bare["pages_per_s"], 3) \
@@ -380,6 +427,9 @@ def main() -> int:
     rows = [("bare PyMuPDF", bare)] + [
         (_row_name(m, lay, layouts).replace("_", " ", 1), report[_row_name(m, lay, layouts)])
         for m, lay in runs]
+    pipeline_rows = rows[1:]
+    if "lean_floor" in report:
+        rows.insert(1, ("lean floor (bare+)", report["lean_floor"]))
     for name, row in rows:
         print(f"{name:22s} {row['pages']:6d} {row['wall_s']:8.2f} {row['pages_per_s']:8.2f} "
               f"{row.get('ratio_pages_per_s', 1.0):7.3f} {row['cpu_s_per_page']:11.4f} "
@@ -398,11 +448,11 @@ def main() -> int:
                   f"{st['startup_cpu_s']:10.2f}")
     print("seconds per page in the renderer (wall | cpu):")
     print(f"{'run':22s} {'p50':>13s} {'p95':>13s} {'p99':>13s} {'max':>13s}")
-    for name, row in rows[1:]:
+    for name, row in pipeline_rows:
         t = row["page_seconds"]
         print(f"{name:22s} " + " ".join(f"{t['wall'][k]:6.3f}|{t['cpu'][k]:6.3f}"
                                        for k in ("p50", "p95", "p99", "max")))
-    for name, row in rows[1:]:
+    for name, row in pipeline_rows:
         slow = ", ".join(f"{s['file']} p{s['page']} {s['wall_s']:.2f}s ({s['cpu_s']:.2f} cpu)"
                          for s in row["page_seconds"]["slowest"])
         print(f"slowest 5, {name}: {slow}")
