@@ -1,7 +1,7 @@
 """Render HTML in Chromium and take the inline SVG charts it draws (plotly.js, D3, ...).
 
 Charting libraries draw in the browser, so their data only exists as SVG after the
-script ran. `rendered_svgs(html)` loads the page in headless Debian Chromium (through
+script ran. `rendered_svgs(html)` loads the page in Debian's headless Chromium (`pipelines.core.chromium`) (through
 playwright, no browser download) and returns every visible top-level ``<svg>`` with its
 box in page pixels — the same shape as ``meta["web"]["svgs"]`` from the web pipeline.
 """
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
+from pipelines.core.chromium import CHROMIUM_ARGS, CHROMIUM_PATH
+
 log = logging.getLogger(__name__)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 # Every visible top-level <svg>, shadow roots included (Bokeh draws inside one). With
 # `computed`, each element of a copy gets the browser's computed paint and text styles
@@ -64,7 +63,7 @@ class SvgRenderer:
         except ImportError as exc:  # pragma: no cover - playwright is a core dependency
             raise RuntimeError("playwright is needed to render HTML charts") from exc
         self._pw = sync_playwright().start()
-        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
         return self
 
     def svgs(self, html: str, wait_selector: str | None = None,

@@ -86,10 +86,10 @@ class PlotlyPainter:
         from playwright.sync_api import sync_playwright
         from plotly.offline import get_plotlyjs
 
-        from pipelines.charts.render_html import CHROMIUM, CHROMIUM_ARGS
+        from pipelines.core.chromium import CHROMIUM_ARGS, CHROMIUM_PATH
 
         self._pw = sync_playwright().start()
-        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
         self._page = self._browser.new_page()
         self._page.set_content("<html><body style='margin:0'><div id='c'></div></body></html>")
         self._page.add_script_tag(content=get_plotlyjs())  # 4 MB, loaded once per worker

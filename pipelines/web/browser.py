@@ -28,7 +28,6 @@ import concurrent.futures
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
+from pipelines.core.chromium import CHROMIUM_ARGS, CHROMIUM_PATH
 from pipelines.core.outcome import Outcome
 from pipelines.web.extract import (
     DEFAULT_LIMITS,
@@ -62,19 +62,6 @@ from pipelines.web.policy import (
 
 log = logging.getLogger(__name__)
 
-# Chromium's headless shell (Debian's chromium-headless-shell: the build Playwright itself
-# runs for headless Chromium, the same Blink and V8 without the desktop browser's layers)
-# when installed, else the full browser in its headless mode. Why: on saved corpus pages
-# the shell took ~30% less CPU per page (browser process about halved, renderer -25%),
-# with the same text and the same pixels; a frame whose load was blocked shows blank
-# rather than the full browser's error icon.
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium-headless-shell",
-                       "/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
-CHROMIUM_PATH = next((p for p in CHROMIUM_CANDIDATES if os.access(p, os.X_OK)),
-                     CHROMIUM_CANDIDATES[-1])
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic", "--disable-dev-shm-usage", "--mute-audio"]
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/130 Safari/537.36 vlforge-crawler (+https://github.com/vlforge)")
 HTML_TYPES = ("text/html", "application/xhtml+xml")

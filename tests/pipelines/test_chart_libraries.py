@@ -9,14 +9,15 @@ import pytest
 
 from pipelines.charts.css import css_color
 from pipelines.charts.recognize import read_charts
-from pipelines.charts.render_html import CHROMIUM, SvgRenderer
+from pipelines.charts.render_html import SvgRenderer
 from pipelines.charts.svg import scenes_from_svgs
+from pipelines.core.chromium import CHROMIUM_PATH
 from tests.pipelines.chart_libraries import LIBRARIES, make_spec, web_js
 
 pytest.importorskip("vl_convert", reason="vl-convert-python is in the dev extra")
 
 needs_browser = [pytest.mark.browser,
-                 pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")]
+                 pytest.mark.skipif(not os.path.exists(CHROMIUM_PATH), reason="needs Debian chromium")]
 
 
 def values_within(spec, charts, rel=0.02) -> float:

@@ -8,13 +8,14 @@ import pytest
 go = pytest.importorskip("plotly.graph_objects", reason="plotly is in the dev extra")
 
 from pipelines.charts.recognize import read_charts  # noqa: E402
-from pipelines.charts.render_html import CHROMIUM, SvgRenderer  # noqa: E402
+from pipelines.charts.render_html import SvgRenderer  # noqa: E402
 from pipelines.charts.stage import ExtractChartsFn  # noqa: E402
 from pipelines.charts.svg import scenes_from_svgs  # noqa: E402
+from pipelines.core.chromium import CHROMIUM_PATH  # noqa: E402
 from pipelines.core.sample import Sample  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")]
+              pytest.mark.skipif(not os.path.exists(CHROMIUM_PATH), reason="needs Debian chromium")]
 
 
 @pytest.fixture(scope="module")
