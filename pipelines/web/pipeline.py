@@ -489,7 +489,7 @@ def crawl(urls: list[str], out: str, config: WebConfig | Mapping[str, Any], *, d
         rounds += 1
         stats = run_pipeline("web", refs, config, out, beam_args, task_size=task_size,
                              **bounds)
-        pages = list(scan_pages(run))
+        pages = list(scan_pages(run, follow_below=depth))
         _write_seen(run, pages)
         new = discover(pages, refs, depth, max_pages)
         if progress:
@@ -504,15 +504,26 @@ def crawl(urls: list[str], out: str, config: WebConfig | Mapping[str, Any], *, d
             "pdf_links": len(pdfs)}
 
 
-def scan_pages(run: RunDir) -> Iterator[dict[str, Any]]:
-    """``meta["web"]`` of every written page sample (tiles skipped), reading only the JSON
-    members of the shards (no images)."""
+CRAWL_FIELDS = ("url", "final_url", "content_sha256", "depth", "pdf_links")
+
+
+def scan_pages(run: RunDir, follow_below: int = 0) -> Iterator[dict[str, Any]]:
+    """What the crawl loop needs of every written page sample (tiles skipped), reading only
+    the JSON members of the shards (no images): `CRAWL_FIELDS` of ``meta["web"]``, plus
+    its ``links`` where the page's depth is below `follow_below` (the pages `discover`
+    follows). A page's whole ``meta["web"]`` (words, lines, blocks, SVGs: tens of KB) is
+    not kept, so a crawl's driver holds a few hundred bytes per page, not the run."""
     if not run.finalized:
         return
     for sample in run.iter_samples(payloads=False):
         if sample.lineage.get("derived_from") or "web" not in sample.meta:
             continue
-        yield sample.meta["web"]
+        web = sample.meta["web"]
+        page = {name: web.get(name) for name in CRAWL_FIELDS}
+        page["depth"] = page["depth"] or 0
+        page["pdf_links"] = page["pdf_links"] or []
+        page["links"] = web.get("links", []) if page["depth"] < follow_below else []
+        yield page
 
 
 def discover(pages: list[dict[str, Any]], refs: list[dict[str, Any]], depth: int,

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipelines.core.audit import audit_run
 from pipelines.core.run_dir import RunDir
-from pipelines.web.pipeline import ScreenshotPagesFn, crawl, web_refs
+from pipelines.web.pipeline import CRAWL_FIELDS, ScreenshotPagesFn, crawl, scan_pages, web_refs
 from pipelines.core.runner import seed_sample
 from pipelines.web.testsite import serve_site
 
@@ -172,6 +172,21 @@ def test_links_are_followed_one_level_and_pdfs_listed(crawled):
     with open(crawled["out"] + "/pdf_links.txt") as handle:
         pdfs = handle.read().split()
     assert site + "/docs/annual.pdf" in pdfs and site + "/docs/paper.pdf" in pdfs
+
+
+def test_the_crawl_loop_keeps_a_few_fields_of_each_page(crawled):
+    # the crawl's driver holds every page between rounds: only what discovery, the seen
+    # file and the PDF list read, and links only of pages whose links are followed
+    pages = list(scan_pages(crawled["run"], follow_below=1))
+    by_url = {p["url"].replace(crawled["site"], ""): p for p in pages}
+    assert len(pages) == len(crawled["pages"]) and by_url.keys() == crawled["pages"].keys()
+    for path, page in by_url.items():
+        web = crawled["pages"][path].meta["web"]
+        assert set(page) == {*CRAWL_FIELDS, "links"}
+        assert {k: page[k] for k in CRAWL_FIELDS} == {k: web[k] for k in CRAWL_FIELDS}
+        assert page["links"] == (web["links"] if web["depth"] == 0 else [])
+    assert any(p["links"] for p in pages) and any(p["depth"] == 1 for p in pages)
+    assert not any(p["links"] for p in scan_pages(crawled["run"], follow_below=0))
 
 
 def test_rerun_completes_without_duplicates(crawled):
