@@ -37,7 +37,7 @@ def answer_run(chat: Chat, run: str, out, *, question: str = DEFAULT_QUESTION,
     from pipelines.core.run_dir import RunDir
 
     run_dir = RunDir(run).require_complete()
-    total = run_dir.manifest().num_rows if limit is None else limit
+    total = run_dir.manifest_num_rows() if limit is None else limit
     samples = itertools.islice(run_dir.iter_samples(), limit)
     counts = {"answered": 0, "errors": 0}
     pending: list[tuple[Any, Any, str | None]] = []

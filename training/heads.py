@@ -66,7 +66,7 @@ def classes_from_runs(run_urls: Sequence[str]) -> tuple[str, ...]:
 
     found = set()
     for url in run_urls:
-        manifest = RunDir(url).require_complete().manifest()
+        manifest = RunDir(url).require_complete().manifest(["taxonomy_leaf"])
         found.update(v for v in manifest.column("taxonomy_leaf").to_pylist() if v)
     return tuple(sorted(found))
 

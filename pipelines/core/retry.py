@@ -38,7 +38,7 @@ def retry(out: str, beam_args: Sequence[str] = (), reasons: Sequence[str] = ()) 
     """
     run = RunDir(out)
     pipeline, config, settings = recorded_settings(run)
-    failed = [o for o in run.outcomes() if o.kind == "error" and o.input_ref
+    failed = [o for o in run.outcomes("error") if o.input_ref
               and (not reasons or o.reason in reasons)]
     if not failed:
         return run.finalize()

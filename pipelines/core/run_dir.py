@@ -280,6 +280,21 @@ class RunDir:
         for name in self._input_files():
             yield from self._iter_batches(name, columns, batch_rows)
 
+    def _read_columns(self, name: str, columns: Sequence[str]) -> pa.Table:
+        """Only `columns` of a parquet file of the run, as one table: the file is read a
+        record batch at a time (`_iter_batches`), so neither its whole bytes nor its other
+        columns are ever held."""
+        schema = self._file_schema(name)
+        schema = pa.schema([schema.field(c) for c in columns])
+        return pa.Table.from_batches(list(self._iter_batches(name, columns)), schema=schema)
+
+    def _file_schema(self, name: str) -> pa.Schema:
+        """The Arrow schema of a parquet file of the run, from its footer alone."""
+        if not self.exists(name):
+            raise RunDirError(f"{self.url}: missing {name}")
+        with self.fs.open(self.path(name), "rb") as handle:
+            return pq.ParquetFile(handle, pre_buffer=False).schema_arrow
+
     def _read_inputs(self, columns: Sequence[str] | None = None) -> pa.Table:
         """Every input of the run as one table (inputs.parquet and the added parts)."""
         files = self._input_files()
@@ -569,10 +584,33 @@ class RunDir:
                     self.fs.rm(name)
 
     # -- reading -----------------------------------------------------------------------
-    def manifest(self) -> pa.Table:
+    def manifest(self, columns: Sequence[str] | None = None) -> pa.Table:
         """One row per written sample (see `MANIFEST_SCHEMA`); a run written before the
-        split existed reads with every sample in ``train``."""
-        return _with_split_columns(self._read_table(MANIFEST))
+        split existed reads with every sample in ``train``. With `columns`, only those are
+        read (the file's other column chunks are never loaded): what a driver-side reader
+        of a big run should ask for, since a whole row (signatures included) is ~1.5 KB."""
+        if columns is None:
+            return _with_split_columns(self._read_table(MANIFEST))
+        present = self.manifest_file_columns()
+        wanted = [c for c in columns if c in present]
+        if "document" in columns and "document" not in present:  # derived from these
+            wanted += [c for c in ("input_id", "key") if c not in wanted]
+        table = self._read_columns(MANIFEST, wanted)
+        for name in columns:
+            if name not in present:  # an older run: filled in as `_with_split_columns` does
+                table = table.append_column(name, _default_column(table, name, TRAIN))
+        return table.select(list(columns))
+
+    def manifest_file_columns(self) -> list[str]:
+        """The columns the manifest file holds (from its footer; an older run lacks some
+        that `manifest` fills in)."""
+        return self._file_schema(MANIFEST).names
+
+    def manifest_columns(self) -> list[str]:
+        """The columns `manifest` gives, without reading a row."""
+        present = self.manifest_file_columns()
+        return present + [c for c in ("document", "split", *SIGNATURE_COLUMNS)
+                          if c not in present]
 
     def manifest_num_rows(self) -> int:
         """Rows in the manifest, from its footer alone (no row is decoded)."""
@@ -622,23 +660,38 @@ class RunDir:
     def split_of(self, key: str) -> str:
         """The split of one sample of this run (the manifest is read once and kept)."""
         if getattr(self, "_splits", None) is None:
-            table = self.manifest().select(["key", "split"]).to_pylist()
-            self._splits = {row["key"]: row["split"] for row in table}
+            # only the keys off the default side are kept (a few per cent of a run: the
+            # held-out documents), not a dict entry per sample in every worker
+            table = self.manifest(["key", "split"])
+            other = pc.invert(pc.fill_null(pc.is_in(table.column("split"),
+                                                    value_set=pa.array(["", TRAIN])), False))
+            table = table.filter(other)
+            self._splits = dict(zip(table.column("key").to_pylist(),
+                                    table.column("split").to_pylist()))
         return self._splits.get(key) or TRAIN
 
     def split_keys(self, split: str) -> set[str]:
         """Keys of the samples on one side of the held-out split ("train"/"validation")."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-        table = self.manifest().select(["key", "split"]).to_pylist()
-        return {row["key"] for row in table if row["split"] == split}
+        table = self.manifest(["key", "split"])
+        chosen = pc.fill_null(pc.equal(table.column("split"), split), False)
+        return set(table.column("key").filter(chosen).to_pylist())
 
-    def outcome_table(self) -> pa.Table:
-        """One row per drop, error and expansion (see `OUTCOME_SCHEMA`)."""
+    def outcome_table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """One row per drop, error and expansion (see `OUTCOME_SCHEMA`); with `columns`
+        only those are read (messages and input refs are most of a row)."""
+        if columns is not None:
+            return self._read_columns(OUTCOMES, columns)
         return self._read_table(OUTCOMES)
 
-    def outcomes(self) -> list[Outcome]:
-        return [Outcome.from_row(r) for r in self.outcome_table().to_pylist()]
+    def outcomes(self, kind: str | None = None) -> list[Outcome]:
+        """The outcomes as objects; with `kind` ("error", "dropped", "expanded") only those,
+        chosen on the table before any row becomes an object."""
+        table = self.outcome_table()
+        if kind is not None:
+            table = table.filter(pc.fill_null(pc.equal(table.column("kind"), kind), False))
+        return [Outcome.from_row(r) for r in table.to_pylist()]
 
     def inputs(self) -> pa.Table:
         """One row per input: input_id, task, input_ref (JSON); added inputs included."""
@@ -646,7 +699,7 @@ class RunDir:
 
     def shard_names(self) -> list[str]:
         """The run's shard file names, sorted (from the manifest)."""
-        return sorted(set(self.manifest().column("shard").to_pylist()))
+        return sorted(pc.unique(self.manifest(["shard"]).column("shard")).to_pylist())
 
     def shard_url(self, shard: str) -> str:
         """The URL of one shard of this run, as `webdataset`, HF `datasets` or
@@ -678,10 +731,34 @@ class RunDir:
                 if (keys is None or sample.key in keys) and sample.key not in removed:
                     yield sample
 
+    def document_counts(self, split: str | None = None,
+                        deduplicated: bool = True) -> dict[str, int] | None:
+        """How many samples `iter_samples` (same arguments) yields per source document,
+        from the manifest's columns alone: a reader that gathers a document's samples can
+        hand it on once its last one has passed instead of holding the whole run. None for
+        a run written before the manifest had a document column (its fill-in is not
+        always what `pipelines.core.split.document_id` says of a sample)."""
+        if "document" not in self.manifest_file_columns():
+            return None
+        table = self.manifest(["key", "document", "split"])
+        keep = pa.array([True] * table.num_rows, pa.bool_())
+        if split is not None:
+            keep = pc.and_(keep, pc.fill_null(pc.equal(table.column("split"), split), False))
+        removed = self.removed_keys() if deduplicated else set()
+        if removed:
+            keep = pc.and_(keep, pc.invert(pc.is_in(table.column("key"),
+                                                    value_set=pa.array(list(removed),
+                                                                       pa.string()))))
+        documents = table.filter(keep).column("document")
+        return {row["document"]: row["count"]
+                for row in _counts(pa.table({"document": documents}), ["document"])}
+
     def removed_keys(self) -> set[str]:
         """Keys of this run's samples that a de-duplication removed (kept in the shards,
         skipped by readers): the side table `DEDUP_REMOVED` written by ``vlforge dedup``."""
-        return {row["key"] for row in self.read_side_table(DEDUP_REMOVED)}
+        if not self.exists(DEDUP_REMOVED):
+            return set()
+        return set(self._read_columns(DEDUP_REMOVED, ["key"]).column("key").to_pylist())
 
     def read_sample(self, shard: str, key: str) -> Sample:
         """One sample by key, from its shard's header index (kept open for the next reads).
@@ -856,18 +933,24 @@ def _with_split_columns(table: pa.Table, split: str = TRAIN) -> pa.Table:
     """A manifest written before the split columns existed, with them filled in: the
     document is the root input (as `document_id` would say), the split `split` (``train``
     for a finished manifest; "" for a task manifest, so that merging decides it)."""
-    if "document" not in table.schema.names:
+    for name in ("document", "split", *SIGNATURE_COLUMNS):
+        if name not in table.schema.names:
+            table = table.append_column(name, _default_column(table, name, split))
+    return table
+
+
+def _default_column(table: pa.Table, name: str, split: str) -> pa.Array:
+    """The value of a manifest column that `table` (of an older run) lacks: the document
+    is the root input (``input_id``, else the key), the split `split`, signatures empty."""
+    if name == "document":
         documents = [row["input_id"] or row["key"]
                      for row in table.select(["input_id", "key"]).to_pylist()]
-        table = table.append_column("document", pa.array(documents, type=pa.string()))
-    if "split" not in table.schema.names:
-        table = table.append_column("split", pa.array([split] * table.num_rows, type=pa.string()))
-    for name in SIGNATURE_COLUMNS:  # written before signatures existed: empty ones
-        if name not in table.schema.names:
-            field = MANIFEST_SCHEMA.field(name)
-            empty = b"" if field.type == pa.binary() else ""
-            table = table.append_column(field, pa.array([empty] * table.num_rows, field.type))
-    return table
+        return pa.array(documents, type=pa.string())
+    if name == "split":
+        return pa.array([split] * table.num_rows, type=pa.string())
+    field = MANIFEST_SCHEMA.field(name)  # KeyError for a column no manifest has
+    empty = b"" if field.type == pa.binary() else ""
+    return pa.array([empty] * table.num_rows, field.type)
 
 
 def _supersede_retried(outcomes: pa.Table, manifest: pa.Table) -> pa.Table:

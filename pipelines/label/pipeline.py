@@ -60,10 +60,11 @@ def label_refs(run_urls: Sequence[str]) -> list[dict[str, Any]]:
     refs = []
     for url in run_urls:
         run = RunDir(url).require_complete()
-        for row in run.manifest().select(["key", "shard"]).to_pylist():
+        # two columns streamed, never the whole manifest (read twice, before)
+        for row in run.iter_manifest_rows(["key", "shard"]):
             refs.append(input_ref("label", f"{run.url}#{row['key']}", run=run.url,
                                   shard=row["shard"], key=row["key"]))
-        log.info("label: %s holds %d samples", run.url, run.manifest().num_rows)
+        log.info("label: %s holds %d samples", run.url, run.manifest_num_rows())
     return refs
 
 

@@ -60,7 +60,7 @@ def build_sft(runs: list[str], out: str, mixture_path: str | None = None,
     stats = run_pipeline("sft", refs, run_config, out, beam_args, **run_options)
     run = RunDir(out)
     written = Counter(row or "unlabeled" for row in
-                      run.manifest().column("taxonomy_leaf").to_pylist())
+                      run.manifest(["taxonomy_leaf"]).column("taxonomy_leaf").to_pylist())
     report = mixture_report(selection, mixture, written)
     run.write_json(report, REPORT_JSON)
     buffer = io.BytesIO()

@@ -141,7 +141,8 @@ def import_main(args: argparse.Namespace, beam_args: list[str]) -> int:
                          **settings.shard_bounds)
     print_run_summary(stats, args.out, args.json)
     if not args.json:
-        leaves = Counter(RunDir(args.out).manifest().column("taxonomy_leaf").to_pylist())
+        leaves = Counter(RunDir(args.out).manifest(["taxonomy_leaf"]).column(
+            "taxonomy_leaf").to_pylist())
         for leaf, count in leaves.most_common():
             print(f"    label    {count:6d}  {leaf or 'unlabeled'}")
     return 0

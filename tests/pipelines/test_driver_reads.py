@@ -1,0 +1,122 @@
+"""Driver-side readers of a whole run hold a few fields per sample, not whole rows.
+
+A run of millions of samples is read by `vlforge audit` (the hand-over to training audits
+every run), `shards inspect`, `label`, `retry`, the report's mix and the trainer's split
+filters in one process. These tests pin *what* they read and hold (which manifest
+columns, which outcomes, which keys), not how much memory that takes, so they cannot
+flake; bench/driver_memory.py measures the memory per sample at two run sizes.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.core.audit import audit_run
+from pipelines.core.export import inspect_run
+from pipelines.core.outcome import Outcome
+from pipelines.core.run_dir import DEDUP_REMOVED, MANIFEST, OUTCOMES, RunDir
+from pipelines.core.split import VALIDATION
+from tests.pipelines.driver_fixtures import example_run
+
+
+@pytest.fixture()
+def run(tmp_path):
+    return example_run(str(tmp_path / "run"))
+
+
+class Reads:
+    """Records every parquet read a RunDir makes: (file, columns or None for all)."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[tuple[str, tuple | None]] = []
+        read_table, iter_batches = RunDir._read_table, RunDir._iter_batches
+
+        def spy_table(run, *parts, schema=None, columns=None):
+            self.calls.append(("/".join(parts), None if columns is None else tuple(columns)))
+            return read_table(run, *parts, schema=schema, columns=columns)
+
+        def spy_batches(run, name, columns, batch_rows=65_536):
+            self.calls.append((name, tuple(columns)))
+            return iter_batches(run, name, columns, batch_rows)
+
+        monkeypatch.setattr(RunDir, "_read_table", spy_table)
+        monkeypatch.setattr(RunDir, "_iter_batches", spy_batches)
+        original = pq.ParquetFile.iter_batches
+
+        def spy_file(parquet, *args, columns=None, **kwargs):
+            if columns is None:
+                self.calls.append(("<ParquetFile>", None))
+            return original(parquet, *args, columns=columns, **kwargs)
+
+        monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy_file)
+
+    def columns_of(self, name: str) -> set[str]:
+        """Every column of `name` read so far; fails on a read of all its columns."""
+        read = set()
+        for file, columns in self.calls:
+            if file in (name, "<ParquetFile>"):
+                assert columns is not None, f"{name} read whole"
+                read.update(columns)
+        return read
+
+
+@pytest.mark.parametrize("reader, allowed", [
+    (lambda run: run.shard_names(), {"shard"}),
+    (lambda run: run.split_keys("train"), {"key", "split"}),
+    (lambda run: run.split_of("nope"), {"key", "split"}),
+    (lambda run: inspect_run(run.url), {"key", "shard", "bytes", "source", "taxonomy_leaf"}),
+    (lambda run: audit_run(run.url, verify_shards=False),
+     {"key", "shard", "item_id", "parent_item", "derived_from", "image_sha256"}),
+    (lambda run: list(run.iter_samples(payloads=False)), {"shard"}),
+    (lambda run: __import__("pipelines.label.pipeline", fromlist=["label_refs"])
+     .label_refs([run.url]), {"key", "shard"}),
+    (lambda run: __import__("pipelines.app.mix", fromlist=["run_categories"])
+     .run_categories(run.url, sft=False),
+     {"source", "taxonomy_leaf", "num_images", "locator", "derived_from", "split"}),
+], ids=["shard_names", "split_keys", "split_of", "inspect", "audit", "iter_samples",
+        "label_refs", "mix"])
+def test_readers_read_only_the_manifest_columns_they_use(run, monkeypatch, reader, allowed):
+    # a whole manifest row (content signatures included) is ~2 KB as a dict, the
+    # columns a reader uses a few hundred bytes
+    reads = Reads(monkeypatch)
+    reader(run)
+    assert reads.columns_of(MANIFEST) <= allowed
+
+
+def test_the_audit_reads_only_the_outcome_columns_it_checks(run, monkeypatch):
+    reads = Reads(monkeypatch)
+    report = audit_run(run.url)
+    assert report.ok and report.errors == 1 and report.dropped == 1
+    assert "message" not in reads.columns_of(OUTCOMES)
+    assert "input_ref" not in reads.columns_of(OUTCOMES)
+
+
+def test_removed_keys_read_only_the_key_column(run, monkeypatch):
+    key = next(iter(run.iter_samples())).key
+    schema = pa.schema([("key", pa.string()), ("duplicate_of", pa.string()),
+                        ("reason", pa.string())])
+    run.write_side_table([{"key": key, "duplicate_of": "x" * 32, "reason": "same_text"}],
+                         schema, DEDUP_REMOVED)
+    reads = Reads(monkeypatch)
+    assert run.removed_keys() == {key}
+    assert reads.columns_of(DEDUP_REMOVED) == {"key"}
+
+
+def test_split_of_keeps_only_the_keys_off_the_train_side(run):
+    held_out = run.split_keys(VALIDATION)
+    assert held_out  # the split puts at least one document on each side
+    keys = [row["key"] for row in run.iter_manifest_rows(["key"])]
+    assert {k for k in keys if run.split_of(k) == VALIDATION} == held_out
+    assert set(run._splits) == held_out  # not an entry per sample
+
+
+def test_retry_makes_objects_of_the_errors_only(run, monkeypatch):
+    made = []
+    from_row = Outcome.from_row.__func__
+    monkeypatch.setattr(Outcome, "from_row",
+                        classmethod(lambda cls, row: made.append(row) or from_row(cls, row)))
+    errors = run.outcomes("error")
+    assert [o.kind for o in errors] == ["error"] and len(made) == 1
+    assert len(run.outcomes()) == 8  # 6 expansions, a drop, the error
