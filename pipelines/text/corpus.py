@@ -138,26 +138,41 @@ def run_documents(run: RunDir, split: str | None, stats: CorpusStats) -> Iterato
     """The documents of one finished run, in first-seen document order.
 
     Pages are gathered per document before joining (a PDF's pages may sit in several
-    shards), so the run's text is held in memory once; images are never read twice.
+    shards); images are never read twice. The manifest says how many samples each document
+    has (`RunDir.document_counts`), so a document is handed on as soon as its last sample
+    has passed and the documents seen before it are out: only the documents still open are
+    held, not the run's whole text (a run without that column is held whole, as before).
     """
     pages: dict[str, list[tuple[int, str]]] = {}
     sources: dict[str, str] = {}
+    remaining = run.document_counts(split=split)
     for sample in run.iter_samples(split=split):
         stats.samples_read += 1
+        doc = document_id(sample)
+        if remaining is not None:
+            remaining[doc] = remaining.get(doc, 0) - 1
         if sample.lineage.get("derived_from") or _kind(sample) in DERIVED_KINDS:
             stats.derived_skipped += 1  # its text is part of its page already
-            continue
-        if sample.source not in TEXT_SOURCES:
+        elif sample.source not in TEXT_SOURCES:
             stats.dropped[f"source_{sample.source}"] += 1
-            continue
-        doc = document_id(sample)
-        sources.setdefault(doc, sample.source)
-        pages.setdefault(doc, []).append((page_order(sample), page_text(sample)))
+        else:
+            sources.setdefault(doc, sample.source)
+            pages.setdefault(doc, []).append((page_order(sample), page_text(sample)))
+        if remaining is not None and remaining[doc] < 0:
+            remaining = None  # shards and manifest disagree: hold everything to the end
+        # the oldest open documents first, each once all its samples have passed
+        while remaining is not None and pages and remaining[next(iter(pages))] == 0:
+            first = next(iter(pages))
+            yield _joined(run, first, pages.pop(first), sources.pop(first))
     for doc, parts in pages.items():
-        parts.sort(key=lambda part: part[0])
-        text = "\n\n".join(t.strip() for _, t in parts if t.strip())
-        yield TextDocument(text=text, source=sources[doc], run=run.url, document=doc,
-                           parts=len(parts))
+        yield _joined(run, doc, parts, sources[doc])
+
+
+def _joined(run: RunDir, doc: str, parts: list[tuple[int, str]], source: str) -> TextDocument:
+    """One document of `run` from its pages' (order, text), joined in page order."""
+    parts.sort(key=lambda part: part[0])
+    text = "\n\n".join(t.strip() for _, t in parts if t.strip())
+    return TextDocument(text=text, source=source, run=run.url, document=doc, parts=len(parts))
 
 
 def _kind(sample: Sample) -> str:
