@@ -248,3 +248,56 @@ def test_the_image_size_check_falls_back_to_get_images_on_other_bindings(corpus,
         assert "likely a decompression bomb" in render._oversized_image(doc[0], 150_000_000)
     with pymupdf.open(corpus["text_table.pdf"]) as doc:
         assert render._oversized_image(doc[0], 150_000_000) == ""
+
+
+def test_the_image_size_check_keeps_what_each_xobject_is(tmp_path):
+    """What each XObject is (an image and its size, another dict, a broken entry) is kept
+    per document for the pages after the first; every page gets the answer and the
+    MuPDF warnings a scan of its own gives: forms that name each other, a bomb reached
+    through a form and a missing object, on pages with resource dicts of their own."""
+    import pymupdf
+
+    from pipelines.core.sample import as_png
+    from pipelines.pdf import render
+    from tests.pipelines.pdf_fixtures import photo_png
+
+    doc = pymupdf.open()
+    for _ in range(4):
+        doc.new_page()
+    image = doc[0].insert_image(pymupdf.Rect(0, 0, 50, 50), stream=as_png(photo_png(16, 16)))
+    bomb = doc[0].insert_image(pymupdf.Rect(60, 0, 90, 50), stream=photo_png(8, 8))
+    doc.xref_set_key(bomb, "Width", "100000")
+    doc.xref_set_key(bomb, "Height", "100000")
+    first, second, third = doc.get_new_xref(), doc.get_new_xref(), doc.get_new_xref()
+    for xref, names in ((first, f"/Im {image} 0 R /Other {second} 0 R"),
+                        (second, f"/Back {first} 0 R"),
+                        (third, f"/Big {bomb} 0 R /Self {third} 0 R")):
+        doc.update_object(xref, "<< /Type /XObject /Subtype /Form /BBox [0 0 10 10] "
+                                f"/Resources << /XObject << {names} >> >> >>")
+        doc.update_stream(xref, b"q Q")
+    pages = [f"/F {first} 0 R /Gone 9999 0 R", f"/A {image} 0 R /G {second} 0 R",
+             f"/T {third} 0 R", f"/A {image} 0 R /F {first} 0 R"]
+    for page, names in zip(doc, pages):
+        doc.xref_set_key(page.xref, "Resources", f"<< /XObject << {names} >> >>")
+    path = str(tmp_path / "forms.pdf")
+    doc.save(path)
+
+    render.quiet_mupdf()
+    pymupdf.TOOLS.mupdf_warnings(reset=True)
+
+    def scans(checked):
+        answers = []
+        with pymupdf.open(path) as reopened:
+            for page in reopened:
+                found = render._oversized_image(page, 1_000_000, checked)
+                answers.append((found, pymupdf.TOOLS.mupdf_warnings(reset=True)))
+        return answers
+
+    kept = render.ImageChecks()
+    alone = scans(None)
+    assert scans(kept) == alone
+    assert kept.xobjects  # what was kept served the pages after the first
+    assert [bool(found) for found, _ in alone] == [False, False, True, False]
+    assert f"xref {bomb} is 100000x100000" in alone[2][0]
+    assert "is no image dict (9999 0 R)" in alone[0][1]
+    assert all(render.CIRCULAR in warnings for _, warnings in (alone[0], alone[1], alone[3]))
