@@ -191,8 +191,11 @@ def hf_features(image_members: tuple[str, ...] = ("png",)):
 
 def dumps(value: Any) -> str:
     """Compact, deterministic JSON text (sets/tuples as lists, numpy scalars as numbers)."""
+    # No cycle check: metadata is plain data, and the check's bookkeeping for every list
+    # and dict cost ~12% of encoding a page's meta (thousands of word and path boxes);
+    # a cycle still fails, with RecursionError instead of ValueError.
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      default=_json_default)
+                      default=_json_default, check_circular=False)
 
 
 def _loads(value: Any, empty: Any) -> Any:

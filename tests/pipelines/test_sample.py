@@ -126,3 +126,17 @@ def test_every_header_has_every_field_typed_and_nothing_null():
     assert text_only["width"] == 0 and text_only["images"] == "[]"
     assert check_header({**page, "taxonomy_leaf": None, "extra": 1}) == [
         "unexpected key 'extra'", "taxonomy_leaf: expected str, got NoneType"]
+
+
+def test_meta_json_is_python_json_text_and_a_cycle_still_fails():
+    """The meta member is `json.dumps` text (sorted keys, compact, Python's float repr,
+    non-ASCII kept) without its cycle check: a cycle must still fail, not write."""
+    from pipelines.core import schema
+
+    meta = {"pdf": {"b": [1e-05, 0.1, 2.5e-07, 1.0, float("nan")], "a": "é", "c": (1, 2)}}
+    assert schema.dumps(meta) == json.dumps(meta, ensure_ascii=False, sort_keys=True,
+                                            separators=(",", ":"))
+    looped: dict = {"pdf": {}}
+    looped["pdf"]["self"] = looped
+    with pytest.raises((ValueError, RecursionError)):
+        Sample.create("pdf", "loop", meta=looped).to_wds()
