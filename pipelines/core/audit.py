@@ -14,6 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipelines.core.run_dir import INPUTS, MANIFEST, MANIFEST_SCHEMA, SUCCESS, RunDir, RunDirError
 from pipelines.core.sample import sha256_hex
 from pipelines.core.shards import ShardReadError
@@ -63,29 +66,99 @@ def audit_run(url: str, verify_shards: bool = True) -> AuditReport:
     if not run.exists(INPUTS):
         raise RunDirError(f"{url}: not a run directory (no {INPUTS})")
     report = AuditReport(run=url, complete=run.exists(SUCCESS))
-    # Only the columns the checks read become Python rows: a whole manifest row (content
-    # signatures included) is ~2 KB as a dict, these ~0.5 KB (the handoff audits every run)
+    # Columns, never rows: the rule is computed on Arrow columns (`account_tables`) and
+    # the shards are checked one at a time, so auditing a run (the handoff audits every
+    # run) holds a few ids per sample, not a Python dict per manifest row and outcome
     if run.exists(MANIFEST):
         columns = run.manifest_columns()
-        manifest_table = None
-        outcomes = run.outcome_table(OUTCOME_COLUMNS).to_pylist()
+        manifest = None
+        outcomes = run.outcome_table(OUTCOME_COLUMNS)
     else:  # an unfinished run: judge whatever tasks are done, merged in memory
-        manifest_table, outcome_table, _ = run.merged()
-        columns = manifest_table.schema.names
-        outcomes = outcome_table.select(OUTCOME_COLUMNS).to_pylist()
-        del outcome_table
+        manifest, outcomes, _ = run.merged()
+        columns = manifest.schema.names
+        outcomes = outcomes.select(OUTCOME_COLUMNS)
     missing_columns = sorted(set(MANIFEST_SCHEMA.names) - set(columns))
     if missing_columns:
         report.shard_problems.append(f"manifest lacks columns {missing_columns}")
         return report
-    manifest = (run.manifest(MANIFEST_COLUMNS) if manifest_table is None
-                else manifest_table.select(MANIFEST_COLUMNS)).to_pylist()
-    del manifest_table
-    inputs = run.inputs().column("input_id").to_pylist()
-    check_accounting(inputs, manifest, outcomes, report)
+    manifest = (run.manifest(MANIFEST_COLUMNS) if manifest is None
+                else manifest.select(MANIFEST_COLUMNS))
+    inputs = run.inputs(["input_id"]).column("input_id")  # not the refs
+    account_tables(inputs, manifest, outcomes, report)
     if verify_shards:
         _verify_shards(run, manifest, report)
     return report
+
+
+def account_tables(inputs: pa.ChunkedArray, manifest: pa.Table, outcomes: pa.Table,
+                   report: AuditReport) -> AuditReport:
+    """`check_accounting` computed on Arrow columns (input ids; the manifest's item_id,
+    parent_item, derived_from; the outcomes' kind, stage, reason, item_id, parent_item,
+    parts): the same report, with no row made a Python object. Only the items at fault,
+    the reasons and the expansions that miss parts come out as Python values."""
+    report.inputs = len(inputs)
+    derived = _nonempty(manifest.column("derived_from"))
+    report.derived = pc.sum(derived).as_py() or 0
+    report.written = manifest.num_rows - report.derived
+    primary = manifest.filter(pc.invert(derived))
+    statuses = pc.value_counts(pa.concat_arrays([_ids(primary, "item_id"),
+                                                 _ids(outcomes, "item_id")]))
+    status_ids = statuses.field("values")
+    report.duplicated = sorted(pc.filter(status_ids, pc.greater(
+        statuses.field("counts"), 1)).to_pylist())
+
+    kinds = outcomes.column("kind")
+    expanded = outcomes.filter(pc.fill_null(pc.equal(kinds, "expanded"), False))
+    report.expanded = expanded.num_rows
+    reasons: dict[str, dict[str, int]] = {"dropped": {}, "error": {}}
+    verdicts = outcomes.filter(pc.fill_null(pc.not_equal(kinds, "expanded"), True))
+    for row in verdicts.group_by(["kind", "stage", "reason"], use_threads=False).aggregate(
+            [([], "count_all")]).to_pylist():
+        counts = reasons.setdefault(row["kind"], {})
+        name = f"{row['stage']}:{row['reason']}"
+        counts[name] = counts.get(name, 0) + row["count_all"]
+    report.dropped = sum(reasons["dropped"].values())
+    report.errors = sum(reasons["error"].values())
+    report.dropped_by_reason = dict(sorted(reasons["dropped"].items()))
+    report.errors_by_reason = dict(sorted(reasons["error"].items()))
+
+    pairs = pa.concat_tables([_children(primary), _children(outcomes)]).group_by(
+        ["parent", "child"], use_threads=False).aggregate([])
+    required = pc.unique(pa.concat_arrays([
+        inputs.combine_chunks().cast(pa.string()) if isinstance(inputs, pa.ChunkedArray)
+        else inputs.cast(pa.string()), pairs.column("child").combine_chunks()]))
+    report.items = len(required)
+    report.unaccounted = sorted(pc.filter(required, pc.invert(
+        pc.is_in(required, value_set=status_ids))).to_pylist())
+
+    # an item's parts: its last expansion's (rows in order), against its distinct children
+    parts = expanded.select(["item_id", "parts"]).group_by(
+        "item_id", use_threads=False).aggregate([
+            ("parts", "last", pc.ScalarAggregateOptions(skip_nulls=False))])
+    found = pairs.group_by("parent", use_threads=False).aggregate([("child", "count")])
+    joined = parts.join(found, "item_id", "parent", join_type="left outer")
+    got = pc.fill_null(joined.column("child_count"), 0)
+    short = joined.filter(pc.fill_null(pc.not_equal(
+        got, pc.cast(joined.column("parts_last"), got.type)), True))
+    report.missing_children = sorted(
+        f"{row['item_id']}: {row['child_count'] or 0} of {row['parts_last']} parts accounted"
+        for row in short.to_pylist())
+    return report
+
+
+def _nonempty(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where a string column holds a non-empty value (null and "" are empty)."""
+    return pc.fill_null(pc.not_equal(column, ""), False)
+
+
+def _ids(table: pa.Table, name: str) -> pa.Array:
+    return table.column(name).combine_chunks().cast(pa.string())
+
+
+def _children(table: pa.Table) -> pa.Table:
+    """(parent, child) for the rows that name a parent item."""
+    rows = table.filter(_nonempty(table.column("parent_item")))
+    return pa.table({"parent": _ids(rows, "parent_item"), "child": _ids(rows, "item_id")})
 
 
 def check_accounting(inputs: list[str], manifest: list[dict[str, Any]],
@@ -129,11 +202,18 @@ def check_accounting(inputs: list[str], manifest: list[dict[str, Any]],
     return report
 
 
-def _verify_shards(run: RunDir, manifest: list[dict[str, Any]], report: AuditReport) -> None:
-    expected: dict[str, dict[str, str]] = defaultdict(dict)
-    for row in manifest:
-        expected[row["shard"]][row["key"]] = row["image_sha256"]
-    for shard, keys in sorted(expected.items()):
+def _verify_shards(run: RunDir, manifest: pa.Table, report: AuditReport) -> None:
+    """Each shard against its manifest rows (key, shard, image_sha256), one shard's
+    rows at a time as a dict."""
+    table = manifest.select(["shard", "key", "image_sha256"])
+    table = table.take(pc.sort_indices(table, [("shard", "ascending")]))  # stable
+    sizes = table.group_by("shard", use_threads=False).aggregate([([], "count_all")])
+    start = 0
+    for row in sizes.to_pylist():  # in shard order: the table is sorted by shard
+        rows = table.slice(start, row["count_all"])
+        start += row["count_all"]
+        shard = row["shard"]
+        keys = dict(zip(rows.column("key").to_pylist(), rows.column("image_sha256").to_pylist()))
         report.shards_checked += 1
         found: dict[str, str] = {}
         try:

@@ -300,7 +300,9 @@ class RunDir:
         files = self._input_files()
         if not files:
             raise RunDirError(f"{self.url}: missing {INPUTS}")
-        tables = [self._read_table(*name.split("/"), columns=columns) for name in files]
+        # with `columns`, a batch at a time: the refs (most of a file) are never loaded
+        tables = [self._read_table(*name.split("/")) if columns is None else
+                  self._read_columns(name, columns) for name in files]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def _read_table(self, *parts: str, schema: pa.Schema | None = None,
@@ -693,9 +695,10 @@ class RunDir:
             table = table.filter(pc.fill_null(pc.equal(table.column("kind"), kind), False))
         return [Outcome.from_row(r) for r in table.to_pylist()]
 
-    def inputs(self) -> pa.Table:
-        """One row per input: input_id, task, input_ref (JSON); added inputs included."""
-        return self._read_inputs()
+    def inputs(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """One row per input: input_id, task, input_ref (JSON); added inputs included; with
+        `columns` only those (the refs are most of a row)."""
+        return self._read_inputs(columns)
 
     def shard_names(self) -> list[str]:
         """The run's shard file names, sorted (from the manifest)."""

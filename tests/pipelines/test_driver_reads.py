@@ -9,14 +9,23 @@ flake; bench/driver_memory.py measures the memory per sample at two run sizes.
 
 from __future__ import annotations
 
+import random
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.core.audit import audit_run
+from pipelines.core.audit import AuditReport, account_tables, audit_run, check_accounting
 from pipelines.core.export import inspect_run
 from pipelines.core.outcome import Outcome
-from pipelines.core.run_dir import DEDUP_REMOVED, MANIFEST, OUTCOMES, RunDir
+from pipelines.core.run_dir import (
+    DEDUP_REMOVED,
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    OUTCOME_SCHEMA,
+    OUTCOMES,
+    RunDir,
+)
 from pipelines.core.split import VALIDATION
 from tests.pipelines.driver_fixtures import example_run
 
@@ -120,3 +129,45 @@ def test_retry_makes_objects_of_the_errors_only(run, monkeypatch):
     errors = run.outcomes("error")
     assert [o.kind for o in errors] == ["error"] and len(made) == 1
     assert len(run.outcomes()) == 8  # 6 expansions, a drop, the error
+
+
+def random_rows(rng: random.Random) -> tuple[list, list, list]:
+    """Inputs, manifest rows and outcome rows over a few ids, some outside the inputs."""
+    ids = [f"i{n}" for n in range(rng.randint(0, 12))]
+
+    def pick() -> str:
+        return rng.choice(ids) if ids and rng.random() < 0.9 else f"x{rng.randint(0, 3)}"
+
+    def parent() -> str | None:
+        return pick() if rng.random() < 0.4 else rng.choice(["", None])
+
+    manifest = [{"key": f"k{n}", "shard": f"s{rng.randint(0, 2)}", "item_id": pick(),
+                 "parent_item": parent(), "derived_from": rng.choice(["", "", None, "k0"]),
+                 "image_sha256": ""} for n in range(rng.randint(0, 15))]
+    outcomes = [{"kind": rng.choice(["dropped", "error", "expanded"]),
+                 "stage": rng.choice(["A", "B"]), "reason": rng.choice(["r", "s"]),
+                 "item_id": pick(), "parent_item": parent(),
+                 "parts": rng.choice([0, 1, 2, 3, None])} for _ in range(rng.randint(0, 10))]
+    return [pick() for _ in range(rng.randint(0, 8))], manifest, outcomes
+
+
+def test_the_columnar_audit_reports_what_the_row_by_row_rule_does():
+    """`account_tables` against `check_accounting` on random runs with every fault the
+    rule knows: items without an outcome, with two, expansions missing parts."""
+    rng = random.Random(7)
+    manifest_schema = pa.schema([MANIFEST_SCHEMA.field(c) for c in (
+        "key", "shard", "item_id", "parent_item", "derived_from", "image_sha256")])
+    outcome_schema = pa.schema([OUTCOME_SCHEMA.field(c) for c in (
+        "kind", "stage", "reason", "item_id", "parent_item", "parts")])
+    faults = set()
+    for _ in range(200):
+        inputs, manifest, outcomes = random_rows(rng)
+        rows = check_accounting(inputs, manifest, outcomes, AuditReport(run="r"))
+        tables = account_tables(pa.chunked_array([pa.array(inputs, pa.string())]),
+                                pa.Table.from_pylist(manifest, schema=manifest_schema),
+                                pa.Table.from_pylist(outcomes, schema=outcome_schema),
+                                AuditReport(run="r"))
+        assert tables.to_dict() == rows.to_dict()
+        faults.update(f for f in ("unaccounted", "duplicated", "missing_children")
+                      if getattr(rows, f))
+    assert faults == {"unaccounted", "duplicated", "missing_children"}  # all were tried
