@@ -115,7 +115,16 @@ def measures():
             return Counter(run.manifest(["taxonomy_leaf"]).column("taxonomy_leaf").to_pylist())
         return Counter(run.manifest().column("taxonomy_leaf").to_pylist())
 
+    def migrate(url, dry_run):
+        from pipelines.label.migrate import migrate_run
+
+        return migrate_run(url, dry_run=dry_run)["labeled"]
+
     return {
+        "finalize": lambda url: RunDir(url).finalize()["written"],
+        "migrate_dry_run": lambda url: migrate(url, True),
+        # what a taxonomy migration rewrites (here each row unchanged, so the run stays)
+        "rewrite_manifests": lambda url: RunDir(url).rewrite_manifests(lambda row: None),
         "audit": lambda url: audit.audit_run(url, verify_shards=False).ok,
         "audit_verify": lambda url: audit.audit_run(url).ok,
         "inspect": lambda url: export.inspect_run(url)["samples"],
@@ -142,7 +151,8 @@ def measure_one(name: str, url: str) -> dict[str, float]:
 
     function = measures()[name]
     # imports are paid before the window, not counted as the function's memory
-    for module in ("pipelines.app.mix", "pipelines.label.pipeline", "pipelines.text.corpus"):
+    for module in ("pipelines.app.mix", "pipelines.label.pipeline", "pipelines.text.corpus",
+                   "pipelines.label.migrate", "taxonomy"):
         importlib.import_module(module)
 
     pool = pa.default_memory_pool()

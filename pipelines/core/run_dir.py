@@ -548,17 +548,30 @@ class RunDir:
         re-merges them, keeps the change. With `dry_run`, rows are visited but nothing is
         written and None is returned.
         """
-        tables = {}
-        for task_id in sorted(self.done_tasks(), key=_task_order):
-            rows = _with_split_columns(
-                self._read_table(TASKS, f"{task_id}.manifest.parquet"), "").to_pylist()
-            for row in rows:
-                update(row)
-            tables[task_id] = rows
+        # One task's rows at a time: each rewritten task manifest is staged under a
+        # temporary name (a killed migration leaves only temporaries, which the run's next
+        # attempt or finalize removes) and all are moved into place once every row is updated, so an
+        # `update` that raises still changes nothing, without holding the run's rows.
+        staged: list[tuple[str, str]] = []
+        try:
+            for task_id in sorted(self.done_tasks(), key=_task_order):
+                rows = _with_split_columns(
+                    self._read_table(TASKS, f"{task_id}.manifest.parquet"), "").to_pylist()
+                for row in rows:
+                    update(row)
+                if not dry_run:
+                    name = f"{task_id}.manifest.parquet"
+                    self._write_table(rows, MANIFEST_SCHEMA, TASKS, f"{TMP_MARK}new-{name}")
+                    staged.append((self.path(TASKS, f"{TMP_MARK}new-{name}"),
+                                   self.path(TASKS, name)))
+        except BaseException:
+            for path, _ in staged:
+                self.fs.rm(path)
+            raise
         if dry_run:
             return None
-        for task_id, rows in tables.items():
-            self._write_table(rows, MANIFEST_SCHEMA, TASKS, f"{task_id}.manifest.parquet")
+        for path, final in staged:
+            self.fs.mv(path, final)
         return self.finalize()
 
     def _remove_orphan_shards(self, done: list[str]) -> None:

@@ -10,6 +10,7 @@ flake; bench/driver_memory.py measures the memory per sample at two run sizes.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +27,7 @@ from pipelines.core.run_dir import (
     OUTCOMES,
     RunDir,
 )
+from pipelines.core.shards import TMP_MARK
 from pipelines.core.split import VALIDATION
 from tests.pipelines.driver_fixtures import example_run
 
@@ -171,3 +173,42 @@ def test_the_columnar_audit_reports_what_the_row_by_row_rule_does():
         faults.update(f for f in ("unaccounted", "duplicated", "missing_children")
                       if getattr(rows, f))
     assert faults == {"unaccounted", "duplicated", "missing_children"}  # all were tried
+
+
+def test_a_manifest_rewrite_lets_go_of_each_task_before_the_next(run):
+    """`rewrite_manifests` (taxonomy migrations) stages each task's rewritten manifest
+    before reading the next, instead of holding every task's rows until the end."""
+    tasks = sorted(run.done_tasks())
+    assert len(tasks) > 1
+    staged_when_seen: dict[str, list[str]] = {}
+
+    def update(row):
+        staged_when_seen.setdefault(row["task"], [
+            n.rsplit("/", 1)[-1] for n in run.fs.ls(run.path("tasks"), detail=False)
+            if n.rsplit("/", 1)[-1].startswith(TMP_MARK)])
+        row["taxonomy_leaf"] = "x"
+
+    run.rewrite_manifests(update)
+    assert staged_when_seen[tasks[0]] == []
+    assert len(staged_when_seen[tasks[-1]]) == len(tasks) - 1  # the earlier ones, written
+    assert set(run.manifest(["taxonomy_leaf"]).column("taxonomy_leaf").to_pylist()) == {"x"}
+    assert not [n for n in run.fs.ls(run.path("tasks"), detail=False) if TMP_MARK in n]
+
+
+def test_a_manifest_rewrite_that_fails_changes_nothing(run):
+    def manifests() -> dict[str, bytes]:
+        return {t: Path(run.path("tasks", f"{t}.manifest.parquet")).read_bytes()
+                for t in run.done_tasks()}
+
+    before = manifests()
+    last = max(run.done_tasks())
+
+    def update(row):
+        if row["task"] == last:
+            raise ValueError("no such leaf")
+        row["taxonomy_leaf"] = "x"
+
+    with pytest.raises(ValueError):
+        run.rewrite_manifests(update)
+    assert manifests() == before
+    assert not [n for n in run.fs.ls(run.path("tasks"), detail=False) if TMP_MARK in n]
