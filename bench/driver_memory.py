@@ -6,12 +6,20 @@
 Builds two runs in code (N and factor*N "pdf" page samples through RunDir's own write path:
 plan, shard writer, task manifests, finalize), one input per four-page document expanded
 into its pages as the PDF pipeline does, each page with a page-sized meta (~15 KB of words,
-as the PDF renderer records), ~1.5 KB of text, a small PNG and a taxonomy leaf; one input
-in ten ends in an error outcome and one sample in twenty is listed as a dedup removal. Then runs each driver function in a fresh process
-and prints its peak memory per sample at both sizes: Python objects (tracemalloc peak) and
-Arrow buffers (the memory pool's peak), plus CPU seconds. A function that keeps only a few
-small fields per sample shows ~0.1-0.5 KB/sample; one that keeps whole rows or metas shows
-several KB and more.
+as the PDF renderer records, and 30 text-layer lines), ~1.5 KB of text, a small PNG and a
+taxonomy leaf; one input in ten ends in an error outcome and one sample in twenty is listed
+as a dedup removal. Then runs each driver function in a fresh process and prints its peak
+memory per sample at both sizes: Python objects (tracemalloc peak) and Arrow buffers (the
+memory pool's peak), plus CPU seconds, and the growth per added sample (the difference of
+the two peaks over the difference of the sizes: what a run 1000x bigger costs per sample).
+A function that keeps a few small fields per sample grows ~0.1-0.5 KB a sample; one that
+keeps whole rows, texts or metas several KB and more.
+
+The lead's side-by-side (before = the commit before this bench, unpacked):
+
+    git archive 3e9ee3f | tar -x -C /tmp/before
+    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --repo /tmp/before
+    .venv/bin/python bench/driver_memory.py --runs /tmp/dm
 
 `--repo` runs the same measurements against another checkout (e.g. ``git archive HEAD``
 unpacked) on the same runs, for a side-by-side before/after.
@@ -66,7 +74,9 @@ def build_run(url: str, count: int, pages: int = 4, task_size: int = 50) -> None
                         "pdf", f"{ref['locator']}#page={number}", image=image, text=text,
                         lineage={**stamp, "item_id": f"{ref['item_id']}/{number}",
                                  "parent_item": ref["item_id"]},
-                        meta={"pdf": {"page": number, "kind": "page", "words": [
+                        meta={"pdf": {"page": number, "kind": "page", "lines": [
+                            {"box": [0.1, n / 40, 0.9, (n + 1) / 40], "text": text[n * 40:n * 40 + 40]}
+                            for n in range(30)], "words": [
                             [round(rng.random() * 600, 2), round(rng.random() * 800, 2), 10.0,
                              12.0, rng.choice(words)] for _ in range(300)]},
                               "taxonomy": {"leaf": rng.choice(LEAVES), "version": "1"}})
@@ -125,6 +135,9 @@ def measures():
         "migrate_dry_run": lambda url: migrate(url, True),
         # what a taxonomy migration rewrites (here each row unchanged, so the run stays)
         "rewrite_manifests": lambda url: RunDir(url).rewrite_manifests(lambda row: None),
+        # `vlforge ocr-eval --limit 0` choosing its samples (every page has ground truth)
+        "ocr_eval_select": lambda url: len(__import__(
+            "pipelines.ocr.evaluate", fromlist=["select_samples"]).select_samples(url, None)),
         "audit": lambda url: audit.audit_run(url, verify_shards=False).ok,
         "audit_verify": lambda url: audit.audit_run(url).ok,
         "inspect": lambda url: export.inspect_run(url)["samples"],
@@ -152,7 +165,7 @@ def measure_one(name: str, url: str) -> dict[str, float]:
     function = measures()[name]
     # imports are paid before the window, not counted as the function's memory
     for module in ("pipelines.app.mix", "pipelines.label.pipeline", "pipelines.text.corpus",
-                   "pipelines.label.migrate", "taxonomy"):
+                   "pipelines.label.migrate", "pipelines.ocr.evaluate", "taxonomy"):
         importlib.import_module(module)
 
     pool = pa.default_memory_pool()

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from pipelines.core.run_dir import RunDir
@@ -30,20 +31,42 @@ DEFAULT_BACKENDS = ("rapidocr", "tesseract")  # the ones that run here without e
 COUNT_KEYS = ("char_edits", "ref_chars", "word_edits", "ref_words")
 
 
-def select_samples(run_url: str, limit: int | None) -> list[tuple[Sample, str, str]]:
+class SelectedSamples:
+    """The ``(sample, origin, reference text)`` of the chosen samples, read again from
+    the run (by shard and key) each time they are iterated: what is kept between the
+    backends' passes is two ids per sample, not its image, meta and text (``--limit 0``
+    evaluates a whole run)."""
+
+    def __init__(self, run: RunDir, chosen: list[tuple[str, str]]):
+        self.run, self.chosen = run, chosen
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def __iter__(self) -> Iterator[tuple[Sample, str, str]]:
+        for shard, key in self.chosen:
+            sample = self.run.read_sample(shard, key)
+            origin, lines = ground_truth_lines(sample.meta)
+            yield sample, origin, lines_text(lines)
+
+
+def select_samples(run_url: str, limit: int | None) -> SelectedSamples:
     """``(sample, origin, reference text)`` for samples with an image and ground truth."""
     run = RunDir(run_url).require_complete()
     chosen = []
-    for sample in run.iter_samples():
-        truth = ground_truth_lines(sample.meta) if sample.image is not None else None
-        if truth is None:
-            continue
-        reference = lines_text(truth[1])
-        if reference.strip():
-            chosen.append((sample, truth[0], reference))
-            if limit and len(chosen) >= limit:
-                break
-    return chosen
+    removed = run.removed_keys()  # skipped as `iter_samples` skips them
+    for shard in run.shard_names():
+        for sample in run.iter_shard(shard):
+            if sample.key in removed:
+                continue
+            truth = ground_truth_lines(sample.meta) if sample.image is not None else None
+            if truth is None:
+                continue
+            if lines_text(truth[1]).strip():
+                chosen.append((shard, sample.key))
+                if limit and len(chosen) >= limit:
+                    return SelectedSamples(run, chosen)
+    return SelectedSamples(run, chosen)
 
 
 def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, Any]:
@@ -61,7 +84,7 @@ def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, An
 
 
 def evaluate_backend(name: str, options: dict[str, Any],
-                     samples: list[tuple[Sample, str, str]]) -> tuple[dict[str, Any], list[dict]]:
+                     samples: SelectedSamples | list[tuple[Sample, str, str]]) -> tuple[dict[str, Any], list[dict]]:
     """OCR every selected sample with backend `name`; summary + per-sample rows."""
     engine = load_backend(name, **backend_options(name, options))
     from tqdm import tqdm
@@ -87,7 +110,7 @@ def evaluate_backend(name: str, options: dict[str, Any],
     return summary, rows
 
 
-def stored_summaries(samples: list[tuple[Sample, str, str]]) -> dict[str, dict[str, Any]]:
+def stored_summaries(samples: SelectedSamples | list[tuple[Sample, str, str]]) -> dict[str, dict[str, Any]]:
     """Summaries of OCR results the run itself stored with CER (``--ocr-policy always``)."""
     by_backend: dict[str, list[dict[str, Any]]] = {}
     for sample, origin, _ in samples:

@@ -27,9 +27,11 @@ from pipelines.core.run_dir import (
     OUTCOMES,
     RunDir,
 )
+from pipelines.core.sample import Sample
 from pipelines.core.shards import TMP_MARK
 from pipelines.core.split import VALIDATION
-from tests.pipelines.driver_fixtures import example_run
+from tests.pipelines.driver_fixtures import example_run, write_run
+from tests.pipelines.fixtures import png_bytes
 
 
 @pytest.fixture()
@@ -212,3 +214,22 @@ def test_a_manifest_rewrite_that_fails_changes_nothing(run):
         run.rewrite_manifests(update)
     assert manifests() == before
     assert not [n for n in run.fs.ls(run.path("tasks"), detail=False) if TMP_MARK in n]
+
+
+def test_ocr_eval_keeps_ids_of_the_chosen_samples_not_the_samples(tmp_path):
+    from pipelines.ocr.evaluate import select_samples
+
+    def with_lines(number: int, text: str) -> Sample:
+        return Sample.create("pdf", f"file://d.pdf#page={number}", image=png_bytes(seed=number),
+                             text=text, meta={"pdf": {"page": number, "lines": [
+                                 {"box": [0, 0, 1, 1], "text": text}]}})
+
+    run = write_run(str(tmp_path / "run"), {"d": [with_lines(n, f"line {n}") for n in range(5)]
+                                            + [with_lines(5, "")]})
+    selected = select_samples(run.url, None)
+    assert len(selected) == 5 and all(
+        isinstance(shard, str) and isinstance(key, str) for shard, key in selected.chosen)
+    expected = [s for s in run.iter_samples() if s.text]
+    assert [(s, origin, ref) for s, origin, ref in selected] == [
+        (s, "pdf", s.text) for s in expected]
+    assert len(select_samples(run.url, 2)) == 2
