@@ -64,13 +64,13 @@ def label_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         return _label_prompts(prompts, args)
     if not args.runs or not args.out:
         raise ValueError("nothing to label: give RUN_DIR... --out RUN_DIR2, or --text PROMPT")
-    from pipelines.label.pipeline import label_refs
+    from pipelines.label.pipeline import iter_label_refs
 
     config = LabelConfig(threshold=args.threshold, taxonomy_file=args.taxonomy_file,
                          quantize=args.quantize, source_runs=list(args.runs))
     settings = run_settings(args)
     validate_all(config, settings)  # every flag problem at once, before listing samples
-    refs = label_refs(args.runs)
+    refs = iter_label_refs(args.runs)  # streamed into planning, checked now
     stats = run_pipeline("label", refs, config, args.out, beam_args,
                          task_size=settings.task_size, overwrite=args.overwrite,
                          **settings.shard_bounds)

@@ -13,7 +13,8 @@ run's, and where it came from is kept in ``lineage["relabeled_from"]``. Derived 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pipelines.core.run_dir import RunDir, SampleReader
 from pipelines.core.runner import input_ref
@@ -57,15 +58,23 @@ class ReadRunSampleFn(StageFn):
 
 def label_refs(run_urls: Sequence[str]) -> list[dict[str, Any]]:
     """One input ref per sample of each finished source run (from its manifest)."""
-    refs = []
-    for url in run_urls:
-        run = RunDir(url).require_complete()
+    return list(iter_label_refs(run_urls))
+
+
+def iter_label_refs(run_urls: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """`label_refs` streamed, for `run_pipeline` (its planning holds a bounded batch of
+    refs, not one dict per sample of the source runs). The runs are checked now, so an
+    unfinished one is refused before anything is planned."""
+    return _refs_of([RunDir(url).require_complete() for url in run_urls])
+
+
+def _refs_of(runs: Sequence[RunDir]) -> Iterator[dict[str, Any]]:
+    for run in runs:
         # two columns streamed, never the whole manifest (read twice, before)
         for row in run.iter_manifest_rows(["key", "shard"]):
-            refs.append(input_ref("label", f"{run.url}#{row['key']}", run=run.url,
-                                  shard=row["shard"], key=row["key"]))
+            yield input_ref("label", f"{run.url}#{row['key']}", run=run.url,
+                            shard=row["shard"], key=row["key"])
         log.info("label: %s holds %d samples", run.url, run.manifest_num_rows())
-    return refs
 
 
 def build_stages(config: LabelConfig | Mapping[str, Any]) -> list[StageFn]:

@@ -26,6 +26,7 @@ from pipelines.core.run_dir import (
     OUTCOME_SCHEMA,
     OUTCOMES,
     RunDir,
+    RunDirError,
 )
 from pipelines.core.sample import Sample
 from pipelines.core.shards import TMP_MARK
@@ -233,3 +234,14 @@ def test_ocr_eval_keeps_ids_of_the_chosen_samples_not_the_samples(tmp_path):
     assert [(s, origin, ref) for s, origin, ref in selected] == [
         (s, "pdf", s.text) for s in expected]
     assert len(select_samples(run.url, 2)) == 2
+
+
+def test_label_refs_stream_into_planning_and_refuse_an_unfinished_run_first(run, tmp_path):
+    from pipelines.label.pipeline import iter_label_refs, label_refs
+
+    refs = iter_label_refs([run.url])
+    assert not isinstance(refs, list)  # planning reads them a batch at a time
+    assert list(refs) == label_refs([run.url]) and len(label_refs([run.url])) == 11
+    unfinished = RunDir(str(tmp_path / "nothing"))
+    with pytest.raises(RunDirError):
+        iter_label_refs([run.url, unfinished.url])  # before a single ref is asked for
