@@ -239,10 +239,13 @@ def render_page(doc: pymupdf.Document, index: int, settings: PdfRenderSettings,
     result = {
         "status": "ok", "image": png, "text": text or None, "markdown": markdown, "meta": meta,
         "phash": _phash(thumb), "image_phash": image_phash,
-        "blank": _is_blank(thumb) and not text.strip(),
+        # the pixels are looked at only where there is no text (most pages have some)
+        "blank": not text.strip() and _is_blank(thumb),
         "derived": derived,
     }
-    if settings.interleaved:  # `iter_document` makes the page's or chapter's document of it
+    # `iter_document` makes the page's or chapter's document of it; without figures there
+    # is no image to place and nothing would come of it (`InterleavedDocument.part`)
+    if settings.interleaved and settings.figures:
         text_blocks = [(norm.box(b["bbox"]), interleave.block_text(b)) for b in blocks
                        if b.get("type") == 0]
         result["document"] = interleave.page_document(
