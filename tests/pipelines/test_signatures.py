@@ -66,8 +66,10 @@ def test_perceptual_hash_is_imagehashs_phash():
     from pipelines.core.signatures import perceptual_hash
 
     for image in _images():
-        for size in (8, 16):
+        # 3 and 5: bit counts that fill no whole hex digit or byte (the hex's padding)
+        for size in (3, 5, 8, 16):
             assert perceptual_hash(image, size) == str(imagehash.phash(image, hash_size=size))
+        assert perceptual_hash(image.convert("RGB")) == perceptual_hash(image)
 
 
 def test_hashing_an_image_does_not_import_scipys_fft_package():
