@@ -107,9 +107,13 @@ def measures():
         return sum(1 for _ in run_documents(RunDir(url), None, CorpusStats()))
 
     def label_refs(url):
-        from pipelines.label.pipeline import label_refs as refs
+        # the refs as `vlforge label` hands them to planning (a list before
+        # iter_label_refs; planning itself holds a bounded batch)
+        import pipelines.label.pipeline as label
 
-        return len(refs([url]))
+        if hasattr(label, "iter_label_refs"):
+            return sum(1 for _ in label.iter_label_refs([url]))
+        return len(label.label_refs([url]))
 
     def mix_categories(url):
         from pipelines.app.mix import run_categories
