@@ -138,7 +138,7 @@ def perceptual_hash(image, hash_size: int = 8) -> str:
     from PIL import Image
 
     size = hash_size * 4  # imagehash's highfreq_factor
-    grey = image if image.mode == "L" else image.convert("L")  # (a copy when it is "L")
+    grey = image if image.mode == "L" else image.convert("L")  # convert would copy it
     pixels = np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS))
     dct = _dct_ii()
     low = dct(dct(pixels, 0), 1)[:hash_size, :hash_size]
