@@ -167,6 +167,12 @@ def measure_one(name: str, url: str) -> dict[str, float]:
     import pyarrow as pa
 
     function = measures()[name]
+    if os.environ.get("BENCH_ROW_GROUP_ROWS"):
+        # parquet row groups this small make a run of a few thousand samples behave as a
+        # big run does (a writer that holds one row group, not the file, shows it)
+        from pipelines.core import run_dir
+
+        run_dir.ROW_GROUP_ROWS = int(os.environ["BENCH_ROW_GROUP_ROWS"])
     # imports are paid before the window, not counted as the function's memory
     for module in ("pipelines.app.mix", "pipelines.label.pipeline", "pipelines.text.corpus",
                    "pipelines.label.migrate", "pipelines.ocr.evaluate", "taxonomy"):
@@ -191,6 +197,9 @@ def main() -> None:
     parser.add_argument("--only", default="")
     parser.add_argument("--repo", default=HERE, help="checkout whose code is measured")
     parser.add_argument("--runs", default="", help="reuse runs built in this directory")
+    parser.add_argument("--row-group-rows", type=int, default=0,
+                        help="parquet row groups of this many rows when a function writes "
+                             "(default: the run's own 65,536)")
     parser.add_argument("--measure", nargs=2, metavar=("NAME", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--build", nargs=2, metavar=("URL", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,6 +212,8 @@ def main() -> None:
     root = args.runs or tempfile.mkdtemp(prefix="driver_memory_")
     sizes = [args.samples, args.samples * args.factor]
     env = {**os.environ, "PYTHONPATH": args.repo}
+    if args.row_group_rows:
+        env["BENCH_ROW_GROUP_ROWS"] = str(args.row_group_rows)
     for size in sizes:
         url = os.path.join(root, f"run{size}")
         if not os.path.exists(os.path.join(url, "_SUCCESS")):

@@ -245,3 +245,36 @@ def test_label_refs_stream_into_planning_and_refuse_an_unfinished_run_first(run,
     unfinished = RunDir(str(tmp_path / "nothing"))
     with pytest.raises(RunDirError):
         iter_label_refs([run.url, unfinished.url])  # before a single ref is asked for
+
+
+def test_finalize_writes_the_manifest_a_row_group_at_a_time(run, monkeypatch):
+    """The merged manifest is written as the done tasks are read (a row group at a
+    time), the same bytes as the merged table written whole; the merge itself reads only
+    `MERGE_COLUMNS` of each row."""
+    import pipelines.core.run_dir as run_dir_module
+
+    manifest, _, _ = run.merged()
+    monkeypatch.setattr(run_dir_module, "ROW_GROUP_ROWS", 2)
+    run._write_table(manifest, MANIFEST_SCHEMA, MANIFEST)  # the whole table, small groups
+    expected = Path(run.path(MANIFEST)).read_bytes()
+
+    whole_reads: list[str] = []  # task manifests read with every column, in order
+    events: list[tuple[str, int]] = []
+    read_table, write_table = RunDir._read_table, pq.ParquetWriter.write_table
+
+    def spy_read(self, *parts, schema=None, columns=None):
+        if parts[-1].endswith(".manifest.parquet") and columns is None:
+            whole_reads.append(parts[-1])
+        return read_table(self, *parts, schema=schema, columns=columns)
+
+    def spy_write(writer, table, *args, **kwargs):
+        events.append(("group", len(whole_reads)))
+        return write_table(writer, table, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "_read_table", spy_read)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", spy_write)
+    run.finalize()
+    assert Path(run.path(MANIFEST)).read_bytes() == expected
+    tasks = len(run.done_tasks())
+    assert len(whole_reads) == tasks  # each task's rows read whole once: to be written
+    assert events and events[0][1] < tasks  # the first group left before the last task
