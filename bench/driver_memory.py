@@ -18,8 +18,10 @@ keeps whole rows, texts or metas several KB and more.
 The lead's side-by-side (before = the commit before this bench, unpacked):
 
     git archive 3e9ee3f | tar -x -C /tmp/before
-    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --repo /tmp/before
-    .venv/bin/python bench/driver_memory.py --runs /tmp/dm
+    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --row-group-rows 1000 --repo /tmp/before
+    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --row-group-rows 1000
+
+(finalize and rewrite_manifests run on a copy of the run, so the runs stay as built.)
 
 `--repo` runs the same measurements against another checkout (e.g. ``git archive HEAD``
 unpacked) on the same runs, for a side-by-side before/after.
@@ -89,6 +91,10 @@ def build_run(url: str, count: int, pages: int = 4, task_size: int = 50) -> None
     schema = pa.schema([("key", pa.string()), ("duplicate_of", pa.string()),
                         ("reason", pa.string())])
     run.write_side_table(removed, schema, DEDUP_REMOVED)
+
+
+# the measured functions that write into the run (finalize's files, task manifests)
+WRITERS = ("finalize", "rewrite_manifests")
 
 
 def measures():
@@ -167,6 +173,12 @@ def measure_one(name: str, url: str) -> dict[str, float]:
     import pyarrow as pa
 
     function = measures()[name]
+    if name in WRITERS:  # measured on a copy: the runs stay as built for the others
+        import shutil
+
+        copy = os.path.join(tempfile.mkdtemp(prefix="driver_memory_"), "run")
+        shutil.copytree(url, copy)
+        url = copy
     if os.environ.get("BENCH_ROW_GROUP_ROWS"):
         # parquet row groups this small make a run of a few thousand samples behave as a
         # big run does (a writer that holds one row group, not the file, shows it)
