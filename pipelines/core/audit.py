@@ -10,19 +10,19 @@ merged in memory; nothing is written to the run being checked.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.accounting import account
 from pipelines.core.run_dir import INPUTS, MANIFEST, MANIFEST_SCHEMA, SUCCESS, RunDir, RunDirError
 from pipelines.core.sample import sha256_hex
 from pipelines.core.shards import ShardReadError
 
 MAX_LISTED = 20
-# what `check_accounting` and `_verify_shards` read of each row
+# what the accounting rule and `_verify_shards` read of each row
 MANIFEST_COLUMNS = ["key", "shard", "item_id", "parent_item", "derived_from", "image_sha256"]
 OUTCOME_COLUMNS = ["kind", "stage", "reason", "item_id", "parent_item", "parts"]
 
@@ -92,26 +92,18 @@ def audit_run(url: str, verify_shards: bool = True) -> AuditReport:
 
 def account_tables(inputs: pa.ChunkedArray, manifest: pa.Table, outcomes: pa.Table,
                    report: AuditReport) -> AuditReport:
-    """`check_accounting` computed on Arrow columns (input ids; the manifest's item_id,
-    parent_item, derived_from; the outcomes' kind, stage, reason, item_id, parent_item,
-    parts): the same report, with no row made a Python object. Only the items at fault,
-    the reasons and the expansions that miss parts come out as Python values."""
+    """Fill `report`'s counts and accounting problems from a run's columns (the rule of
+    `pipelines.core.accounting`, which `RunDir.finalize` also checks before it writes
+    ``_SUCCESS``), plus the drops and errors by stage and reason."""
+    found = account(inputs, manifest, outcomes)
     report.inputs = len(inputs)
-    derived = _nonempty(manifest.column("derived_from"))
-    report.derived = pc.sum(derived).as_py() or 0
-    report.written = manifest.num_rows - report.derived
-    primary = manifest.filter(pc.invert(derived))
-    statuses = pc.value_counts(pa.concat_arrays([_ids(primary, "item_id"),
-                                                 _ids(outcomes, "item_id")]))
-    status_ids = statuses.field("values")
-    report.duplicated = sorted(pc.filter(status_ids, pc.greater(
-        statuses.field("counts"), 1)).to_pylist())
-
+    report.items, report.expanded = found.items, found.expanded
+    report.written, report.derived = found.written, found.derived
+    report.unaccounted, report.duplicated = found.unaccounted, found.duplicated
+    report.missing_children = found.missing_children
     kinds = outcomes.column("kind")
-    expanded = outcomes.filter(pc.fill_null(pc.equal(kinds, "expanded"), False))
-    report.expanded = expanded.num_rows
-    reasons: dict[str, dict[str, int]] = {"dropped": {}, "error": {}}
     verdicts = outcomes.filter(pc.fill_null(pc.not_equal(kinds, "expanded"), True))
+    reasons: dict[str, dict[str, int]] = {"dropped": {}, "error": {}}
     for row in verdicts.group_by(["kind", "stage", "reason"], use_threads=False).aggregate(
             [([], "count_all")]).to_pylist():
         counts = reasons.setdefault(row["kind"], {})
@@ -121,84 +113,6 @@ def account_tables(inputs: pa.ChunkedArray, manifest: pa.Table, outcomes: pa.Tab
     report.errors = sum(reasons["error"].values())
     report.dropped_by_reason = dict(sorted(reasons["dropped"].items()))
     report.errors_by_reason = dict(sorted(reasons["error"].items()))
-
-    pairs = pa.concat_tables([_children(primary), _children(outcomes)]).group_by(
-        ["parent", "child"], use_threads=False).aggregate([])
-    required = pc.unique(pa.concat_arrays([
-        inputs.combine_chunks().cast(pa.string()) if isinstance(inputs, pa.ChunkedArray)
-        else inputs.cast(pa.string()), pairs.column("child").combine_chunks()]))
-    report.items = len(required)
-    report.unaccounted = sorted(pc.filter(required, pc.invert(
-        pc.is_in(required, value_set=status_ids))).to_pylist())
-
-    # an item's parts: its last expansion's (rows in order), against its distinct children
-    parts = expanded.select(["item_id", "parts"]).group_by(
-        "item_id", use_threads=False).aggregate([
-            ("parts", "last", pc.ScalarAggregateOptions(skip_nulls=False))])
-    found = pairs.group_by("parent", use_threads=False).aggregate([("child", "count")])
-    joined = parts.join(found, "item_id", "parent", join_type="left outer")
-    got = pc.fill_null(joined.column("child_count"), 0)
-    short = joined.filter(pc.fill_null(pc.not_equal(
-        got, pc.cast(joined.column("parts_last"), got.type)), True))
-    report.missing_children = sorted(
-        f"{row['item_id']}: {row['child_count'] or 0} of {row['parts_last']} parts accounted"
-        for row in short.to_pylist())
-    return report
-
-
-def _nonempty(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """True where a string column holds a non-empty value (null and "" are empty)."""
-    return pc.fill_null(pc.not_equal(column, ""), False)
-
-
-def _ids(table: pa.Table, name: str) -> pa.Array:
-    return table.column(name).combine_chunks().cast(pa.string())
-
-
-def _children(table: pa.Table) -> pa.Table:
-    """(parent, child) for the rows that name a parent item."""
-    rows = table.filter(_nonempty(table.column("parent_item")))
-    return pa.table({"parent": _ids(rows, "parent_item"), "child": _ids(rows, "item_id")})
-
-
-def check_accounting(inputs: list[str], manifest: list[dict[str, Any]],
-                     outcomes: list[dict[str, Any]], report: AuditReport) -> AuditReport:
-    """Fill `report`'s counts and accounting problems from a run's rows (the audit's rule,
-    also checked by `RunDir.finalize` before it writes ``_SUCCESS``)."""
-    report.inputs = len(inputs)
-    statuses: dict[str, list[str]] = defaultdict(list)
-    children: dict[str, set[str]] = defaultdict(set)
-    parts: dict[str, int] = {}
-    for row in manifest:
-        if row["derived_from"]:
-            report.derived += 1
-            continue
-        report.written += 1
-        statuses[row["item_id"]].append("written")
-        if row["parent_item"]:
-            children[row["parent_item"]].add(row["item_id"])
-    reasons: dict[str, Counter] = {"dropped": Counter(), "error": Counter()}
-    for row in outcomes:
-        statuses[row["item_id"]].append(row["kind"])
-        if row["parent_item"]:
-            children[row["parent_item"]].add(row["item_id"])
-        if row["kind"] == "expanded":
-            report.expanded += 1
-            parts[row["item_id"]] = row["parts"]
-        else:
-            reasons[row["kind"]][f"{row['stage']}:{row['reason']}"] += 1
-    report.dropped = sum(reasons["dropped"].values())
-    report.errors = sum(reasons["error"].values())
-    report.dropped_by_reason = dict(sorted(reasons["dropped"].items()))
-    report.errors_by_reason = dict(sorted(reasons["error"].items()))
-
-    required = set(inputs) | {c for kids in children.values() for c in kids}
-    report.items = len(required)
-    report.unaccounted = sorted(i for i in required if not statuses.get(i))
-    report.duplicated = sorted(i for i, s in statuses.items() if len(s) > 1)
-    report.missing_children = sorted(
-        f"{item}: {len(children.get(item, ()))} of {n} parts accounted"
-        for item, n in parts.items() if len(children.get(item, ())) != n)
     return report
 
 

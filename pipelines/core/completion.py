@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.accounting import account
+
 if TYPE_CHECKING:
     from pipelines.core.run_dir import RunDir
 
@@ -29,64 +31,22 @@ class RunIncompleteError(RuntimeError):
 
 def accounting_problems(inputs: pa.Table, manifest: pa.Table,
                         outcomes: pa.Table) -> dict[str, Any]:
-    """The audit's rule over merged tables: {} when every item is accounted for once, else
-    ``{"unaccounted": [...], "duplicated": [...], "missing_children": [...], "tasks": [...]}``
-    where ``tasks`` are the tasks whose items are at fault.
-
-    The same rule as `pipelines.core.audit.check_accounting`, computed on Arrow columns
-    (ids only; no row becomes a Python dict), so checking a run of millions of inputs
-    costs tens of bytes per item. Only the faulty items are looked at one by one.
-    """
-    primary = manifest.filter(pc.invert(_nonempty(manifest.column("derived_from"))))
-    statuses = pa.concat_arrays([_ids(primary, "item_id"), _ids(outcomes, "item_id")])
-    counts = pc.value_counts(statuses)
-    status_ids, status_counts = counts.field("values"), counts.field("counts")
-    duplicated = pc.filter(status_ids, pc.greater(status_counts, 1))
-
-    pairs = pa.concat_tables([
-        _children(primary), _children(outcomes)]).group_by(["parent", "child"],
-                                                            use_threads=False).aggregate([])
-    required = pc.unique(pa.concat_arrays([_ids(inputs, "input_id"),
-                                           pairs.column("child").combine_chunks()]))
-    unaccounted = pc.filter(required, pc.invert(pc.is_in(required, value_set=status_ids)))
-
-    expanded = outcomes.filter(pc.equal(outcomes.column("kind"), "expanded"))
-    parts = expanded.select(["item_id", "parts"]).group_by(
-        "item_id", use_threads=False).aggregate([("parts", "last")])
-    found = pairs.group_by("parent", use_threads=False).aggregate([("child", "count")])
-    joined = parts.join(found, "item_id", "parent", join_type="left outer")
-    got = pc.fill_null(joined.column("child_count"), 0)
-    short = joined.filter(pc.not_equal(got, pc.cast(joined.column("parts_last"), got.type)))
-    if not (len(unaccounted) or len(duplicated) or short.num_rows):
+    """The audit's rule (`pipelines.core.accounting`) over merged tables: {} when every
+    item is accounted for once, else ``{"unaccounted": [...], "duplicated": [...],
+    "missing_children": [...], "counts": {...}, "tasks": [...]}`` where ``tasks`` are the
+    tasks whose items are at fault."""
+    found = account(inputs.column("input_id"), manifest, outcomes)
+    if found.ok:
         return {}
-    missing_children = sorted(
-        f"{row['item_id']}: {row['child_count'] or 0} of {row['parts_last']} parts accounted"
-        for row in short.to_pylist())
-    unaccounted_ids = sorted(unaccounted.to_pylist())
-    duplicated_ids = sorted(duplicated.to_pylist())
-    faulty = set(unaccounted_ids) | set(duplicated_ids) | {
-        line.split(":", 1)[0] for line in missing_children}
-    return {"unaccounted": unaccounted_ids[:MAX_LISTED],
-            "duplicated": duplicated_ids[:MAX_LISTED],
-            "missing_children": missing_children[:MAX_LISTED],
-            "counts": {"unaccounted": len(unaccounted_ids),
-                       "duplicated": len(duplicated_ids),
-                       "missing_children": len(missing_children)},
+    faulty = set(found.unaccounted) | set(found.duplicated) | {
+        line.split(":", 1)[0] for line in found.missing_children}
+    return {"unaccounted": found.unaccounted[:MAX_LISTED],
+            "duplicated": found.duplicated[:MAX_LISTED],
+            "missing_children": found.missing_children[:MAX_LISTED],
+            "counts": {"unaccounted": len(found.unaccounted),
+                       "duplicated": len(found.duplicated),
+                       "missing_children": len(found.missing_children)},
             "tasks": _tasks_of(faulty, inputs, outcomes, manifest)}
-
-
-def _nonempty(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.fill_null(pc.not_equal(column, ""), False)
-
-
-def _ids(table: pa.Table, name: str) -> pa.Array:
-    return table.column(name).combine_chunks().cast(pa.string())
-
-
-def _children(table: pa.Table) -> pa.Table:
-    """(parent, child) for the rows that name a parent item."""
-    rows = table.filter(_nonempty(table.column("parent_item")))
-    return pa.table({"parent": _ids(rows, "parent_item"), "child": _ids(rows, "item_id")})
 
 
 def _tasks_of(items: set[str], inputs: pa.Table, outcomes: pa.Table,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.core import planning
-from pipelines.core.audit import AuditReport, check_accounting
+from pipelines.core.audit import AuditReport
 from pipelines.core.completion import MAX_LISTED, accounting_problems
 from pipelines.core.inputs import expand_paths, iter_paths
 from pipelines.core.run_dir import (
@@ -22,6 +22,7 @@ from pipelines.core.run_dir import (
 from pipelines.core.runner import run_pipeline
 from pipelines.core.task_lists import ReadTaskListFn, partition_count, write_task_lists
 from pipelines.images.pipeline import iter_image_refs
+from tests.pipelines.accounting_reference import check_accounting
 from tests.pipelines.fixtures import write_images
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.core.audit import AuditReport, account_tables, audit_run, check_accounting
+from pipelines.core.audit import AuditReport, account_tables, audit_run
 from pipelines.core.export import inspect_run
 from pipelines.core.outcome import Outcome
 from pipelines.core.run_dir import (
@@ -31,6 +31,7 @@ from pipelines.core.run_dir import (
 from pipelines.core.sample import Sample
 from pipelines.core.shards import TMP_MARK
 from pipelines.core.split import VALIDATION
+from tests.pipelines.accounting_reference import check_accounting
 from tests.pipelines.driver_fixtures import example_run, write_run
 from tests.pipelines.fixtures import png_bytes
 
