@@ -15,16 +15,17 @@ the two peaks over the difference of the sizes: what a run 1000x bigger costs pe
 A function that keeps a few small fields per sample grows ~0.1-0.5 KB a sample; one that
 keeps whole rows, texts or metas several KB and more.
 
-The lead's side-by-side (before = the commit before this bench, unpacked):
+Side by side with the code before these readers streamed (3e9ee3f), unpacked:
 
     git archive 3e9ee3f | tar -x -C /tmp/before
-    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --row-group-rows 1000 --repo /tmp/before
-    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --row-group-rows 1000
+    .venv/bin/python bench/driver_memory.py --runs /tmp/dm --row-group-rows 1000 \
+        --baseline /tmp/before
 
 (finalize and rewrite_manifests run on a copy of the run, so the runs stay as built.)
 
-`--repo` runs the same measurements against another checkout (e.g. ``git archive HEAD``
-unpacked) on the same runs, for a side-by-side before/after.
+`--baseline DIR` measures another checkout on the same runs, a row each, with the ratio of
+the growth (Python + Arrow) and of the CPU seconds on the bigger run; `--repo DIR` measures
+another checkout alone.
 """
 
 from __future__ import annotations
@@ -208,6 +209,9 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=4)
     parser.add_argument("--only", default="")
     parser.add_argument("--repo", default=HERE, help="checkout whose code is measured")
+    parser.add_argument("--baseline", default="",
+                        help="another checkout measured side by side on the same runs "
+                             "(each function: a row for it, a row for --repo, and the ratio)")
     parser.add_argument("--runs", default="", help="reuse runs built in this directory")
     parser.add_argument("--row-group-rows", type=int, default=0,
                         help="parquet row groups of this many rows when a function writes "
@@ -232,27 +236,40 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--build", url, str(size)], check=True,
                            env={**os.environ, "PYTHONPATH": HERE}, cwd=HERE)
     names = [n for n in (args.only.split(",") if args.only else measures())]
-    print(f"runs in {root}; code from {args.repo}")
-    print(f"{'function':20s} " + " ".join(f"{'py KB/s @' + str(s):>14s} {'arrow KB/s':>10s} "
-                                          f"{'CPU s':>6s}" for s in sizes)
-          + f" {'py growth':>9s} {'ar growth':>9s}  (KB per added sample)")
+    trees = ([("base", args.baseline)] if args.baseline else []) + [("code", args.repo)]
+    print(f"runs in {root}; code from {args.repo}"
+          + (f"; baseline code from {args.baseline}" if args.baseline else ""))
+    print(f"{'function':20s} {'tree':5s} " + " ".join(
+        f"{'py KB/s @' + str(s):>14s} {'arrow KB/s':>10s} {'CPU s':>6s}" for s in sizes)
+        + f" {'py growth':>9s} {'ar growth':>9s}  (KB per added sample)"
+        + ("  x base (py+arrow growth, CPU s)" if args.baseline else ""))
     for name in names:
-        cells, results = [], []
-        for size in sizes:
-            out = subprocess.run([sys.executable, __file__, "--measure", name,
-                                  os.path.join(root, f"run{size}")], env=env, cwd=args.repo,
-                                 check=True, capture_output=True, text=True).stdout
-            result = json.loads(out.strip().splitlines()[-1])
-            results.append(result)
-            cells.append(f"{result['python_peak'] / size / 1024:14.2f} "
-                         f"{result['arrow_peak'] / size / 1024:10.2f} {result['cpu_s']:6.2f}")
-        # growth per added sample: what a run 1000x bigger costs per sample (the constant
-        # part, imports and one shard's buffers, cancels out)
-        added = sizes[1] - sizes[0]
-        growth = [(results[1][k] - results[0][k]) / added / 1024
-                  for k in ("python_peak", "arrow_peak")]
-        print(f"{name:20s} " + " ".join(cells) + f" {growth[0]:9.2f} {growth[1]:9.2f}",
-              flush=True)
+        rows = {}
+        for label, repo in trees:
+            env = {**env, "PYTHONPATH": repo}
+            cells, results = [], []
+            for size in sizes:
+                out = subprocess.run([sys.executable, __file__, "--measure", name,
+                                      os.path.join(root, f"run{size}")], env=env, cwd=repo,
+                                     check=True, capture_output=True, text=True).stdout
+                result = json.loads(out.strip().splitlines()[-1])
+                results.append(result)
+                cells.append(f"{result['python_peak'] / size / 1024:14.2f} "
+                             f"{result['arrow_peak'] / size / 1024:10.2f} "
+                             f"{result['cpu_s']:6.2f}")
+            # growth per added sample: what a run 1000x bigger costs per sample (the
+            # constant part, imports and one shard's buffers, cancels out)
+            added = sizes[1] - sizes[0]
+            growth = [(results[1][k] - results[0][k]) / added / 1024
+                      for k in ("python_peak", "arrow_peak")]
+            rows[label] = (growth, results[1]["cpu_s"])
+            ratio = ""
+            if label == "code" and "base" in rows:
+                (base_growth, base_cpu), total = rows["base"], sum(growth)
+                ratio = (f"  {total / sum(base_growth):6.2f}" if sum(base_growth) > 0
+                         else f"  {'-':>6s}") + f" {results[1]['cpu_s'] / base_cpu:6.2f}"
+            print(f"{name:20s} {label:5s} " + " ".join(cells)
+                  + f" {growth[0]:9.2f} {growth[1]:9.2f}" + ratio, flush=True)
 
 
 if __name__ == "__main__":
