@@ -801,12 +801,19 @@ class RunDir:
         only that side of the held-out split ("train" or "validation"). Samples that
         ``vlforge dedup`` found to duplicate another are skipped unless `deduplicated` is
         False (see `removed_keys`)."""
+        for _, sample in self.iter_located(payloads, split, deduplicated):
+            yield sample
+
+    def iter_located(self, payloads: bool = True, split: str | None = None,
+                     deduplicated: bool = True) -> Iterator[tuple[str, Sample]]:
+        """`iter_samples` with the shard each sample was read from: (shard, sample), for
+        a reader that keeps only (shard, key) and reads a sample again (`read_sample`)."""
         keys = None if split is None else self.split_keys(split)
         removed = self.removed_keys() if deduplicated else set()
         for shard in self.shard_names():
             for sample in self.iter_shard(shard, payloads):
                 if (keys is None or sample.key in keys) and sample.key not in removed:
-                    yield sample
+                    yield shard, sample
 
     def document_counts(self, split: str | None = None,
                         deduplicated: bool = True) -> dict[str, int] | None:

@@ -54,18 +54,13 @@ def select_samples(run_url: str, limit: int | None) -> SelectedSamples:
     """``(sample, origin, reference text)`` for samples with an image and ground truth."""
     run = RunDir(run_url).require_complete()
     chosen = []
-    removed = run.removed_keys()  # skipped as `iter_samples` skips them
-    for shard in run.shard_names():
-        for sample in run.iter_shard(shard):
-            if sample.key in removed:
-                continue
-            truth = ground_truth_lines(sample.meta) if sample.image is not None else None
-            if truth is None:
-                continue
-            if lines_text(truth[1]).strip():
-                chosen.append((shard, sample.key))
-                if limit and len(chosen) >= limit:
-                    return SelectedSamples(run, chosen)
+    for shard, sample in run.iter_located():
+        truth = ground_truth_lines(sample.meta) if sample.image is not None else None
+        if truth is None or not lines_text(truth[1]).strip():
+            continue
+        chosen.append((shard, sample.key))
+        if limit and len(chosen) >= limit:
+            break
     return SelectedSamples(run, chosen)
 
 
@@ -84,7 +79,7 @@ def summarise(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, An
 
 
 def evaluate_backend(name: str, options: dict[str, Any],
-                     samples: SelectedSamples | list[tuple[Sample, str, str]]) -> tuple[dict[str, Any], list[dict]]:
+                     samples: SelectedSamples) -> tuple[dict[str, Any], list[dict]]:
     """OCR every selected sample with backend `name`; summary + per-sample rows."""
     engine = load_backend(name, **backend_options(name, options))
     from tqdm import tqdm
@@ -110,7 +105,7 @@ def evaluate_backend(name: str, options: dict[str, Any],
     return summary, rows
 
 
-def stored_summaries(samples: SelectedSamples | list[tuple[Sample, str, str]]) -> dict[str, dict[str, Any]]:
+def stored_summaries(samples: SelectedSamples) -> dict[str, dict[str, Any]]:
     """Summaries of OCR results the run itself stored with CER (``--ocr-policy always``)."""
     by_backend: dict[str, list[dict[str, Any]]] = {}
     for sample, origin, _ in samples:
