@@ -535,6 +535,7 @@ def _resource_images(resources, tracer: list[int], warnings: list[str],
 
 
 _UNKNOWN, _NOT_A_DICT = object(), object()  # answers besides a size and None
+_NAME_IMAGE = pymupdf.PDF_NAME("Image")
 
 
 def _xobject_kind(obj) -> tuple[Any, bool]:
@@ -553,9 +554,6 @@ def _xobject_kind(obj) -> tuple[Any, bool]:
     height = mupdf.pdf_dict_geta(obj, mupdf.PDF_ENUM_NAME_Height, mupdf.PDF_ENUM_NAME_H)
     return ((mupdf.pdf_to_int(width), mupdf.pdf_to_int(height)),
             not (mupdf.pdf_is_indirect(width) or mupdf.pdf_is_indirect(height)))
-
-
-_NAME_IMAGE = pymupdf.PDF_NAME("Image")
 
 
 class _Normaliser:
